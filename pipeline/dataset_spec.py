@@ -1,0 +1,305 @@
+"""Dataset spec: how a user's raw logs and feature tables map onto the pipeline.
+
+One YAML file per dataset (see `schemas/kuairand_pure/dataset_spec.yaml`) names the columns of
+the interaction log (user id, item id, scenario, label, timestamp), the user and item feature
+tables with the kind of every feature column, and how events are split by time into train and
+eval. Pointing the pipeline at new logs means writing such a file, not changing code.
+
+The tf.Examples the ingestion writes use the canonical names below for the log columns, and the
+feature's `name` (by default its column name) for every user and item feature.
+"""
+
+import dataclasses
+import datetime
+import enum
+import json
+import os
+from typing import Any, Mapping, Optional, Sequence, Union
+import zoneinfo
+
+import yaml
+
+# Canonical tf.Example feature names of an event.
+USER_ID = 'user_id'
+ITEM_ID = 'item_id'
+SCENARIO = 'scenario'
+LABEL = 'label'
+TIMESTAMP = 'timestamp'  # int64, milliseconds since the Unix epoch
+HISTORY_ITEM_ID = 'history_item_id'  # the user's last clicked items, oldest first
+HISTORY_SCENARIO = 'history_scenario'  # raw scenario value of each history click
+RESERVED_FEATURE_NAMES = (USER_ID, ITEM_ID, SCENARIO, LABEL, TIMESTAMP,
+                          HISTORY_ITEM_ID, HISTORY_SCENARIO)
+
+TIMESTAMP_FORMATS = ('epoch_ms', 'epoch_s', 'iso8601')
+
+
+class SpecError(ValueError):
+  """A dataset spec is invalid; the message names the field and the fix."""
+
+
+class FeatureKind(enum.Enum):
+  """How a feature column is read and, later, embedded."""
+  CATEGORICAL = 'categorical'  # one string value -> vocabulary + embedding
+  MULTI_CATEGORICAL = 'multi_categorical'  # 'a,b,c' -> list of strings
+  NUMERIC = 'numeric'  # float -> scaled, projected
+  BUCKETED_RANGE = 'bucketed_range'  # ordered range label such as '[10,100)'
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureColumn:
+  """One user or item feature column."""
+  column: str  # column name in the CSV file
+  kind: FeatureKind
+  name: str = ''  # tf.Example feature name; defaults to `column`
+  separator: str = ','  # MULTI_CATEGORICAL only: splits a cell into values
+  default: Union[str, float, None] = None  # value of a missing cell
+
+  def __post_init__(self):
+    if not self.name:
+      object.__setattr__(self, 'name', self.column)
+
+  @property
+  def is_numeric(self) -> bool:
+    return self.kind is FeatureKind.NUMERIC
+
+  @property
+  def missing_value(self) -> list:
+    """The tf.Example value list written when the cell is empty."""
+    if self.kind is FeatureKind.NUMERIC:
+      return [float(self.default if self.default is not None else 0.0)]
+    if self.kind is FeatureKind.MULTI_CATEGORICAL:
+      return [] if self.default is None else [str(self.default)]
+    return ['' if self.default is None else str(self.default)]
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureTableSpec:
+  """A user or item feature table: one row per id."""
+  path: str  # glob, relative to the data directory
+  id_column: str
+  features: tuple[FeatureColumn, ...]
+
+  @property
+  def columns(self) -> tuple[str, ...]:
+    return (self.id_column,) + tuple(f.column for f in self.features)
+
+
+@dataclasses.dataclass(frozen=True)
+class LogSpec:
+  """The interaction log: one row per exposure (impression) event."""
+  path: str  # glob, relative to the data directory; .gz files are read too
+  user_id: str
+  item_id: str
+  scenario: str
+  label: str  # 1 = positive (click), 0 = negative exposure
+  timestamp: str
+  # 'epoch_ms', 'epoch_s', 'iso8601', or a strptime pattern such as '%Y-%m-%d %H:%M:%S'.
+  timestamp_format: str = 'epoch_ms'
+
+  @property
+  def columns(self) -> tuple[str, ...]:
+    return (self.user_id, self.item_id, self.scenario, self.label, self.timestamp)
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitSpec:
+  """Time split: events before the cutoff train, events at or after it evaluate.
+
+  Exactly one of `eval_cutoff` (an ISO-8601 time) and `eval_days` (the last N calendar days
+  of the log, in `timezone`, evaluate) is set.
+  """
+  eval_cutoff: Optional[str] = None
+  eval_days: Optional[int] = None
+  timezone: str = 'UTC'  # for eval_days, and for timestamps without an offset
+
+  @property
+  def tzinfo(self) -> datetime.tzinfo:
+    return zoneinfo.ZoneInfo(self.timezone)
+
+  def cutoff_ms(self, max_timestamp_ms: Optional[int] = None) -> int:
+    """The cutoff in epoch ms; `eval_days` needs the log's last timestamp."""
+    if self.eval_cutoff is not None:
+      cutoff = datetime.datetime.fromisoformat(self.eval_cutoff)
+      if cutoff.tzinfo is None:
+        cutoff = cutoff.replace(tzinfo=self.tzinfo)
+      return int(cutoff.timestamp() * 1000)
+    if max_timestamp_ms is None:
+      raise ValueError('eval_days needs the last timestamp of the log')
+    last = datetime.datetime.fromtimestamp(max_timestamp_ms / 1000, self.tzinfo)
+    first_eval_day = last.date() - datetime.timedelta(days=self.eval_days - 1)
+    midnight = datetime.datetime.combine(first_eval_day, datetime.time(),
+                                         tzinfo=self.tzinfo)
+    return int(midnight.timestamp() * 1000)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+  """Everything the pipeline needs to know about one dataset's raw files."""
+  name: str
+  logs: LogSpec
+  users: FeatureTableSpec
+  items: FeatureTableSpec
+  split: SplitSpec
+
+  def to_dict(self) -> dict:
+    """The spec in the YAML file's shape (from_json(to_json(spec)) == spec)."""
+    def table(t: FeatureTableSpec) -> dict:
+      features = {}
+      for f in t.features:
+        options = {'kind': f.kind.value, 'name': f.name}
+        if f.kind is FeatureKind.MULTI_CATEGORICAL:
+          options['separator'] = f.separator
+        if f.default is not None:
+          options['default'] = f.default
+        features[f.column] = options
+      return {'path': t.path, 'id': t.id_column, 'features': features}
+    split = {k: v for k, v in dataclasses.asdict(self.split).items() if v is not None}
+    return {'name': self.name, 'logs': dataclasses.asdict(self.logs),
+            'users': table(self.users), 'items': table(self.items), 'split': split}
+
+  def to_json(self) -> str:
+    return json.dumps(self.to_dict())
+
+  @classmethod
+  def from_json(cls, text: str) -> 'DatasetSpec':
+    return _parse_spec(json.loads(text), source='<json>')
+
+  @classmethod
+  def from_yaml(cls, path: str) -> 'DatasetSpec':
+    try:
+      with open(path, encoding='utf-8') as f:
+        raw = yaml.safe_load(f)
+    except FileNotFoundError:
+      raise SpecError(f'dataset spec {path!r} does not exist') from None
+    except yaml.YAMLError as e:
+      raise SpecError(f'{path}: not valid YAML: {e}') from None
+    return _parse_spec(raw, source=path)
+
+
+# ----------------------------------------------------------------------------------------
+# Parsing and validation: every error names the file, the field and what to write instead.
+
+
+def _parse_spec(raw: Any, source: str) -> DatasetSpec:
+  where = _Where(source)
+  top = where.mapping(raw, '', required=('name', 'logs', 'users', 'items', 'split'),
+                      optional=())
+  logs = where.mapping(top['logs'], 'logs',
+                       required=('path', 'user_id', 'item_id', 'scenario', 'label',
+                                 'timestamp'),
+                       optional=('timestamp_format',))
+  log_spec = LogSpec(**{k: where.string(v, f'logs.{k}') for k, v in logs.items()})
+  fmt = log_spec.timestamp_format
+  if fmt not in TIMESTAMP_FORMATS and not fmt.startswith('%'):
+    raise SpecError(f'{source}: logs.timestamp_format is {fmt!r}; use one of '
+                    f'{", ".join(TIMESTAMP_FORMATS)} or a strptime pattern like '
+                    f"'%Y-%m-%d %H:%M:%S'")
+  users = _parse_table(where, top['users'], 'users')
+  items = _parse_table(where, top['items'], 'items')
+  split = _parse_split(where, top['split'])
+  spec = DatasetSpec(name=where.string(top['name'], 'name'), logs=log_spec,
+                     users=users, items=items, split=split)
+  _check_names(spec, source)
+  return spec
+
+
+def _parse_table(where: '_Where', raw: Any, field: str) -> FeatureTableSpec:
+  table = where.mapping(raw, field, required=('path', 'id', 'features'), optional=())
+  features_raw = where.mapping(table['features'], f'{field}.features')
+  features = []
+  for column, value in features_raw.items():
+    at = f'{field}.features.{column}'
+    if isinstance(value, str):
+      value = {'kind': value}
+    options = where.mapping(value, at, required=('kind',),
+                            optional=('name', 'separator', 'default'))
+    kind_name = where.string(options['kind'], f'{at}.kind')
+    try:
+      kind = FeatureKind(kind_name)
+    except ValueError:
+      raise SpecError(f'{where.source}: {at}: unknown kind {kind_name!r}; use one of '
+                      f'{", ".join(k.value for k in FeatureKind)}') from None
+    if 'separator' in options and kind is not FeatureKind.MULTI_CATEGORICAL:
+      raise SpecError(f'{where.source}: {at}: `separator` only applies to '
+                      f'multi_categorical features; remove it or change the kind')
+    if kind is FeatureKind.NUMERIC and options.get('default') is not None:
+      try:
+        float(options['default'])
+      except (TypeError, ValueError):
+        raise SpecError(f'{where.source}: {at}.default must be a number for a numeric '
+                        f'feature, got {options["default"]!r}') from None
+    features.append(FeatureColumn(
+        column=str(column), kind=kind, name=str(options.get('name') or column),
+        separator=str(options.get('separator', ',')), default=options.get('default')))
+  return FeatureTableSpec(path=where.string(table['path'], f'{field}.path'),
+                          id_column=where.string(table['id'], f'{field}.id'),
+                          features=tuple(features))
+
+
+def _parse_split(where: '_Where', raw: Any) -> SplitSpec:
+  split = where.mapping(raw, 'split', optional=('eval_cutoff', 'eval_days', 'timezone'))
+  cutoff, days = split.get('eval_cutoff'), split.get('eval_days')
+  if (cutoff is None) == (days is None):
+    raise SpecError(f'{where.source}: split: set exactly one of eval_cutoff (an ISO-8601 '
+                    f"time such as '2022-05-03T00:00:00+08:00') and eval_days (an integer)")
+  timezone = where.string(split.get('timezone', 'UTC'), 'split.timezone')
+  try:
+    zoneinfo.ZoneInfo(timezone)
+  except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    raise SpecError(f'{where.source}: split.timezone {timezone!r} is not an IANA time zone '
+                    f"such as 'UTC' or 'Asia/Shanghai'") from None
+  if cutoff is not None:
+    cutoff = cutoff.isoformat() if isinstance(cutoff, datetime.datetime) else str(cutoff)
+    try:
+      datetime.datetime.fromisoformat(cutoff)
+    except ValueError:
+      raise SpecError(f'{where.source}: split.eval_cutoff {cutoff!r} is not an ISO-8601 '
+                      f"time such as '2022-05-03T00:00:00+08:00'") from None
+  if days is not None and (not isinstance(days, int) or days < 1):
+    raise SpecError(f'{where.source}: split.eval_days must be a positive integer, '
+                    f'got {days!r}')
+  return SplitSpec(eval_cutoff=cutoff, eval_days=days, timezone=timezone)
+
+
+def _check_names(spec: DatasetSpec, source: str) -> None:
+  seen = {}
+  for table_name, table in (('users', spec.users), ('items', spec.items)):
+    for feature in table.features:
+      if feature.name in RESERVED_FEATURE_NAMES:
+        raise SpecError(
+            f'{source}: {table_name}.features.{feature.column}: the feature name '
+            f'{feature.name!r} is reserved for the log columns; give it another name '
+            f'with `name:`')
+      if feature.name in seen:
+        raise SpecError(
+            f'{source}: feature name {feature.name!r} is used by both '
+            f'{seen[feature.name]} and {table_name}; give one of them another name with '
+            f'`name:`')
+      seen[feature.name] = table_name
+
+
+@dataclasses.dataclass
+class _Where:
+  source: str
+
+  def mapping(self, raw: Any, field: str, required: Sequence[str] = (),
+              optional: Optional[Sequence[str]] = None) -> Mapping[str, Any]:
+    label = field or 'the top level'
+    if not isinstance(raw, dict):
+      raise SpecError(f'{self.source}: {label} must be a mapping, got {raw!r}')
+    for key in required:
+      if key not in raw:
+        raise SpecError(f'{self.source}: {label} is missing the required key {key!r}')
+    if optional is not None:
+      allowed = set(required) | set(optional)
+      for key in raw:
+        if key not in allowed:
+          raise SpecError(f'{self.source}: {label} has an unknown key {key!r}; allowed: '
+                          f'{", ".join(sorted(allowed))}')
+    return raw
+
+  def string(self, value: Any, field: str) -> str:
+    if not isinstance(value, (str, int)) or isinstance(value, bool) or value == '':
+      raise SpecError(f'{self.source}: {field} must be a non-empty string, got {value!r}')
+    return str(value)
+

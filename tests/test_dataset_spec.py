@@ -1,0 +1,87 @@
+"""The dataset spec: the KuaiRand-Pure file, the YAML shape, and errors naming the fix."""
+
+import datetime
+
+import pytest
+
+from pipeline import dataset_spec as ds
+
+
+def test_kuairand_spec_names_the_columns(kuairand_spec):
+  assert kuairand_spec.logs.columns == ('user_id', 'video_id', 'tab', 'is_click', 'time_ms')
+  kinds = {f.name: f.kind for f in kuairand_spec.items.features}
+  assert kinds['tag'] is ds.FeatureKind.MULTI_CATEGORICAL
+  assert kinds['video_duration'] is ds.FeatureKind.NUMERIC
+  users = {f.name: f.kind for f in kuairand_spec.users.features}
+  assert users['fans_user_num_range'] is ds.FeatureKind.BUCKETED_RANGE
+  assert len(users) == 29 and len(kinds) == 10
+
+
+def test_json_round_trip(kuairand_spec):
+  assert ds.DatasetSpec.from_json(kuairand_spec.to_json()) == kuairand_spec
+
+
+def test_eval_days_cutoff_is_midnight_of_the_first_eval_day(kuairand_spec):
+  # Last KuaiRand event: 2022-05-04 23:52:09 Beijing; eval_days=2 -> 2022-05-03 00:00 +08:00.
+  cutoff = kuairand_spec.split.cutoff_ms(1651679529474)
+  assert cutoff == 1651507200000
+  assert datetime.datetime.fromtimestamp(cutoff / 1000, kuairand_spec.split.tzinfo) \
+      .isoformat() == '2022-05-03T00:00:00+08:00'
+
+
+def test_explicit_cutoff_without_offset_uses_the_timezone():
+  split = ds.SplitSpec(eval_cutoff='2022-05-03T00:00:00', timezone='Asia/Shanghai')
+  assert split.cutoff_ms() == 1651507200000
+  assert ds.SplitSpec(eval_cutoff='2022-05-02T16:00:00+00:00').cutoff_ms() == 1651507200000
+
+
+MINIMAL = """
+name: t
+logs: {path: "*.csv", user_id: u, item_id: i, scenario: s, label: y, timestamp: ts}
+users: {path: u.csv, id: u, features: {age: numeric}}
+items: {path: i.csv, id: i, features: {cat: categorical}}
+split: {eval_days: 1}
+"""
+
+
+def _load(tmp_path, text):
+  path = tmp_path / 'spec.yaml'
+  path.write_text(text)
+  return ds.DatasetSpec.from_yaml(str(path))
+
+
+def test_minimal_spec_defaults(tmp_path):
+  spec = _load(tmp_path, MINIMAL)
+  assert spec.logs.timestamp_format == 'epoch_ms'
+  assert spec.split.timezone == 'UTC'
+  assert spec.users.features[0].missing_value == [0.0]
+
+
+@pytest.mark.parametrize('old,new,message', [
+    ('cat: categorical', 'cat: categoric',
+     "items.features.cat: unknown kind 'categoric'; use one of categorical"),
+    ('eval_days: 1', 'eval_days: 1, eval_cutoff: "2022-01-01"', 'set exactly one of'),
+    ('eval_days: 1', 'eval_days: 0', 'eval_days must be a positive integer'),
+    ('eval_days: 1', 'eval_days: 1, timezone: Mars/Base', "'Mars/Base' is not an IANA"),
+    ('label: y,', '', "logs is missing the required key 'label'"),
+    ('timestamp: ts}', 'timestamp: ts, timestamp_format: unix}',
+     "timestamp_format is 'unix'"),
+    ('cat: categorical', 'user_id: categorical', "'user_id' is reserved"),
+    ('cat: categorical', 'age: categorical', "'age' is used by both users and items"),
+    ('cat: categorical', 'cat: {kind: categorical, separator: "|"}',
+     '`separator` only applies to multi_categorical'),
+    ('age: numeric', 'age: {kind: numeric, default: old}', 'default must be a number'),
+    ('split: {eval_days: 1}', 'split: {eval_days: 1}\nextra: 1',
+     "the top level has an unknown key 'extra'"),
+    ('split: {eval_days: 1}', 'split: {eval_days: 1, days: 2}',
+     "split has an unknown key 'days'"),
+])
+def test_spec_errors_name_field_and_fix(tmp_path, old, new, message):
+  text = MINIMAL.replace(old, new)
+  with pytest.raises(ds.SpecError, match=message.replace('(', r'\(').replace(')', r'\)')):
+    _load(tmp_path, text)
+
+
+def test_missing_spec_file():
+  with pytest.raises(ds.SpecError, match='does not exist'):
+    ds.DatasetSpec.from_yaml('/nonexistent/spec.yaml')
