@@ -1,0 +1,13 @@
+"""Artifact types of the project's custom components (beside TFX's standard ones)."""
+
+from tfx.types import artifact
+
+
+class ScenarioMapping(artifact.Artifact):
+  """Raw scenario value -> scenario index (scenario_mapping.json); see scenario_mapping.py."""
+  TYPE_NAME = 'dsmoe.ScenarioMapping'
+
+
+class IngestionReport(artifact.Artifact):
+  """What the ingestion read, kept, dropped and defaulted (summary.json, summary.txt)."""
+  TYPE_NAME = 'dsmoe.IngestionReport'

@@ -1,0 +1,77 @@
+"""Executor of InteractionExampleGen: runs the Beam ingestion and checks its report."""
+
+import json
+import os
+from typing import Any, Callable
+
+from absl import logging
+import apache_beam as beam
+import tensorflow as tf
+from tfx.components.util import examples_utils
+from tfx.dsl.components.base import base_beam_executor
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils
+
+from components import scenario_mapping
+from components.interaction_example_gen import ingest
+from components.interaction_example_gen import report
+from pipeline import configs
+from pipeline import dataset_spec as ds
+
+SUMMARY_JSON = 'summary.json'
+SUMMARY_TEXT = 'summary.txt'
+_RAW_REPORT = 'raw_report.json'
+
+
+def ingest_and_summarize(make_pipeline: Callable[[], beam.Pipeline],
+                         spec: ds.DatasetSpec, data_dir: str,
+                         config: configs.IngestionConfig,
+                         outputs: ingest.OutputPaths) -> dict:
+  """Checks the input files, runs the Beam ingestion and returns its summary."""
+  files = ingest.find_input_files(spec, data_dir)
+  with make_pipeline() as pipeline:
+    ingest.build_ingestion(pipeline, spec, files, config, outputs)
+  with tf.io.gfile.GFile(outputs.raw_report) as f:
+    return report.summarize(json.load(f), spec)
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+
+  def Do(self, input_dict: dict[str, list], output_dict: dict[str, list],
+         exec_properties: dict[str, Any]) -> None:
+    spec = ds.DatasetSpec.from_json(exec_properties['dataset_spec'])
+    config = configs.from_dict(configs.IngestionConfig,
+                               json.loads(exec_properties['ingestion_config']))
+    examples = artifact_utils.get_single_instance(output_dict['examples'])
+    corpus = artifact_utils.get_single_instance(output_dict['item_corpus'])
+    report_artifact = artifact_utils.get_single_instance(output_dict['report'])
+    mapping_artifact = artifact_utils.get_single_instance(output_dict['scenario_mapping'])
+
+    examples.split_names = artifact_utils.encode_split_names([ingest.TRAIN, ingest.EVAL])
+    corpus.split_names = artifact_utils.encode_split_names([ingest.CORPUS])
+    outputs = ingest.OutputPaths(
+        train_dir=artifact_utils.get_split_uri([examples], ingest.TRAIN),
+        eval_dir=artifact_utils.get_split_uri([examples], ingest.EVAL),
+        corpus_dir=artifact_utils.get_split_uri([corpus], ingest.CORPUS),
+        raw_report=os.path.join(report_artifact.uri, _RAW_REPORT))
+    summary = ingest_and_summarize(self._make_beam_pipeline, spec,
+                                   exec_properties['input_base'], config, outputs)
+    text = report.format_text(summary)
+    with tf.io.gfile.GFile(os.path.join(report_artifact.uri, SUMMARY_JSON), 'w') as f:
+      json.dump(summary, f, indent=2)
+    with tf.io.gfile.GFile(os.path.join(report_artifact.uri, SUMMARY_TEXT), 'w') as f:
+      f.write(text + '\n')
+    logging.info('%s', text)
+    report.check(summary, config)
+
+    selected_by = (
+        'the list in ingestion.scenarios' if config.scenarios else
+        f'the {config.num_scenarios} scenario values with the most positives in the '
+        f'training split')
+    scenario_mapping.ScenarioMapping(
+        tuple(scenario_mapping.Scenario(**s) for s in summary['scenarios']),
+        selected_by=selected_by).save(mapping_artifact.uri)
+    for artifact in (examples, corpus):
+      examples_utils.set_payload_format(
+          artifact, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
+

@@ -1,0 +1,317 @@
+"""The ingestion as a Beam pipeline: raw logs + feature tables -> tf.Example TFRecords.
+
+    logs ----parse----> events --+-- join items (CoGroupByKey on item id) --> item corpus
+                                 |                 |
+    item table --parse-----------+                 v
+                                     join users (CoGroupByKey on user id), per user:
+    user table --parse------------->   sort by time, histories, scenario filter, time split
+                                                   |
+                                         train / eval TFRecords
+
+Side inputs: the train/eval cutoff (from the spec, or from the log's last day for
+`eval_days`) and the selected scenarios (from positives per scenario in the training split).
+Both joins are CoGroupByKeys, so feature tables of any size work on a distributed runner.
+
+Every dropped or defaulted row is counted; the counts, the first bad rows and the scenario
+selection go to a raw report (JSON) that `report.py` turns into the ingestion summary.
+"""
+
+import collections
+import dataclasses
+import json
+from typing import Iterator, Optional, Sequence
+
+import apache_beam as beam
+import tensorflow as tf
+from tfx.components.example_gen import write_split
+
+from components.interaction_example_gen import csv_tables
+from components.interaction_example_gen import records
+from pipeline import configs
+from pipeline import dataset_spec as ds
+
+TRAIN = 'train'
+EVAL = 'eval'
+CORPUS = 'corpus'
+BAD_ROW_SAMPLES = 20
+
+_BAD = 'bad'
+_COUNT = 'count'
+
+
+@dataclasses.dataclass(frozen=True)
+class InputFiles:
+  logs: tuple[str, ...]
+  users: tuple[str, ...]
+  items: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputPaths:
+  train_dir: str
+  eval_dir: str
+  corpus_dir: str
+  raw_report: str  # JSON file
+
+
+def find_input_files(spec: ds.DatasetSpec, data_dir: str) -> InputFiles:
+  """Matches the spec's patterns and checks every file's header, before any Beam work."""
+  log_columns = {spec.logs.user_id: 'logs.user_id', spec.logs.item_id: 'logs.item_id',
+                 spec.logs.scenario: 'logs.scenario', spec.logs.label: 'logs.label',
+                 spec.logs.timestamp: 'logs.timestamp'}
+  files = {}
+  for table, pattern, required in (
+      ('logs', spec.logs.path, log_columns),
+      ('users', spec.users.path, _table_columns('users', spec.users)),
+      ('items', spec.items.path, _table_columns('items', spec.items))):
+    files[table] = tuple(csv_tables.match_files(data_dir, pattern, table, f'{table}.path'))
+    for path in files[table]:
+      csv_tables.check_header(path, table, required)
+  return InputFiles(**files)
+
+
+def _table_columns(table: str, spec: ds.FeatureTableSpec) -> dict:
+  columns = {spec.id_column: f'{table}.id'}
+  columns.update({f.column: f'{table}.features.{f.column}' for f in spec.features})
+  return columns
+
+
+def build_ingestion(pipeline: beam.Pipeline, spec: ds.DatasetSpec, files: InputFiles,
+                    options: configs.IngestionConfig, outputs: OutputPaths) -> None:
+  """Adds the whole ingestion, writes included, to `pipeline`."""
+  log_rows = _read(pipeline, 'Logs', 'logs', files.logs, spec.logs.columns)
+  user_rows = _read(pipeline, 'Users', 'users', files.users, spec.users.columns)
+  item_rows = _read(pipeline, 'Items', 'items', files.items, spec.items.columns)
+
+  events = log_rows.rows | 'ParseEvents' >> beam.ParDo(
+      _ParseEvents(spec.logs, spec.split)).with_outputs(_BAD, main='events')
+  users = user_rows.rows | 'ParseUsers' >> beam.ParDo(
+      _ParseFeatureRows('users', spec.users)).with_outputs(_BAD, _COUNT, main='rows')
+  items = item_rows.rows | 'ParseItems' >> beam.ParDo(
+      _ParseFeatureRows('items', spec.items)).with_outputs(_BAD, _COUNT, main='rows')
+
+  max_timestamp = (events.events
+                   | 'Timestamps' >> beam.Map(lambda e: e.timestamp_ms)
+                   | 'MaxTimestamp' >> beam.CombineGlobally(_max_or_none))
+  cutoff = max_timestamp | 'Cutoff' >> beam.Map(
+      lambda last: spec.split.cutoff_ms(last) if last is not None else 0)
+  cutoff_side = beam.pvalue.AsSingleton(cutoff)
+
+  scenarios = (
+      events.events
+      | 'ScenarioOfEvent' >> beam.Map(_scenario_train_counts, cutoff_side)
+      | 'CountPerScenario' >> beam.CombinePerKey(_sum_pairs)
+      | 'ScenarioCounts' >> beam.Map(
+          lambda kv: records.ScenarioCount(kv[0], kv[1][0], kv[1][1]))
+      | 'AllScenarioCounts' >> beam.combiners.ToList()
+      | 'SelectScenarios' >> beam.Map(records.select_scenarios, options.num_scenarios,
+                                      options.scenarios))
+
+  with_items = (
+      {'events': events.events | 'KeyByItem' >> beam.Map(lambda e: (e.item_id, e)),
+       'features': items.rows | 'KeyItemRows' >> beam.Map(lambda r: (r.id, r))}
+      | 'JoinItems' >> beam.CoGroupByKey()
+      | 'AttachItemFeatures' >> beam.ParDo(_AttachItemFeatures(spec.items)).with_outputs(
+          _BAD, _COUNT, CORPUS, main='events'))
+
+  examples = (
+      {'events': with_items.events,
+       'features': users.rows | 'KeyUserRows' >> beam.Map(lambda r: (r.id, r))}
+      | 'JoinUsers' >> beam.CoGroupByKey()
+      | 'BuildExamples' >> beam.ParDo(
+          _BuildUserExamples(spec.users, options.history_length), cutoff_side,
+          beam.pvalue.AsSingleton(scenarios)).with_outputs(_BAD, _COUNT, EVAL, main=TRAIN))
+
+  _ = examples[TRAIN] | 'WriteTrain' >> write_split.WriteSplit(outputs.train_dir, None)
+  _ = examples[EVAL] | 'WriteEval' >> write_split.WriteSplit(outputs.eval_dir, None)
+  corpus = with_items[CORPUS]
+  _ = corpus | 'WriteCorpus' >> write_split.WriteSplit(outputs.corpus_dir, None)
+
+  counts = [log_rows.count, user_rows.count, item_rows.count,
+            users[_COUNT], items[_COUNT], with_items[_COUNT], examples[_COUNT],
+            corpus | 'CountCorpus' >> beam.combiners.Count.Globally()
+            | 'CorpusKey' >> beam.Map(lambda n: ('corpus/items', n))]
+  bad_rows = ((log_rows.bad, events[_BAD], users[_BAD], items[_BAD], with_items[_BAD],
+               examples[_BAD]) | 'AllBadRows' >> beam.Flatten())
+  counts.append(bad_rows | 'BadRowKeys' >> beam.Map(lambda b: (f'bad_rows/{b.table}', 1)))
+  all_counts = (counts | 'AllCounts' >> beam.Flatten()
+                | 'SumCounts' >> beam.CombinePerKey(sum)
+                | 'CountsDict' >> beam.combiners.ToDict())
+  bad_samples = bad_rows | 'FirstBadRows' >> beam.combiners.Top.Smallest(
+      BAD_ROW_SAMPLES, key=lambda b: (b.table, b.file, b.line))
+
+  _ = (pipeline
+       | 'ReportSeed' >> beam.Create([None])
+       | 'RawReport' >> beam.Map(
+           _raw_report, counts=beam.pvalue.AsSingleton(all_counts),
+           bad_rows=beam.pvalue.AsSingleton(bad_samples),
+           scenarios=beam.pvalue.AsSingleton(scenarios), cutoff_ms=cutoff_side,
+           max_timestamp_ms=beam.pvalue.AsSingleton(max_timestamp))
+       | 'WriteRawReport' >> beam.io.WriteToText(outputs.raw_report, num_shards=1,
+                                                 shard_name_template=''))
+
+
+@dataclasses.dataclass
+class _TableRead:
+  rows: beam.PCollection  # CsvRow
+  bad: beam.PCollection  # BadRow
+  count: beam.PCollection  # ('rows_read/<table>', n)
+
+
+def _read(pipeline, label: str, table: str, paths: Sequence[str],
+          columns: Sequence[str]) -> _TableRead:
+  read = (pipeline
+          | f'{label}Files' >> beam.Create(list(paths))
+          | f'Read{label}' >> beam.ParDo(csv_tables.ReadCsvRows(table, columns))
+          .with_outputs(csv_tables.ReadCsvRows.BAD, main='rows'))
+  rows = read.rows | f'Spread{label}' >> beam.Reshuffle()
+  count = ((rows, read[csv_tables.ReadCsvRows.BAD])
+           | f'{label}RowsAndBad' >> beam.Flatten()
+           | f'Count{label}' >> beam.combiners.Count.Globally()
+           | f'{label}CountKey' >> beam.Map(lambda n: (f'rows_read/{table}', n)))
+  return _TableRead(rows, read[csv_tables.ReadCsvRows.BAD], count)
+
+
+class _ParseEvents(beam.DoFn):
+
+  def __init__(self, log: ds.LogSpec, split: ds.SplitSpec):
+    self._log = log
+    self._split = split
+
+  def process(self, row: csv_tables.CsvRow) -> Iterator:
+    parsed = records.parse_event(row.cells, self._log, self._split.tzinfo, row.file,
+                                 row.line)
+    if isinstance(parsed, records.BadRow):
+      yield beam.pvalue.TaggedOutput(_BAD, parsed)
+    else:
+      yield parsed
+
+
+class _ParseFeatureRows(beam.DoFn):
+
+  def __init__(self, table: str, spec: ds.FeatureTableSpec):
+    self._table = table
+    self._spec = spec
+
+  def process(self, row: csv_tables.CsvRow) -> Iterator:
+    parsed = records.parse_feature_row(self._table, self._spec, row.cells, row.file,
+                                       row.line)
+    if isinstance(parsed, records.BadRow):
+      yield beam.pvalue.TaggedOutput(_BAD, parsed)
+      return
+    for column in parsed.missing:
+      yield beam.pvalue.TaggedOutput(_COUNT, (f'missing_values/{self._table}/{column}', 1))
+    yield parsed
+
+
+def _unique_row(table: str, id_column: str, rows) -> tuple[Optional[records.FeatureRow],
+                                                           list[records.BadRow]]:
+  """The feature row of one id, and a BadRow for every duplicate of it."""
+  rows = sorted(rows, key=lambda r: (r.file, r.line))
+  if not rows:
+    return None, []
+  first = rows[0]
+  duplicates = [records.BadRow(
+      table, r.file, r.line, id_column, r.id,
+      f'duplicate id: {first.file} line {first.line} has the same id; keep one row per id')
+                for r in rows[1:]]
+  return first, duplicates
+
+
+class _AttachItemFeatures(beam.DoFn):
+  """(item id, {events, features}) -> (user id, (event, item features)) + corpus example.
+
+  The item's tf.train.Features travel serialized, built once per item.
+  """
+
+  def __init__(self, spec: ds.FeatureTableSpec):
+    self._spec = spec
+    self._defaults = records.default_feature_values(spec)
+
+  def process(self, element) -> Iterator:
+    item_id, grouped = element
+    row, duplicates = _unique_row('items', self._spec.id_column, grouped['features'])
+    for bad in duplicates:
+      yield beam.pvalue.TaggedOutput(_BAD, bad)
+    features = records.features_proto(row.values if row else self._defaults)
+    yield beam.pvalue.TaggedOutput(CORPUS, records.item_example(item_id, features))
+    features_bytes = features.SerializeToString()
+    num_events = 0
+    for event in grouped['events']:
+      num_events += 1
+      yield event.user_id, (event, features_bytes)
+    if row is None:
+      yield beam.pvalue.TaggedOutput(_COUNT, ('items_without_features', 1))
+      yield beam.pvalue.TaggedOutput(_COUNT,
+                                     ('events_with_default_item_features', num_events))
+
+
+class _BuildUserExamples(beam.DoFn):
+  """All events of one user -> serialized tf.Examples, tagged by split."""
+
+  def __init__(self, spec: ds.FeatureTableSpec, history_length: int):
+    self._spec = spec
+    self._history_length = history_length
+    self._defaults = records.default_feature_values(spec)
+
+  def process(self, element, cutoff_ms: int,
+              scenarios: Sequence[records.ScenarioCount]) -> Iterator:
+    user_id, grouped = element
+    events = sorted(grouped['events'],
+                    key=lambda pair: (pair[0].timestamp_ms, pair[0].file, pair[0].line))
+    if not events:  # a user of the feature table who has no event
+      return
+    row, duplicates = _unique_row('users', self._spec.id_column, grouped['features'])
+    for bad in duplicates:
+      yield beam.pvalue.TaggedOutput(_BAD, bad)
+    counts = collections.Counter()
+    if row is None:
+      counts['users_without_features'] += 1
+      counts['events_with_default_user_features'] += len(events)
+    user_features = records.features_proto(row.values if row else self._defaults)
+    selected = {s.value for s in scenarios}
+    event_histories = records.histories([e for e, _ in events], cutoff_ms,
+                                        self._history_length)
+    for (event, item_features_bytes), history in zip(events, event_histories):
+      if event.scenario not in selected:
+        counts[f'dropped/scenario_not_selected/{event.scenario}'] += 1
+        continue
+      split = TRAIN if event.timestamp_ms < cutoff_ms else EVAL
+      counts[f'events/{split}/{event.scenario}'] += 1
+      counts[f'positives/{split}/{event.scenario}'] += event.label
+      example = records.event_example(
+          event, history, user_features,
+          tf.train.Features.FromString(item_features_bytes))
+      serialized = example.SerializeToString()
+      yield serialized if split == TRAIN else beam.pvalue.TaggedOutput(EVAL, serialized)
+    for key, value in counts.items():
+      yield beam.pvalue.TaggedOutput(_COUNT, (key, value))
+
+
+def _scenario_train_counts(event: records.Event, cutoff_ms: int):
+  in_train = event.timestamp_ms < cutoff_ms
+  return event.scenario, (int(in_train), int(in_train and event.label == 1))
+
+
+def _sum_pairs(pairs) -> tuple[int, int]:
+  events = positives = 0
+  for e, p in pairs:
+    events += e
+    positives += p
+  return events, positives
+
+
+def _max_or_none(values) -> Optional[int]:
+  # Also merges partial results, some of which may be None (empty bundles).
+  return max((v for v in values if v is not None), default=None)
+
+
+def _raw_report(_, counts: dict, bad_rows: list, scenarios: list, cutoff_ms: int,
+                max_timestamp_ms: Optional[int]) -> str:
+  return json.dumps({
+      'counts': counts,
+      'bad_rows': [r._asdict() for r in bad_rows],
+      'scenarios': [s._asdict() for s in scenarios],
+      'cutoff_ms': cutoff_ms,
+      'max_timestamp_ms': max_timestamp_ms,
+  })

@@ -1,0 +1,242 @@
+"""Record-level logic of the ingestion: parsing raw CSV cells, histories, tf.Examples.
+
+Pure Python, no Beam: the Beam pipeline in `ingest.py` calls these functions, and the tests
+check them on hand-made rows. Every parse error becomes a `BadRow` that names the file, the
+line, the column, the value found and what was expected.
+"""
+
+import bisect
+import datetime
+import math
+from typing import Iterable, NamedTuple, Sequence, Union
+
+import tensorflow as tf
+
+from pipeline import dataset_spec as ds
+
+
+class BadRow(NamedTuple):
+  """A raw row that could not be read; `problem` says what was expected."""
+  table: str  # 'logs', 'users' or 'items'
+  file: str
+  line: int  # 1-based physical line in the file; the header is line 1
+  column: str  # '' when the whole row is at fault
+  value: str
+  problem: str
+
+  def describe(self) -> str:
+    where = f'{self.file}, line {self.line}'
+    if self.column:
+      where += f', column {self.column!r}'
+    return f'{where}: {self.problem} (found {self.value!r})'
+
+
+class Event(NamedTuple):
+  """One parsed log row."""
+  user_id: str
+  item_id: str
+  scenario: str
+  label: int
+  timestamp_ms: int
+  file: str  # with `line`, a stable tie-break for events with equal timestamps
+  line: int
+
+
+class FeatureRow(NamedTuple):
+  """One parsed feature-table row: tf.Example values by feature name."""
+  id: str
+  values: dict
+  missing: tuple  # columns whose cell was empty and got the spec's default
+  file: str
+  line: int
+
+
+class HistoryEntry(NamedTuple):
+  timestamp_ms: int
+  item_id: str
+  scenario: str
+
+
+_LABELS = {'0': 0, '1': 1, '0.0': 0, '1.0': 1, 'false': 0, 'true': 1}
+_YEAR_2000_MS = 946_684_800_000
+
+
+def parse_event(cells: dict, log: ds.LogSpec, tz: datetime.tzinfo, file: str,
+                line: int) -> Union[Event, BadRow]:
+  """Parses one log row; `cells` maps the spec's column names to raw strings."""
+  def bad(column, problem):
+    return BadRow('logs', file, line, column, cells[column], problem)
+
+  ids = {}
+  for column in (log.user_id, log.item_id, log.scenario):
+    value = cells[column].strip()
+    if not value:
+      return bad(column, 'empty value; every event needs a user id, an item id and a '
+                 'scenario')
+    ids[column] = value
+  label = _LABELS.get(cells[log.label].strip().lower())
+  if label is None:
+    return bad(log.label, 'the label must be 0 or 1 (1 = positive, e.g. a click)')
+  try:
+    timestamp_ms = parse_timestamp_ms(cells[log.timestamp], log.timestamp_format, tz)
+  except ValueError as e:
+    return bad(log.timestamp, str(e))
+  return Event(ids[log.user_id], ids[log.item_id], ids[log.scenario], label,
+               timestamp_ms, file, line)
+
+
+def parse_timestamp_ms(text: str, fmt: str, tz: datetime.tzinfo) -> int:
+  """Milliseconds since the epoch; ValueError names the expected format."""
+  text = text.strip()
+  if fmt in ('epoch_ms', 'epoch_s'):
+    try:
+      number = float(text)
+    except ValueError:
+      number = math.nan
+    if not math.isfinite(number):
+      unit = 'milliseconds' if fmt == 'epoch_ms' else 'seconds'
+      raise ValueError(f'expected a timestamp in epoch {unit} (timestamp_format: {fmt})')
+    if fmt == 'epoch_s':
+      return int(round(number * 1000))
+    if number < _YEAR_2000_MS:
+      raise ValueError('this epoch-millisecond timestamp is before the year 2000; if the '
+                       'log holds seconds, set timestamp_format: epoch_s')
+    return int(text) if text.isdigit() else int(round(number))
+  try:
+    if fmt == 'iso8601':
+      parsed = datetime.datetime.fromisoformat(text)
+    else:
+      parsed = datetime.datetime.strptime(text, fmt)
+  except ValueError:
+    raise ValueError(f'expected a time in the format {fmt!r} '
+                     f'(logs.timestamp_format in the dataset spec)') from None
+  if parsed.tzinfo is None:
+    parsed = parsed.replace(tzinfo=tz)
+  return int(round(parsed.timestamp() * 1000))
+
+
+def parse_feature_row(table_name: str, table: ds.FeatureTableSpec, cells: dict,
+                      file: str, line: int) -> Union[FeatureRow, BadRow]:
+  """Parses one row of a user or item feature table."""
+  row_id = cells[table.id_column].strip()
+  if not row_id:
+    return BadRow(table_name, file, line, table.id_column, cells[table.id_column],
+                  'empty id')
+  values, missing = {}, []
+  for feature in table.features:
+    raw = cells[feature.column].strip()
+    if feature.is_numeric:
+      if raw == '' or raw.lower() == 'nan':
+        parsed = None
+      else:
+        try:
+          number = float(raw)
+        except ValueError:
+          number = math.nan
+        if not math.isfinite(number):
+          return BadRow(table_name, file, line, feature.column, cells[feature.column],
+                        'expected a finite number (the spec declares this column '
+                        'numeric; declare it categorical if it holds labels)')
+        parsed = [number]
+    elif feature.kind is ds.FeatureKind.MULTI_CATEGORICAL:
+      parsed = [v.strip() for v in raw.split(feature.separator) if v.strip()] or None
+    else:
+      parsed = [raw] if raw else None
+    if parsed is None:
+      missing.append(feature.column)
+      parsed = feature.missing_value
+    values[feature.name] = parsed
+  return FeatureRow(row_id, values, tuple(missing), file, line)
+
+
+def default_feature_values(table: ds.FeatureTableSpec) -> dict:
+  """Feature values for an id that has no row in its feature table."""
+  return {f.name: f.missing_value for f in table.features}
+
+
+def histories(events: Sequence[Event], cutoff_ms: int,
+              length: int) -> list[list[HistoryEntry]]:
+  """The behaviour sequence of each of one user's events.
+
+  For an event at time t, the user's last `length` clicks (label 1, any scenario) with a
+  timestamp strictly before min(t, cutoff_ms), oldest first. Clicks at the same millisecond
+  as the event are not in its history, and no click at or after the cutoff is in any
+  history: an eval event sees the user as they were at the cutoff.
+
+  Args:
+    events: all events of one user, sorted by timestamp.
+    cutoff_ms: the train/eval cutoff.
+    length: the maximum history length L.
+  """
+  clicks = [HistoryEntry(e.timestamp_ms, e.item_id, e.scenario) for e in events
+            if e.label == 1]
+  click_times = [c.timestamp_ms for c in clicks]
+  result = []
+  for event in events:
+    end = bisect.bisect_left(click_times, min(event.timestamp_ms, cutoff_ms))
+    result.append(clicks[max(0, end - length):end])
+  return result
+
+
+class ScenarioCount(NamedTuple):
+  value: str
+  train_events: int
+  train_positives: int
+
+
+def select_scenarios(counts: Iterable[ScenarioCount], num_scenarios: int,
+                     explicit: Sequence[str] = ()) -> list[ScenarioCount]:
+  """The scenarios the model serves, in index order.
+
+  By default the `num_scenarios` values with the most positives in the training split (ties
+  broken by the raw value); values without any training positive are never chosen. An
+  explicit list is used as given.
+  """
+  by_value = {c.value: c for c in counts}
+  if explicit:
+    return [by_value.get(v, ScenarioCount(v, 0, 0)) for v in explicit]
+  ranked = sorted((c for c in by_value.values() if c.train_positives > 0),
+                  key=lambda c: (-c.train_positives, c.value))
+  return ranked[:num_scenarios]
+
+
+def features_proto(values: dict) -> tf.train.Features:
+  """Feature values by name -> tf.train.Features; built once per user or item."""
+  features = tf.train.Features()
+  for name, value_list in values.items():
+    feature = features.feature[name]
+    if value_list and isinstance(value_list[0], float):
+      feature.float_list.value.extend(value_list)
+    elif value_list:
+      feature.bytes_list.value.extend(v.encode() for v in value_list)
+    else:  # an empty multi_categorical list is still a present (empty) bytes feature
+      feature.bytes_list.SetInParent()
+  return features
+
+
+def event_example(event: Event, history: Sequence[HistoryEntry],
+                  user_features: tf.train.Features,
+                  item_features: tf.train.Features) -> tf.train.Example:
+  """The tf.Example of one event: log columns, history, user and item features."""
+  example = tf.train.Example()
+  feature = example.features.feature
+  feature[ds.USER_ID].bytes_list.value.append(event.user_id.encode())
+  feature[ds.ITEM_ID].bytes_list.value.append(event.item_id.encode())
+  feature[ds.SCENARIO].bytes_list.value.append(event.scenario.encode())
+  feature[ds.LABEL].int64_list.value.append(event.label)
+  feature[ds.TIMESTAMP].int64_list.value.append(event.timestamp_ms)
+  feature[ds.HISTORY_ITEM_ID].bytes_list.value.extend(
+      h.item_id.encode() for h in history)
+  feature[ds.HISTORY_SCENARIO].bytes_list.value.extend(
+      h.scenario.encode() for h in history)
+  example.features.MergeFrom(user_features)
+  example.features.MergeFrom(item_features)
+  return example
+
+
+def item_example(item_id: str, item_features: tf.train.Features) -> tf.train.Example:
+  """The tf.Example of one item of the corpus: its id and features."""
+  example = tf.train.Example()
+  example.features.feature[ds.ITEM_ID].bytes_list.value.append(item_id.encode())
+  example.features.MergeFrom(item_features)
+  return example

@@ -1,0 +1,150 @@
+"""The ingestion summary: what was read, kept, dropped (by reason) and defaulted.
+
+`summarize` turns the Beam pipeline's raw counts into the summary written next to the
+examples (summary.json, summary.txt) and printed by `make run`; `check` raises an
+IngestionError when the input cannot make a usable dataset.
+"""
+
+import datetime
+from typing import Any
+
+from components.interaction_example_gen import ingest
+from components.interaction_example_gen.errors import IngestionError
+from components.interaction_example_gen.records import BadRow
+from pipeline import configs
+from pipeline import dataset_spec as ds
+
+TABLES = ('logs', 'users', 'items')
+
+
+def summarize(raw: dict, spec: ds.DatasetSpec) -> dict[str, Any]:
+  """The structured summary of one ingestion run."""
+  counts = raw['counts']
+
+  def count(key):
+    return counts.get(key, 0)
+
+  def prefixed(prefix):
+    return {k[len(prefix):]: v for k, v in sorted(counts.items()) if k.startswith(prefix)}
+
+  scenarios = [dict(s, index=i) for i, s in enumerate(raw['scenarios'])]
+  splits = {}
+  for split in (ingest.TRAIN, ingest.EVAL):
+    per_scenario = {s['value']: {'events': count(f'events/{split}/{s["value"]}'),
+                                 'positives': count(f'positives/{split}/{s["value"]}')}
+                    for s in scenarios}
+    splits[split] = {
+        'events': sum(v['events'] for v in per_scenario.values()),
+        'positives': sum(v['positives'] for v in per_scenario.values()),
+        'scenarios': per_scenario,
+    }
+  dropped_by_scenario = prefixed('dropped/scenario_not_selected/')
+  malformed_events = count('bad_rows/logs')
+  tz = spec.split.tzinfo
+  return {
+      'dataset': spec.name,
+      'cutoff': _iso(raw['cutoff_ms'], tz),
+      'cutoff_ms': raw['cutoff_ms'],
+      'last_event': _iso(raw['max_timestamp_ms'], tz),
+      'rows_read': {t: count(f'rows_read/{t}') for t in TABLES},
+      'bad_rows': {t: count(f'bad_rows/{t}') for t in TABLES},
+      'bad_row_samples': raw['bad_rows'],
+      'events': {
+          'read': count('rows_read/logs'),
+          'kept': splits[ingest.TRAIN]['events'] + splits[ingest.EVAL]['events'],
+          'dropped': {'malformed': malformed_events,
+                      'scenario_not_selected': sum(dropped_by_scenario.values())},
+          'dropped_by_scenario': dropped_by_scenario,
+      },
+      'scenarios': scenarios,
+      'splits': splits,
+      'item_corpus': {'items': count('corpus/items'),
+                      'without_features': count('items_without_features')},
+      'defaults': {
+          'users_without_features': count('users_without_features'),
+          'events_with_default_user_features': count('events_with_default_user_features'),
+          'items_without_features': count('items_without_features'),
+          'events_with_default_item_features': count('events_with_default_item_features'),
+      },
+      'missing_values': {'users': prefixed('missing_values/users/'),
+                         'items': prefixed('missing_values/items/')},
+  }
+
+
+def check(summary: dict, config: configs.IngestionConfig) -> None:
+  """Raises IngestionError when the data is unusable or too many rows are malformed."""
+  for table in TABLES:
+    read, bad = summary['rows_read'][table], summary['bad_rows'][table]
+    if bad and bad > config.max_bad_row_fraction * read:
+      samples = [BadRow(**r) for r in summary['bad_row_samples'] if r['table'] == table]
+      lines = '\n'.join(f'  {r.describe()}' for r in samples)
+      raise IngestionError(
+          f'{bad} of {read} rows of the {table} table are malformed '
+          f'(ingestion.max_bad_row_fraction is {config.max_bad_row_fraction}). '
+          f'The first ones:\n{lines}\nFix these rows, or raise '
+          f'ingestion.max_bad_row_fraction to drop them (they are counted in the report).')
+  scenarios = summary['scenarios']
+  if not scenarios:
+    raise IngestionError(
+        f'no event before the cutoff {summary["cutoff"]} is a positive, so no scenario can '
+        f'be selected (last event: {summary["last_event"]}); check the label column and '
+        f'split in the dataset spec')
+  empty = [s['value'] for s in scenarios if s['train_events'] == 0]
+  if empty:
+    raise IngestionError(
+        f'ingestion.scenarios lists {", ".join(map(repr, empty))}, which has no event in '
+        f'the training split; list only scenario values that occur in the logs')
+  for split in (ingest.TRAIN, ingest.EVAL):
+    if summary['splits'][split]['events'] == 0:
+      raise IngestionError(
+          f'the {split} split is empty: the cutoff is {summary["cutoff"]} and the last '
+          f'event is at {summary["last_event"]}; move split.eval_cutoff or '
+          f'split.eval_days in the dataset spec')
+
+
+def format_text(summary: dict) -> str:
+  """A short, human-readable summary."""
+  read = summary['rows_read']
+  events = summary['events']
+  dropped = events['dropped']
+  by_scenario = ', '.join(f'{v}: {n:,}' for v, n in events['dropped_by_scenario'].items())
+  lines = [
+      f'Ingestion of {summary["dataset"]}: train < {summary["cutoff"]} <= eval '
+      f'(last event {summary["last_event"]})',
+      f'  rows read: logs {read["logs"]:,}, users {read["users"]:,}, '
+      f'items {read["items"]:,}',
+      f'  events kept: {events["kept"]:,}; dropped: malformed {dropped["malformed"]:,}, '
+      f'scenario not selected {dropped["scenario_not_selected"]:,}'
+      + (f' ({by_scenario})' if by_scenario else ''),
+      f'  {"scenario":>8} {"index":>5} {"train events":>13} {"train pos":>10} '
+      f'{"eval events":>12} {"eval pos":>9}',
+  ]
+  train, eval_ = summary['splits'][ingest.TRAIN], summary['splits'][ingest.EVAL]
+  for s in summary['scenarios']:
+    t, e = train['scenarios'][s['value']], eval_['scenarios'][s['value']]
+    lines.append(f'  {s["value"]:>8} {s["index"]:>5} {t["events"]:>13,} '
+                 f'{t["positives"]:>10,} {e["events"]:>12,} {e["positives"]:>9,}')
+  lines.append(f'  {"all":>8} {"":>5} {train["events"]:>13,} {train["positives"]:>10,} '
+               f'{eval_["events"]:>12,} {eval_["positives"]:>9,}')
+  defaults = summary['defaults']
+  missing = {t: sum(v.values()) for t, v in summary['missing_values'].items()}
+  lines += [
+      f'  item corpus: {summary["item_corpus"]["items"]:,} items',
+      f'  defaults: {defaults["users_without_features"]:,} users '
+      f'({defaults["events_with_default_user_features"]:,} events) and '
+      f'{defaults["items_without_features"]:,} items '
+      f'({defaults["events_with_default_item_features"]:,} events) had no feature row; '
+      f'empty cells filled: users {missing["users"]:,}, items {missing["items"]:,}',
+  ]
+  bad = {t: n for t, n in summary['bad_rows'].items() if n}
+  if bad:
+    lines.append('  malformed rows dropped: '
+                 + ', '.join(f'{t} {n:,}' for t, n in bad.items()))
+  return '\n'.join(lines)
+
+
+def _iso(timestamp_ms, tz) -> str:
+  if timestamp_ms is None:
+    return 'none'
+  return datetime.datetime.fromtimestamp(timestamp_ms / 1000, tz).isoformat(
+      timespec='seconds')

@@ -1,0 +1,159 @@
+"""Record-level ingestion logic: parsing, histories (known answers), scenario selection."""
+
+import datetime
+import zoneinfo
+
+import pytest
+
+from components.interaction_example_gen import records
+from pipeline import dataset_spec as ds
+
+UTC = datetime.timezone.utc
+LOG = ds.LogSpec(path='*', user_id='u', item_id='i', scenario='s', label='y', timestamp='t')
+
+
+def cells(**overrides):
+  row = {'u': '7', 'i': '42', 's': '1', 'y': '1', 't': '1650812741436'}
+  row.update(overrides)
+  return row
+
+
+def test_parse_event_reads_every_column():
+  event = records.parse_event(cells(), LOG, UTC, 'f.csv', 2)
+  assert event == records.Event('7', '42', '1', 1, 1650812741436, 'f.csv', 2)
+
+
+@pytest.mark.parametrize('raw,label', [('0', 0), ('1', 1), ('1.0', 1), (' TRUE ', 1),
+                                       ('false', 0)])
+def test_parse_event_label_spellings(raw, label):
+  assert records.parse_event(cells(y=raw), LOG, UTC, 'f', 2).label == label
+
+
+@pytest.mark.parametrize('raw', ['yes', '2', '', '0.5'])
+def test_parse_event_bad_label_names_file_line_column(raw):
+  bad = records.parse_event(cells(y=raw), LOG, UTC, 'logs.csv', 17)
+  assert isinstance(bad, records.BadRow)
+  assert (bad.table, bad.file, bad.line, bad.column, bad.value) == (
+      'logs', 'logs.csv', 17, 'y', raw)
+  assert 'must be 0 or 1' in bad.problem
+  assert bad.describe().startswith("logs.csv, line 17, column 'y': ")
+
+
+def test_parse_event_empty_id_is_bad():
+  bad = records.parse_event(cells(u='  '), LOG, UTC, 'f', 3)
+  assert isinstance(bad, records.BadRow) and bad.column == 'u'
+
+
+@pytest.mark.parametrize('fmt,text,expected', [
+    ('epoch_ms', '1650812741436', 1650812741436),
+    ('epoch_s', '1650812741.436', 1650812741436),
+    ('iso8601', '2022-04-24T15:05:41.436+00:00', 1650812741436),
+    ('iso8601', '2022-04-24T23:05:41.436', 1650812741436),  # naive: the split timezone
+    ('%Y/%m/%d %H:%M:%S', '2022/04/24 23:05:41', 1650812741000),
+])
+def test_parse_timestamp_formats(fmt, text, expected):
+  shanghai = zoneinfo.ZoneInfo('Asia/Shanghai')
+  assert records.parse_timestamp_ms(text, fmt, shanghai) == expected
+
+
+@pytest.mark.parametrize('fmt,text,message', [
+    ('epoch_ms', 'yesterday', 'epoch milliseconds'),
+    ('epoch_ms', '1650812741', 'set timestamp_format: epoch_s'),  # seconds read as ms
+    ('iso8601', '24/04/2022', "format 'iso8601'"),
+    ('epoch_s', 'nan', 'epoch seconds'),
+])
+def test_parse_timestamp_errors_name_the_format(fmt, text, message):
+  with pytest.raises(ValueError, match=message):
+    records.parse_timestamp_ms(text, fmt, UTC)
+
+
+TABLE = ds.FeatureTableSpec(path='*', id_column='id', features=(
+    ds.FeatureColumn('age', ds.FeatureKind.NUMERIC),
+    ds.FeatureColumn('city', ds.FeatureKind.CATEGORICAL, name='user_city'),
+    ds.FeatureColumn('tags', ds.FeatureKind.MULTI_CATEGORICAL, separator='|'),
+    ds.FeatureColumn('level', ds.FeatureKind.BUCKETED_RANGE, default='unknown'),
+))
+
+
+def test_parse_feature_row_values_by_feature_name():
+  row = records.parse_feature_row('users', TABLE, {'id': 'u1', 'age': '31.5', 'city': 'x',
+                                                   'tags': 'a| b |', 'level': '[1,5)'},
+                                  'u.csv', 4)
+  assert row.id == 'u1'
+  assert row.values == {'age': [31.5], 'user_city': ['x'], 'tags': ['a', 'b'],
+                        'level': ['[1,5)']}
+  assert row.missing == ()
+
+
+def test_parse_feature_row_fills_and_reports_missing_cells():
+  row = records.parse_feature_row('users', TABLE, {'id': 'u1', 'age': 'NaN', 'city': '',
+                                                   'tags': '', 'level': ''}, 'u.csv', 4)
+  assert row.values == {'age': [0.0], 'user_city': [''], 'tags': [], 'level': ['unknown']}
+  assert row.missing == ('age', 'city', 'tags', 'level')
+
+
+def test_parse_feature_row_text_in_numeric_column_is_bad():
+  bad = records.parse_feature_row('users', TABLE, {'id': 'u1', 'age': 'old', 'city': '',
+                                                   'tags': '', 'level': ''}, 'u.csv', 9)
+  assert isinstance(bad, records.BadRow)
+  assert (bad.column, bad.line, bad.value) == ('age', 9, 'old')
+  assert 'finite number' in bad.problem
+
+
+def _event(item, ts, label=1, scenario='s'):
+  return records.Event('u', item, scenario, label, ts, 'f', ts)
+
+
+def test_histories_known_answers():
+  # Clicks a@1, b@2, c@3 (and a non-click d@3), e@5; cutoff 5; eval events at 5 and 6.
+  events = [_event('a', 1), _event('b', 2, scenario='t'), _event('c', 3),
+            _event('d', 3, label=0), _event('e', 5), _event('f', 6)]
+  result = records.histories(events, cutoff_ms=5, length=2)
+  items = [[h.item_id for h in history] for history in result]
+  assert items == [
+      [],  # a@1: nothing before
+      ['a'],  # b@2
+      ['a', 'b'],  # c@3: the click c at the same millisecond is not in its history
+      ['a', 'b'],  # d@3: same
+      ['b', 'c'],  # e@5 (eval): clicks before the cutoff, last two
+      ['b', 'c'],  # f@6 (eval): the eval click e@5 must not leak in
+  ]
+  assert [h.scenario for h in result[2]] == ['s', 't']
+
+
+def test_histories_never_contain_the_future_or_the_eval_period():
+  events = [_event(str(i), ts, label=ts % 3 != 0) for i, ts in
+            enumerate([1, 1, 2, 4, 4, 4, 7, 9, 10, 10, 12])]
+  cutoff = 9
+  for event, history in zip(events, records.histories(events, cutoff, length=3)):
+    assert len(history) <= 3
+    assert all(h.timestamp_ms < min(event.timestamp_ms, cutoff) for h in history)
+
+
+def test_select_scenarios_by_train_positives_with_value_tiebreak():
+  counts = [records.ScenarioCount('b', 10, 5), records.ScenarioCount('a', 50, 9),
+            records.ScenarioCount('c', 3, 5), records.ScenarioCount('z', 100, 0)]
+  chosen = records.select_scenarios(counts, num_scenarios=4)
+  assert [c.value for c in chosen] == ['a', 'b', 'c']  # z has no positive: never chosen
+  assert [c.value for c in records.select_scenarios(counts, 2)] == ['a', 'b']
+
+
+def test_select_scenarios_explicit_list_keeps_its_order():
+  counts = [records.ScenarioCount('a', 50, 9), records.ScenarioCount('b', 10, 5)]
+  chosen = records.select_scenarios(counts, 4, explicit=('b', 'q'))
+  assert chosen == [records.ScenarioCount('b', 10, 5), records.ScenarioCount('q', 0, 0)]
+
+
+def test_event_example_holds_log_history_and_features():
+  user = records.features_proto({'age': [30.0], 'gender': ['f']})
+  item = records.features_proto({'tags': []})
+  history = [records.HistoryEntry(1, 'a', 's1')]
+  example = records.event_example(_event('z', 2), history, user, item)
+  f = example.features.feature
+  assert f['item_id'].bytes_list.value == [b'z']
+  assert f['label'].int64_list.value == [1]
+  assert f['history_item_id'].bytes_list.value == [b'a']
+  assert f['history_scenario'].bytes_list.value == [b's1']
+  assert f['age'].float_list.value == [30.0]
+  assert f['gender'].bytes_list.value == [b'f']
+  assert f['tags'].HasField('bytes_list') and not f['tags'].bytes_list.value
