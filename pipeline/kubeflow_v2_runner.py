@@ -1,0 +1,53 @@
+"""Compiles the pipeline to a Kubeflow Pipelines v2 spec (JSON) for the project's image.
+
+    python -m pipeline.kubeflow_v2_runner --config kubeflow.yaml \
+        --image REGISTRY/dsmoe-pipeline:TAG --output dsmoe_pipeline.json
+
+The config must point data_dir and output_dir at storage the cluster reads (gs://, s3://)
+and usually sets beam_pipeline_args for a distributed runner; see BUILD.md. Components run
+inside the image built from the Dockerfile, where the repository is at /pipeline.
+Compiling needs no cluster and no network; submit the JSON with the KFP client or UI.
+"""
+
+import argparse
+import dataclasses
+import os
+import sys
+
+from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
+
+from pipeline import configs
+from pipeline import pipeline as dsmoe_pipeline
+
+IMAGE_REPO_ROOT = '/pipeline'  # WORKDIR of the Dockerfile
+
+
+def compile_pipeline(config: configs.PipelineConfig, image: str, output_file: str) -> str:
+  """Writes the KFP v2 pipeline spec of `config` and returns its path."""
+  config = dataclasses.replace(config, runtime_root=IMAGE_REPO_ROOT)
+  runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
+      config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image),
+      output_dir=os.path.dirname(os.path.abspath(output_file)),
+      output_filename=os.path.basename(output_file))
+  runner.run(dsmoe_pipeline.create_pipeline(config), write_out=True)
+  return output_file
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--config', default='', help='YAML config for the cluster run')
+  parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE')
+  parser.add_argument('--image', required=True, help='the image built from the Dockerfile')
+  parser.add_argument('--output', default='dsmoe_pipeline.json')
+  args = parser.parse_args(argv)
+  try:
+    config = configs.load_config(args.config, args.set)
+  except configs.ConfigError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
+  print(compile_pipeline(config, args.image, args.output))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,68 @@
+"""The curated schemas accept the real data and name the feature when data breaks them."""
+
+import os
+
+from apache_beam.options import pipeline_options
+import pytest
+import tensorflow as tf
+import tfx  # noqa: F401  (TFX stubs a tfx_bsl module that TFDV imports)
+import tensorflow_data_validation as tfdv
+
+from components import data_validation_gate
+from tests import mini_dataset
+from tests.conftest import REPO_ROOT
+
+SCHEMAS = os.path.join(REPO_ROOT, 'schemas', 'kuairand_pure')
+BEAM = pipeline_options.PipelineOptions(['--runner=FnApiRunner'])
+
+
+def _stats(pattern):
+  return tfdv.generate_statistics_from_tfrecord(pattern, pipeline_options=BEAM)
+
+
+def _schema(name):
+  return tfdv.load_schema_text(os.path.join(SCHEMAS, name))
+
+
+@pytest.mark.parametrize('split,schema', [('train', 'events_schema.pbtxt'),
+                                          ('eval', 'events_schema.pbtxt'),
+                                          ('corpus', 'item_corpus_schema.pbtxt')])
+def test_fixture_has_no_anomaly(fixture_ingestion, split, schema):
+  _, out = fixture_ingestion
+  anomalies = tfdv.validate_statistics(_stats(os.path.join(out, split, '*.gz')),
+                                       _schema(schema))
+  assert data_validation_gate.anomaly_messages(anomalies, split) == []
+
+
+def test_events_schema_describes_every_written_feature(fixture_ingestion):
+  _, out = fixture_ingestion
+  written = set(mini_dataset.read_examples(os.path.join(out, 'train'))[0])
+  assert written == {f.name for f in _schema('events_schema.pbtxt').feature}
+
+
+def test_broken_data_names_feature_and_expectation(tmp_path, fixture_ingestion):
+  _, out = fixture_ingestion
+  examples = mini_dataset.read_examples(os.path.join(out, 'train'))[:50]
+  path = str(tmp_path / 'broken.tfrecord')
+  with tf.io.TFRecordWriter(path) as writer:
+    for i, values in enumerate(examples):
+      example = tf.train.Example()
+      for name, value in values.items():
+        if name == 'label':
+          value = [2 if i == 0 else value[0]]
+        if name == 'user_active_degree':
+          value = ['super_active' if i == 1 else value[0]]
+        feature = example.features.feature[name]
+        if name in ('label', 'timestamp'):
+          feature.int64_list.value.extend(value)
+        elif value and isinstance(value[0], float):
+          feature.float_list.value.extend(value)
+        else:
+          feature.bytes_list.value.extend(v.encode() for v in value)
+      del example.features.feature['scenario']
+      writer.write(example.SerializeToString())
+  anomalies = tfdv.validate_statistics(_stats(path), _schema('events_schema.pbtxt'))
+  messages = '\n'.join(data_validation_gate.anomaly_messages(anomalies, 'train'))
+  assert "split 'train', feature 'label': Unexpectedly large value: 2" in messages
+  assert "feature 'user_active_degree'" in messages and 'super_active' in messages
+  assert "split 'train', feature 'scenario': Column is completely missing" in messages
