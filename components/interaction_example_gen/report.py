@@ -38,7 +38,8 @@ def summarize(raw: dict, spec: ds.DatasetSpec) -> dict[str, Any]:
         'positives': sum(v['positives'] for v in per_scenario.values()),
         'scenarios': per_scenario,
     }
-  dropped_by_scenario = prefixed('dropped/scenario_not_selected/')
+  dropped_by_scenario = dict(sorted(prefixed('dropped/scenario_not_selected/').items(),
+                                    key=lambda kv: (-kv[1], kv[0])))
   malformed_events = count('bad_rows/logs')
   tz = spec.split.tzinfo
   return {
