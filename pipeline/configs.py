@@ -45,6 +45,93 @@ class IngestionConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TransformConfig:
+  """Vocabularies and scaling (models/preprocessing.py)."""
+  # Extra vocabulary ids for values not in the vocabulary (unknown users, items, categories
+  # at serving time still get an embedding).
+  num_oov_buckets: int = 1
+  # User and item ids seen fewer times than this in training share the OOV embedding, so
+  # that embedding is trained and serves unknown ids well.
+  id_min_frequency: int = 2
+
+  def __post_init__(self):
+    if self.num_oov_buckets < 1:
+      raise ConfigError('transform.num_oov_buckets must be at least 1')
+    if self.id_min_frequency < 1:
+      raise ConfigError('transform.id_min_frequency must be at least 1')
+
+
+MODELS = ('dsmoe', 'mmoe', 'two_tower_dnn', 'adin', 'sass')
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """The student (two-tower) architecture. Defaults: the DSMOE paper."""
+  # dsmoe: SAP-MMOE user tower; mmoe: the same with use_sap and use_dsbn off (plain MMOE);
+  # two_tower_dnn: DSSM-style MLP towers; adin, sass: the baselines of the paper.
+  model: str = 'dsmoe'
+  embedding_dim: int = 16  # every feature field
+  output_dim: int = 64  # user and item embeddings (the index dimension)
+  num_experts: int = 3  # K
+  expert_units: int = 128
+  rank: int = 4  # R of the SAP low-rank correction
+  use_sap: bool = True  # ablation "w/o SAP": plain Dense layers instead
+  use_dsbn: bool = True  # ablation "w/o DSBN": one shared BatchNormalization
+  history_pooling: str = 'mean'  # 'mean' or 'max' over the behaviour sequence
+  hidden_units: tuple[int, ...] = (256, 128)  # MLP towers (item tower, DNN baseline)
+
+  def __post_init__(self):
+    if self.model not in MODELS:
+      raise ConfigError(f'model.model is {self.model!r}; use one of {", ".join(MODELS)}')
+    if self.history_pooling not in ('mean', 'max'):
+      raise ConfigError("model.history_pooling must be 'mean' or 'max'")
+    for name in ('embedding_dim', 'output_dim', 'num_experts', 'expert_units', 'rank'):
+      if getattr(self, name) < 1:
+        raise ConfigError(f'model.{name} must be at least 1')
+
+
+TEACHERS = ('dcn_v2',)
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillationConfig:
+  """The interaction-aware teacher and the KL term of the student's loss."""
+  enabled: bool = True  # ablation "w/o distillation": BCE only, no teacher
+  weight: float = 1.0  # lambda in BCE + lambda * KL(p_teacher || p_student)
+  teacher: str = 'dcn_v2'
+  cross_layers: int = 3  # DCN-v2 teacher
+  cross_projection_dim: int = 64  # low-rank cross layers (0: full rank)
+
+  def __post_init__(self):
+    if self.teacher not in TEACHERS:
+      raise ConfigError(f'distillation.teacher is {self.teacher!r}; use one of '
+                        f'{", ".join(TEACHERS)}')
+    if self.weight < 0:
+      raise ConfigError('distillation.weight must be >= 0')
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+  """Optimisation and sampling. Defaults: the DSMOE paper (Adam, lr 1e-4, wd 1e-6, 4096)."""
+  learning_rate: float = 1e-4
+  weight_decay: float = 1e-6
+  batch_size: int = 4096
+  epochs: int = 50
+  # Random negatives: items drawn uniformly from the item corpus, label 0, per anchor event.
+  negative_ratio: int = 4
+  # Also train on exposures without a click as negatives (the paper: clicks + random only).
+  exposure_negatives: bool = False
+  seed: int = 42
+
+  def __post_init__(self):
+    if self.batch_size < 1 or self.epochs < 1 or self.negative_ratio < 0:
+      raise ConfigError('training.batch_size and training.epochs must be >= 1, '
+                        'training.negative_ratio >= 0')
+    if self.learning_rate <= 0:
+      raise ConfigError('training.learning_rate must be > 0')
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
   """Everything a pipeline run needs; paths are relative to the repository root."""
   pipeline_name: str = 'dsmoe-kuairand-pure'  # KFP allows [a-z0-9-]
@@ -61,6 +148,10 @@ class PipelineConfig:
   # to download the Prism runner binary; nothing may download at run time.
   beam_pipeline_args: tuple[str, ...] = ('--runner=FnApiRunner',)
   ingestion: IngestionConfig = IngestionConfig()
+  transform: TransformConfig = TransformConfig()
+  model: ModelConfig = ModelConfig()
+  distillation: DistillationConfig = DistillationConfig()
+  training: TrainingConfig = TrainingConfig()
 
   def path(self, relative: str) -> str:
     """A path as components see it at run time (relative: from the repository root)."""
