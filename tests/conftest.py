@@ -29,3 +29,13 @@ def fixture_ingestion(tmp_path_factory, kuairand_spec):
   summary = mini_dataset.run_ingestion(FIXTURE_DIR, kuairand_spec, str(out),
                                        configs.IngestionConfig())
   return summary, str(out)
+
+
+@pytest.fixture(scope='session')
+def fixture_transformed(tmp_path_factory, fixture_ingestion, kuairand_spec):
+  """The fixture's ingested examples through models/preprocessing.py (tf.Transform)."""
+  from tests import transform_fixture
+  summary, ingested = fixture_ingestion
+  scenarios = tuple(s['value'] for s in summary['scenarios'])
+  return transform_fixture.transform(ingested, kuairand_spec, scenarios,
+                                     str(tmp_path_factory.mktemp('fixture_transformed')))

@@ -1,0 +1,156 @@
+"""The model-input contract: which transformed features each tower reads, and their shapes.
+
+tf.Transform (models/preprocessing.py) turns raw examples into integer ids (vocabulary
+index, OOV buckets at the end) and scaled floats. `FeatureSpace` records, for one trained
+model, every feature a tower reads with its vocabulary size and, for lists, the fixed
+length; `dense_model_inputs` gives the models dense tensors of exactly those shapes:
+
+    categorical             int64   [B]      vocabulary index
+    multi-valued            int64   [B, M]   indices, padded with -1
+    numeric                 float32 [B]      scaled value
+    history_item_id         int64   [B, L]   item vocabulary indices, padded with -1
+    history_scenario        string  [B, L]   raw scenario values, padded with ''
+    scenario                string  [B]      raw scenario value (mapped inside the model)
+
+Scenario values stay raw strings: the models map them with the ingestion's scenario
+mapping, which is part of the model, so serving takes the raw value as users have it.
+"""
+
+import dataclasses
+import json
+from typing import Mapping, Optional
+
+import tensorflow as tf
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from pipeline import dataset_spec as ds
+
+PADDING_ID = -1  # list padding in id features
+PADDING_SCENARIO = ''  # list padding in history_scenario
+
+
+@dataclasses.dataclass(frozen=True)
+class Categorical:
+  name: str
+  vocab_size: int  # ids are 0 .. vocab_size - 1, OOV buckets included
+  max_values: int = 0  # 0: one value per example; M > 0: a list padded to M
+
+
+@dataclasses.dataclass(frozen=True)
+class TowerInputs:
+  categorical: tuple[Categorical, ...]
+  numeric: tuple[str, ...]
+
+  @property
+  def names(self) -> tuple[str, ...]:
+    return tuple(c.name for c in self.categorical) + self.numeric
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSpace:
+  """Every transformed feature a model reads, with vocabulary sizes and list lengths."""
+  user: TowerInputs  # user features, user id included
+  item: TowerInputs  # item features, item id included
+  item_vocab_size: int  # for the behaviour sequence (same vocabulary as item_id)
+  history_length: int  # L
+  scenarios: tuple[str, ...]  # raw values in index order (the scenario mapping)
+
+  @property
+  def user_tower_features(self) -> tuple[str, ...]:
+    return self.user.names + (ds.HISTORY_ITEM_ID, ds.HISTORY_SCENARIO, ds.SCENARIO)
+
+  @property
+  def item_tower_features(self) -> tuple[str, ...]:
+    return self.item.names
+
+  def tensor_specs(self, names: tuple[str, ...],
+                   batch_size: Optional[int] = None) -> dict[str, tf.TensorSpec]:
+    """The dense input signature of `names` (see the table above)."""
+    lists = {c.name: c.max_values for c in self.user.categorical + self.item.categorical
+             if c.max_values}
+    lists[ds.HISTORY_ITEM_ID] = lists[ds.HISTORY_SCENARIO] = self.history_length
+    numeric = set(self.user.numeric + self.item.numeric)
+    specs = {}
+    for name in names:
+      shape = [batch_size, lists[name]] if name in lists else [batch_size]
+      dtype = (tf.string if name in (ds.SCENARIO, ds.HISTORY_SCENARIO) else
+               tf.float32 if name in numeric else tf.int64)
+      specs[name] = tf.TensorSpec(shape, dtype, name=name)
+    return specs
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self))
+
+  @classmethod
+  def from_json(cls, text: str) -> 'FeatureSpace':
+    raw = json.loads(text)
+    tower = lambda t: TowerInputs(tuple(Categorical(**c) for c in t['categorical']),
+                                  tuple(t['numeric']))
+    return cls(user=tower(raw['user']), item=tower(raw['item']),
+               item_vocab_size=raw['item_vocab_size'],
+               history_length=raw['history_length'], scenarios=tuple(raw['scenarios']))
+
+  @classmethod
+  def build(cls, spec: ds.DatasetSpec, vocab_sizes: Mapping[str, int],
+            scenarios: tuple[str, ...], schema: schema_pb2.Schema) -> 'FeatureSpace':
+    """From the dataset spec, the vocabulary sizes (OOV included) and the curated schema.
+
+    List lengths are the schema's value_count.max: the curated schema is the contract that
+    no longer list passes validation.
+    """
+    max_values = {f.name: f.value_count.max for f in schema.feature
+                  if f.HasField('value_count')}
+
+    def tower(id_name: str, table: ds.FeatureTableSpec) -> TowerInputs:
+      categorical = [Categorical(id_name, vocab_sizes[id_name])]
+      for f in table.features:
+        if f.is_numeric:
+          continue
+        multi = f.kind is ds.FeatureKind.MULTI_CATEGORICAL
+        categorical.append(Categorical(f.name, vocab_sizes[f.name],
+                                       max_values[f.name] if multi else 0))
+      numeric = tuple(f.name for f in table.features if f.is_numeric)
+      return TowerInputs(tuple(categorical), numeric)
+
+    return cls(user=tower(ds.USER_ID, spec.users), item=tower(ds.ITEM_ID, spec.items),
+               item_vocab_size=vocab_sizes[ds.ITEM_ID],
+               history_length=max_values[ds.HISTORY_ITEM_ID], scenarios=scenarios)
+
+
+def dense_model_inputs(features: Mapping[str, tf.Tensor], space: FeatureSpace,
+                       names: Optional[tuple[str, ...]] = None) -> dict[str, tf.Tensor]:
+  """Transformed features (dense, sparse or ragged) -> the dense shapes above.
+
+  Lists longer than their fixed length keep their first values.
+  """
+  lengths = {c.name: c.max_values for c in space.user.categorical + space.item.categorical
+             if c.max_values}
+  lengths[ds.HISTORY_ITEM_ID] = lengths[ds.HISTORY_SCENARIO] = space.history_length
+  result = {}
+  for name in names or tuple(features):
+    value = features[name]
+    if name in lengths:
+      pad = PADDING_SCENARIO if name == ds.HISTORY_SCENARIO else PADDING_ID
+      result[name] = _fixed_length(value, lengths[name], pad)
+    else:
+      result[name] = _scalar(value)
+  return result
+
+
+def _fixed_length(value, length: int, pad) -> tf.Tensor:
+  if isinstance(value, tf.SparseTensor):
+    value = tf.sparse.to_dense(value, default_value=pad)
+  elif isinstance(value, tf.RaggedTensor):
+    value = value.to_tensor(default_value=pad)
+  value = value[:, :length]
+  padding = tf.maximum(length - tf.shape(value)[1], 0)
+  value = tf.pad(value, [[0, 0], [0, padding]], constant_values=pad)
+  return tf.ensure_shape(value, [None, length])
+
+
+def _scalar(value) -> tf.Tensor:
+  if isinstance(value, tf.SparseTensor):
+    value = tf.sparse.to_dense(value)
+  if value.shape.rank == 2:
+    value = tf.squeeze(value, axis=1)
+  return value

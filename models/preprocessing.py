@@ -1,0 +1,61 @@
+"""tf.Transform preprocessing: raw event features -> model inputs (see models/features.py).
+
+- user and item ids: vocabularies over the training split; ids seen fewer than
+  `id_min_frequency` times and ids never seen map to the OOV buckets, so unknown users and
+  items at serving time still get a (trained) embedding;
+- the behaviour sequence uses the item id vocabulary, so history and candidate items share
+  one id space;
+- categorical, bucketed-range and multi-valued features: vocabularies with OOV buckets;
+- numeric features: sign(x) * log(1 + |x|), then z-score (counts and durations are
+  heavy-tailed);
+- the scenario and history scenarios stay raw strings (the model maps them with the
+  ingestion's scenario mapping); the label passes through; the timestamp is not a feature.
+
+The function is written for TFX's Transform component, which passes `custom_config` with
+the dataset spec and the transform config as JSON.
+"""
+
+import json
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from pipeline import configs
+from pipeline import dataset_spec as ds
+
+
+def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
+  spec = ds.DatasetSpec.from_json(custom_config['dataset_spec'])
+  config = configs.from_dict(configs.TransformConfig,
+                             json.loads(custom_config['transform_config']))
+  oov = config.num_oov_buckets
+  outputs = {}
+  for id_name in (ds.USER_ID, ds.ITEM_ID):
+    vocabulary = tft.vocabulary(inputs[id_name], frequency_threshold=config.id_min_frequency,
+                                vocab_filename=id_name)
+    outputs[id_name] = tft.apply_vocabulary(inputs[id_name], vocabulary,
+                                            num_oov_buckets=oov)
+    if id_name == ds.ITEM_ID:
+      outputs[ds.HISTORY_ITEM_ID] = tft.apply_vocabulary(
+          inputs[ds.HISTORY_ITEM_ID], vocabulary, num_oov_buckets=oov)
+  for feature in spec.users.features + spec.items.features:
+    value = inputs[feature.name]
+    if feature.is_numeric:
+      outputs[feature.name] = tft.scale_to_z_score(tf.sign(value) * tf.math.log1p(
+          tf.abs(value)))
+    else:
+      outputs[feature.name] = tft.compute_and_apply_vocabulary(
+          value, num_oov_buckets=oov, vocab_filename=feature.name)
+  outputs[ds.SCENARIO] = inputs[ds.SCENARIO]
+  outputs[ds.HISTORY_SCENARIO] = inputs[ds.HISTORY_SCENARIO]
+  outputs[ds.LABEL] = inputs[ds.LABEL]
+  return outputs
+
+
+def vocabulary_sizes(tft_output: tft.TFTransformOutput, spec: ds.DatasetSpec,
+                     num_oov_buckets: int) -> dict[str, int]:
+  """Feature name -> number of ids (vocabulary + OOV buckets), for FeatureSpace.build."""
+  names = [ds.USER_ID, ds.ITEM_ID] + [f.name for f in spec.users.features +
+                                      spec.items.features if not f.is_numeric]
+  return {name: tft_output.vocabulary_size_by_name(name) + num_oov_buckets
+          for name in names}

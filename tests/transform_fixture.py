@@ -1,0 +1,77 @@
+"""Runs models/preprocessing.py with tf.Transform on ingested examples, as TFX's Transform
+component does in the pipeline; gives the models' tests real transformed data."""
+
+import dataclasses
+import functools
+import json
+import os
+
+import apache_beam as beam
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata
+from tensorflow_transform.tf_metadata import metadata_io
+from tfx_bsl.public import tfxio
+
+from models import features
+from models import preprocessing
+from pipeline import configs
+from pipeline import dataset_spec as ds
+from tests.conftest import REPO_ROOT
+
+EVENTS_SCHEMA = os.path.join(REPO_ROOT, 'schemas', 'kuairand_pure', 'events_schema.pbtxt')
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformedData:
+  tft_dir: str
+  train: str  # file patterns of transformed tf.Examples
+  eval: str
+  corpus: str  # raw item corpus (transformed by the model's input pipeline)
+  space: features.FeatureSpace
+
+
+def load_schema(path: str = EVENTS_SCHEMA):
+  from tensorflow_metadata.proto.v0 import schema_pb2
+  from google.protobuf import text_format
+  with open(path) as f:
+    return text_format.Parse(f.read(), schema_pb2.Schema())
+
+
+def transform(ingested_dir: str, spec: ds.DatasetSpec, scenarios: tuple[str, ...],
+              out_dir: str,
+              config: configs.TransformConfig = configs.TransformConfig()) -> TransformedData:
+  schema = load_schema()
+  custom_config = {'dataset_spec': spec.to_json(),
+                   'transform_config': json.dumps(dataclasses.asdict(config))}
+  fn = functools.partial(preprocessing.preprocessing_fn, custom_config=custom_config)
+  sources = {split: tfxio.TFExampleRecord(
+      file_pattern=os.path.join(ingested_dir, split, '*.gz'), schema=schema,
+      telemetry_descriptors=['tests']) for split in ('train', 'eval')}
+  tft_dir = os.path.join(out_dir, 'transform_fn')
+  with beam.Pipeline(argv=['--runner=FnApiRunner']) as p:
+    with tft_beam.Context(temp_dir=os.path.join(out_dir, 'tmp')):
+      train = p | 'ReadTrain' >> sources['train'].BeamSource()
+      eval_ = p | 'ReadEval' >> sources['eval'].BeamSource()
+      (train_out, metadata), transform_fn = (
+          (train, sources['train'].TensorAdapterConfig())
+          | tft_beam.AnalyzeAndTransformDataset(fn))
+      eval_out, _ = (((eval_, sources['eval'].TensorAdapterConfig()), transform_fn)
+                     | tft_beam.TransformDataset())
+      coder = tft.coders.ExampleProtoCoder(metadata.schema)
+      for name, data in (('train', train_out), ('eval', eval_out)):
+        _ = (data | f'Encode{name}' >> beam.Map(coder.encode)
+             | f'Write{name}' >> beam.io.WriteToTFRecord(
+                 os.path.join(out_dir, name, 'part'), file_name_suffix='.gz'))
+      _ = transform_fn | tft_beam.WriteTransformFn(tft_dir)
+  # The raw schema beside the transform graph, as TFX's Transform component writes it.
+  metadata_io.write_metadata(dataset_metadata.DatasetMetadata(schema),
+                             os.path.join(tft_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
+  tft_output = tft.TFTransformOutput(tft_dir)
+  space = features.FeatureSpace.build(
+      spec, preprocessing.vocabulary_sizes(tft_output, spec, config.num_oov_buckets),
+      scenarios, schema)
+  return TransformedData(tft_dir, os.path.join(out_dir, 'train', '*.gz'),
+                         os.path.join(out_dir, 'eval', '*.gz'),
+                         os.path.join(ingested_dir, 'corpus', '*.gz'), space)
