@@ -1,0 +1,23 @@
+"""The two-tower DNN baseline (DSSM-style) user tower."""
+
+import tensorflow as tf
+
+from models import features
+from models.towers.base import UserTower
+from models.towers.encoders import flatten_fields
+from models.towers.encoders import mlp
+
+
+class DNNUserTower(UserTower):
+  """u = Dense_out(MLP(e_input)); the scenario enters only as the e_s field of e_input."""
+
+  def __init__(self, feature_space: features.FeatureSpace, output_dim: int = 64,
+               embedding_dim: int = 16, hidden_units=(256, 128),
+               history_pooling: str = 'mean', **kwargs):
+    super().__init__(feature_space, output_dim, embedding_dim, history_pooling, **kwargs)
+    self.hidden = mlp(hidden_units, 'user_mlp')
+    self.out = tf.keras.layers.Dense(output_dim, name='user_embedding')
+
+  def call(self, inputs, training=None):
+    fields, _, _ = self.encoder(inputs)
+    return self.out(self.hidden(flatten_fields(fields), training=training))

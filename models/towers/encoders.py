@@ -1,0 +1,88 @@
+"""The feature encoders every tower and the teacher share (same embedding code everywhere)."""
+
+import tensorflow as tf
+
+from models import features
+from models.layers import BehaviorSequenceEmbedding
+from models.layers import FeatureEmbedding
+from models.layers import ScenarioEmbedding
+from pipeline import dataset_spec as ds
+
+
+def _fields(tower: features.TowerInputs) -> tuple[list, list]:
+  return ([(c.name, c.vocab_size, c.max_values) for c in tower.categorical],
+          list(tower.numeric))
+
+
+class UserEncoder(tf.keras.layers.Layer):
+  """User features, behaviour sequence and scenario -> field embeddings and e_s.
+
+  Returns (fields [B, F_u + 2, dim], e_s [B, dim], scenario index [B]); the last two fields
+  are the pooled behaviour sequence and e_s itself.
+  """
+
+  def __init__(self, feature_space: str, dim: int, history_pooling: str = 'mean',
+               **kwargs):
+    super().__init__(**kwargs)
+    self.feature_space = feature_space  # FeatureSpace JSON
+    self.dim = dim
+    self.history_pooling = history_pooling
+    space = features.FeatureSpace.from_json(feature_space)
+    self._user = FeatureEmbedding(*_fields(space.user), dim, name='user_fields')
+    self._scenario = ScenarioEmbedding(space.scenarios, dim, name='scenario')
+    self._history = BehaviorSequenceEmbedding(space.item_vocab_size, len(space.scenarios),
+                                              dim, history_pooling, name='history')
+
+  @property
+  def num_fields(self) -> int:
+    return self._user.num_fields + 2
+
+  def call(self, inputs):
+    scenario_index, e_s = self._scenario(inputs[ds.SCENARIO])
+    history = self._history([inputs[ds.HISTORY_ITEM_ID],
+                             self._scenario.index(inputs[ds.HISTORY_SCENARIO])])
+    fields = tf.concat([self._user(inputs), history[:, None], e_s[:, None]], axis=1)
+    return fields, e_s, scenario_index
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({'feature_space': self.feature_space, 'dim': self.dim,
+                   'history_pooling': self.history_pooling})
+    return config
+
+
+class ItemEncoder(tf.keras.layers.Layer):
+  """Item features -> field embeddings [B, F_i, dim]. No scenario: one index serves all."""
+
+  def __init__(self, feature_space: str, dim: int, **kwargs):
+    super().__init__(**kwargs)
+    self.feature_space = feature_space
+    self.dim = dim
+    space = features.FeatureSpace.from_json(feature_space)
+    self._item = FeatureEmbedding(*_fields(space.item), dim, name='item_fields')
+
+  @property
+  def num_fields(self) -> int:
+    return self._item.num_fields
+
+  def call(self, inputs):
+    return self._item(inputs)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({'feature_space': self.feature_space, 'dim': self.dim})
+    return config
+
+
+def flatten_fields(fields: tf.Tensor) -> tf.Tensor:
+  """[B, F, dim] -> [B, F * dim] (the concatenated embeddings e_input)."""
+  return tf.reshape(fields, [-1, fields.shape[1] * fields.shape[2]])
+
+
+def mlp(units, name: str) -> tf.keras.Sequential:
+  """Dense + PReLU layers."""
+  layers = []
+  for i, n in enumerate(units):
+    layers += [tf.keras.layers.Dense(n, name=f'dense_{i}'),
+               tf.keras.layers.PReLU(name=f'prelu_{i}')]
+  return tf.keras.Sequential(layers, name=name)

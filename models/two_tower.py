@@ -1,0 +1,82 @@
+"""The student: two towers scored by a dot product, trained with BCE and distillation."""
+
+from typing import Optional
+
+import tensorflow as tf
+
+from models import losses
+from models.teachers import RankingTeacher
+from models.towers.base import ItemTower
+from models.towers.base import UserTower
+
+
+class TwoTowerModel(tf.keras.Model):
+  """score = <u, v>, p_student = sigmoid(score)   (section 3.4 of the DSMOE paper).
+
+  Loss: BCE(label, p_student), plus weight * KL(p_teacher || p_student) when a teacher is
+  given. The teacher is frozen (not trainable, run in inference mode); only the towers
+  learn, and only the towers are exported and served.
+  """
+
+  def __init__(self, user_tower: UserTower, item_tower: ItemTower,
+               teacher: Optional[RankingTeacher] = None, distillation_weight: float = 1.0,
+               **kwargs):
+    super().__init__(**kwargs)
+    self.user_tower = user_tower
+    self.item_tower = item_tower
+    self.teacher = teacher
+    if teacher is not None:
+      teacher.trainable = False
+    self.distillation_weight = distillation_weight
+    self._trackers = {name: tf.keras.metrics.Mean(name=name) for name in (
+        'loss', 'task_loss', 'distillation_loss')}
+    self._auc = tf.keras.metrics.AUC(from_logits=True, name='auc')
+
+  @property
+  def distills(self) -> bool:
+    return self.teacher is not None and self.distillation_weight > 0
+
+  @property
+  def metrics(self):
+    trackers = [self._trackers['loss'], self._trackers['task_loss']]
+    if self.distills:
+      trackers.append(self._trackers['distillation_loss'])
+    return trackers + [self._auc]
+
+  def call(self, inputs, training=None):
+    u = self.user_tower(inputs, training=training)  # [B, dim]
+    v = self.item_tower(inputs, training=training)  # [B, dim]
+    return tf.reduce_sum(u * v, axis=1)  # logits [B]
+
+  def _loss_terms(self, features, labels, training: bool) -> tuple[dict, tf.Tensor]:
+    logits = self(features, training=training)
+    if self.distills:
+      teacher_logits = tf.stop_gradient(self.teacher(features, training=False))
+      terms = losses.distillation_loss(labels, logits, teacher_logits,
+                                       self.distillation_weight)
+    else:
+      task = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+          labels=tf.cast(labels, logits.dtype), logits=logits))
+      terms = {'loss': task, 'task_loss': task}
+    if self.losses:
+      terms['loss'] = terms['loss'] + tf.add_n(self.losses)
+    return terms, logits
+
+  def _update_metrics(self, terms, labels, logits) -> dict:
+    for name, value in terms.items():
+      self._trackers[name].update_state(value)
+    self._auc.update_state(labels, logits)
+    return {m.name: m.result() for m in self.metrics}
+
+  def train_step(self, data):
+    features, labels = data
+    with tf.GradientTape() as tape:
+      terms, logits = self._loss_terms(features, labels, training=True)
+    variables = self.trainable_variables  # the teacher's are not trainable
+    self.optimizer.apply_gradients(zip(tape.gradient(terms['loss'], variables), variables))
+    return self._update_metrics(terms, labels, logits)
+
+  def test_step(self, data):
+    features, labels = data
+    terms, logits = self._loss_terms(features, labels, training=False)
+    return self._update_metrics(terms, labels, logits)

@@ -1,0 +1,44 @@
+"""The distillation loss: Bernoulli KL from logits, checked by hand."""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from models import losses
+
+
+def logit(p):
+  return math.log(p / (1 - p))
+
+
+def test_kl_is_zero_when_student_equals_teacher():
+  z = tf.constant([-3.0, -0.2, 0.0, 1.5, 8.0])
+  np.testing.assert_allclose(losses.bernoulli_kl_from_logits(z, z).numpy(), 0.0, atol=1e-7)
+
+
+def test_kl_matches_a_hand_computed_value():
+  # KL(0.8 || 0.6) = 0.8 ln(0.8/0.6) + 0.2 ln(0.2/0.4) = 0.2301457 - 0.1386294 = 0.0915163
+  kl = losses.bernoulli_kl_from_logits(tf.constant([logit(0.8)]), tf.constant([logit(0.6)]))
+  np.testing.assert_allclose(kl.numpy(), [0.0915163], rtol=1e-5)
+  # and it is not symmetric: KL(0.6 || 0.8) = 0.6 ln(0.6/0.8) + 0.4 ln(0.4/0.2) = 0.1046496
+  kl_reverse = losses.bernoulli_kl_from_logits(tf.constant([logit(0.6)]),
+                                               tf.constant([logit(0.8)]))
+  np.testing.assert_allclose(kl_reverse.numpy(), [0.1046496], rtol=1e-5)
+
+
+def test_kl_is_finite_for_confident_logits():
+  kl = losses.bernoulli_kl_from_logits(tf.constant([40.0, -40.0]), tf.constant([-40.0, 40.0]))
+  assert np.all(np.isfinite(kl.numpy())) and np.all(kl.numpy() > 30)
+
+
+def test_distillation_loss_is_bce_plus_weighted_kl():
+  labels = tf.constant([1.0, 0.0])
+  student = tf.constant([logit(0.6), logit(0.3)])
+  teacher = tf.constant([logit(0.8), logit(0.1)])
+  terms = losses.distillation_loss(labels, student, teacher, weight=0.5)
+  bce = -(math.log(0.6) + math.log(0.7)) / 2
+  kl = (0.0915163 + (0.1 * math.log(0.1 / 0.3) + 0.9 * math.log(0.9 / 0.7))) / 2
+  np.testing.assert_allclose(terms['task_loss'].numpy(), bce, rtol=1e-5)
+  np.testing.assert_allclose(terms['distillation_loss'].numpy(), kl, rtol=1e-5)
+  np.testing.assert_allclose(terms['loss'].numpy(), bce + 0.5 * kl, rtol=1e-5)

@@ -1,0 +1,158 @@
+"""Students, baselines and the teacher on the transformed KuaiRand fixture."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from models import build
+from models import data
+from models import features
+from models import layers
+from models import model_stats
+from pipeline import configs
+
+TRAINING = configs.TrainingConfig(batch_size=128, learning_rate=3e-3, negative_ratio=4)
+
+
+@pytest.fixture(scope='module')
+def inputs(fixture_transformed):
+  tf.keras.utils.set_random_seed(1)
+  tft_output = tft.TFTransformOutput(fixture_transformed.tft_dir)
+  space = fixture_transformed.space
+  _, corpus = data.corpus_item_features(fixture_transformed.corpus, tft_output, space)
+  batches = data.training_batches(fixture_transformed.train, tft_output, space, corpus,
+                                  TRAINING, shuffle=False, num_epochs=1)
+  fixed = list(batches)  # the same batches, in the same order, for every model
+  return space, fixed
+
+
+def _dataset(batches):
+  return tf.data.Dataset.from_tensor_slices(
+      ({k: tf.concat([b[0][k] for b in batches], 0) for k in batches[0][0]},
+       tf.concat([b[1] for b in batches], 0))).batch(TRAINING.batch_size)
+
+
+def test_batches_hold_anchors_and_random_negatives(inputs):
+  _, batches = inputs
+  labels = np.concatenate([b[1].numpy() for b in batches])
+  assert labels.mean() == pytest.approx(1 / (1 + TRAINING.negative_ratio))
+  features_, first = batches[0][0], batches[0][1].numpy()
+  anchors = int((first == 1).sum())
+  # Each negative repeats its anchor's user and scenario, with a corpus item.
+  np.testing.assert_array_equal(features_['user_id'][anchors:].numpy(),
+                                np.repeat(features_['user_id'][:anchors].numpy(), 4))
+  np.testing.assert_array_equal(features_['scenario'][anchors:].numpy(),
+                                np.repeat(features_['scenario'][:anchors].numpy(), 4))
+
+
+def _teacher(space):
+  teacher = build.build_teacher(configs.DistillationConfig(), configs.ModelConfig(), space)
+  teacher.compile(tf.keras.optimizers.Adam(TRAINING.learning_rate),
+                  loss=tf.keras.losses.BinaryCrossentropy(from_logits=True))
+  return teacher
+
+
+def test_teacher_training_lowers_the_loss(inputs):
+  space, batches = inputs
+  teacher = _teacher(space)
+  before = teacher.evaluate(_dataset(batches), verbose=0)
+  teacher.fit(_dataset(batches), epochs=3, verbose=0)
+  after = teacher.evaluate(_dataset(batches), verbose=0)
+  assert after < 0.9 * before
+
+
+@pytest.mark.parametrize('model', configs.MODELS)
+def test_student_training_lowers_the_loss(inputs, model):
+  space, batches = inputs
+  teacher = None
+  if model == 'dsmoe':  # DSMOE distils from a trained, then frozen, teacher
+    teacher = _teacher(space)
+    teacher.fit(_dataset(batches), epochs=2, verbose=0)
+  student = build.build_student(configs.ModelConfig(model=model), space, teacher)
+  student.compile(tf.keras.optimizers.Adam(TRAINING.learning_rate))
+  before = student.evaluate(_dataset(batches), verbose=0, return_dict=True)
+  teacher_weights = [w.numpy() for w in teacher.weights] if teacher else []
+  student.fit(_dataset(batches), epochs=3, verbose=0)
+  after = student.evaluate(_dataset(batches), verbose=0, return_dict=True)
+  assert after['loss'] < 0.9 * before['loss']
+  assert after['task_loss'] < before['task_loss']
+  if teacher:
+    assert 'distillation_loss' in after and after['loss'] > after['task_loss']
+    for old, new in zip(teacher_weights, teacher.weights):  # frozen
+      np.testing.assert_array_equal(old, new.numpy())
+
+
+def _round_trip(tower, names, space, batch, tmp_path):
+  signature = tf.function(lambda inputs: {'embedding': tower(inputs, training=False)})
+  concrete = signature.get_concrete_function(space.tensor_specs(names))
+  tf.saved_model.save(tower, str(tmp_path), signatures={'serving_default': concrete})
+  restored = tf.saved_model.load(str(tmp_path)).signatures['serving_default']
+  inputs = {name: batch[name] for name in names}
+  np.testing.assert_allclose(restored(**inputs)['embedding'].numpy(),
+                             tower(inputs, training=False).numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize('model', configs.MODELS)
+def test_saved_towers_give_identical_embeddings(inputs, model, tmp_path):
+  space, batches = inputs
+  student = build.build_student(configs.ModelConfig(model=model), space)
+  student.compile(tf.keras.optimizers.Adam(TRAINING.learning_rate))
+  student.fit(_dataset(batches[:2]), epochs=1, verbose=0)  # non-trivial BN statistics
+  batch = batches[0][0]
+  _round_trip(student.user_tower, space.user_tower_features, space, batch, tmp_path / 'u')
+  _round_trip(student.item_tower, space.item_tower_features, space, batch, tmp_path / 'i')
+
+
+def test_saved_teacher_gives_identical_logits(inputs, tmp_path):
+  space, batches = inputs
+  teacher = _teacher(space)
+  teacher.fit(_dataset(batches[:2]), epochs=1, verbose=0)
+  signature = tf.function(lambda inputs: {'logit': teacher(inputs, training=False)})
+  concrete = signature.get_concrete_function(space.tensor_specs(teacher.feature_names))
+  tf.saved_model.save(teacher, str(tmp_path), signatures={'serving_default': concrete})
+  restored = tf.saved_model.load(str(tmp_path)).signatures['serving_default']
+  batch = {name: batches[0][0][name] for name in teacher.feature_names}
+  np.testing.assert_allclose(restored(**batch)['logit'].numpy(),
+                             teacher(batch, training=False).numpy(), rtol=1e-6, atol=1e-6)
+
+
+def _layers_of(model, kind):
+  return [m for m in model.submodules if isinstance(m, kind)]
+
+
+@pytest.mark.parametrize('overrides,saps,dsbns', [
+    ({}, 3 + 1, 3),  # 3 experts + the forward SAP; a DSBN per expert
+    ({'use_sap': False}, 0, 3),
+    ({'use_dsbn': False}, 4, 0),
+    ({'model': 'mmoe'}, 0, 0),
+    ({'num_experts': 5, 'rank': 2}, 6, 5),
+])
+def test_ablation_flags_and_mmoe_preset(inputs, overrides, saps, dsbns):
+  space, batches = inputs
+  tower = build.build_user_tower(configs.ModelConfig(**overrides), space)
+  tower(batches[0][0], training=False)
+  found = _layers_of(tower, layers.ScenarioAdaptiveProjection)
+  assert len(found) == saps
+  assert len(_layers_of(tower, layers.DomainSpecificBatchNormalization)) == dsbns
+  if found and 'rank' in overrides:
+    assert found[0].low_rank_a.shape[1] == 2
+
+
+def test_parameters_and_flops_are_reported(inputs):
+  space, batches = inputs
+  report = {}
+  for model in ('dsmoe', 'mmoe', 'two_tower_dnn'):
+    student = build.build_student(configs.ModelConfig(model=model), space)
+    student(batches[0][0])
+    report[model] = (model_stats.parameter_count(student),
+                     model_stats.flops_per_example(student.user_tower,
+                                                   space.user_tower_features, space))
+  assert all(params > 0 and flops > 0 for params, flops in report.values())
+  # SAP adds low-rank terms only: DSMOE costs within 10% of the plain MMOE tower.
+  assert report['mmoe'][1] < report['dsmoe'][1] < 1.1 * report['mmoe'][1]
+
+
+def test_feature_space_json_round_trip(inputs):
+  space, _ = inputs
+  assert features.FeatureSpace.from_json(space.to_json()) == space
