@@ -27,8 +27,10 @@ LABEL = 'label'
 TIMESTAMP = 'timestamp'  # int64, milliseconds since the Unix epoch
 HISTORY_ITEM_ID = 'history_item_id'  # the user's last clicked items, oldest first
 HISTORY_SCENARIO = 'history_scenario'  # raw scenario value of each history click
+# The item's clicks in each served scenario during the training period (an item feature).
+SCENARIO_CLICKS = 'scenario_clicks'
 RESERVED_FEATURE_NAMES = (USER_ID, ITEM_ID, SCENARIO, LABEL, TIMESTAMP,
-                          HISTORY_ITEM_ID, HISTORY_SCENARIO)
+                          HISTORY_ITEM_ID, HISTORY_SCENARIO, SCENARIO_CLICKS)
 
 TIMESTAMP_FORMATS = ('epoch_ms', 'epoch_s', 'iso8601')
 

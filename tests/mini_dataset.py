@@ -63,7 +63,8 @@ def t(day: float, minute: int = 0) -> int:
   return int(T0 + day * DAY_MS + minute * 60_000)
 
 
-DEFAULT_USERS = [('u1', '30', 'f'), ('u2', '41', 'm'), ('u3', '', 'm')]
+DEFAULT_USERS = [('u1', '30', 'f'), ('u2', '41', 'm'), ('u3', '', 'm'),
+                 ('u5', '25', 'f')]  # u5 has no event
 DEFAULT_ITEMS = [('a', 'sport', 'x|y'), ('b', 'news', 'y'), ('c', 'news', ''),
                  ('d', 'food', 'z')]
 # Train positives per scenario: s1 4, s2 2, s3 1, s5 1 (s3 wins the tie by value), s4 0.
@@ -92,7 +93,7 @@ def run_ingestion(data_dir: str, spec: ds.DatasetSpec, out_dir: str,
                       num_scenarios=3)) -> dict:
   """Runs the Beam ingestion like the executor does; returns the summary."""
   outputs = ingest.OutputPaths(*(os.path.join(out_dir, name) for name in (
-      ingest.TRAIN, ingest.EVAL, ingest.CORPUS, 'raw_report.json')))
+      ingest.TRAIN, ingest.EVAL, ingest.CORPUS, ingest.USERS, 'raw_report.json')))
   beam_args = list(configs.PipelineConfig().beam_pipeline_args)
   return executor.ingest_and_summarize(lambda: beam.Pipeline(argv=beam_args), spec,
                                        data_dir, config, outputs)

@@ -20,7 +20,7 @@ def ingested(tmp_path_factory):
   spec = mini.write_dataset(str(root / 'data'), mini.DEFAULT_LOGS)
   summary = mini.run_ingestion(str(root / 'data'), spec, str(root / 'out'))
   read = lambda split: mini.read_examples(str(root / 'out' / split))
-  return summary, read('train'), read('eval'), read('corpus')
+  return summary, read('train'), read('eval'), read('corpus'), read('users')
 
 
 def _by_event(examples):
@@ -35,7 +35,7 @@ def test_scenarios_are_the_top_n_by_train_positives(ingested):
 
 
 def test_time_split_and_counts(ingested):
-  summary, train, eval_, _ = ingested
+  summary, train, eval_, *_ = ingested
   assert all(e['timestamp'][0] < mini.CUTOFF for e in train)
   assert all(e['timestamp'][0] >= mini.CUTOFF for e in eval_)
   assert (len(train), len(eval_)) == (9, 4)
@@ -52,7 +52,7 @@ def test_time_split_and_counts(ingested):
 
 
 def test_join_attaches_the_right_features(ingested):
-  _, train, eval_, _ = ingested
+  _, train, eval_, *_ = ingested
   events = _by_event(train + eval_)
   first = events[('u1', 'a', mini.t(0, 1), 1)]
   assert first['age'] == [30.0] and first['gender'] == ['f']
@@ -63,7 +63,7 @@ def test_join_attaches_the_right_features(ingested):
 
 
 def test_missing_feature_rows_get_defaults_and_are_counted(ingested):
-  summary, train, eval_, _ = ingested
+  summary, train, eval_, *_ = ingested
   events = _by_event(train + eval_)
   no_item_row = events[('u3', 'x', mini.t(0, 30), 0)]
   assert no_item_row['cat'] == [''] and no_item_row['tags'] == []
@@ -77,7 +77,7 @@ def test_missing_feature_rows_get_defaults_and_are_counted(ingested):
 
 
 def test_histories_known_answers_and_no_leakage(ingested):
-  _, train, eval_, _ = ingested
+  _, train, eval_, *_ = ingested
   events = _by_event(train + eval_)
   history = lambda key: events[key]['history_item_id']
   assert history(('u1', 'a', mini.t(0, 1), 1)) == []
@@ -94,6 +94,30 @@ def test_histories_known_answers_and_no_leakage(ingested):
   assert events[('u1', 'd', mini.t(1, 0), 1)]['history_scenario'] == ['s1', 's2', 's1']
 
 
+def test_scenario_clicks_count_training_clicks_without_the_events_own(ingested):
+  _, train, eval_, corpus, _ = ingested
+  events = _by_event(train + eval_)
+  clicks = lambda key: events[key]['scenario_clicks']
+  # Item a: training clicks in s1 (u1) and s3 (u2); order s1, s2, s3 (the mapping).
+  assert clicks(('u1', 'a', mini.t(0, 1), 1)) == [0.0, 0.0, 1.0]  # its own s1 click out
+  assert clicks(('u2', 'a', mini.t(1, 10), 1)) == [1.0, 0.0, 0.0]  # its own s3 click out
+  assert clicks(('u1', 'a', mini.t(2, 5), 1)) == [1.0, 0.0, 1.0]  # eval: as of the cutoff
+  assert clicks(('u1', 'c', mini.t(0, 3), 0)) == [2.0, 0.0, 0.0]  # not a click: all count
+  assert clicks(('u1', 'b', mini.t(0, 2), 1)) == [0.0, 1.0, 0.0]  # s5 is not served
+  items = {e['item_id'][0]: e['scenario_clicks'] for e in corpus}
+  assert items == {'a': [1.0, 0.0, 1.0], 'b': [0.0, 2.0, 0.0], 'c': [2.0, 0.0, 0.0],
+                   'd': [1.0, 0.0, 0.0], 'x': [0.0, 0.0, 0.0]}
+
+
+def test_scenario_click_features_can_be_turned_off(tmp_path):
+  spec = mini.write_dataset(str(tmp_path / 'data'), mini.DEFAULT_LOGS)
+  mini.run_ingestion(str(tmp_path / 'data'), spec, str(tmp_path / 'out'),
+                     configs.IngestionConfig(num_scenarios=3, scenario_click_features=False))
+  for split in ('train', 'corpus'):
+    assert all('scenario_clicks' not in e
+               for e in mini.read_examples(str(tmp_path / 'out' / split)))
+
+
 def test_history_length_is_capped(tmp_path):
   spec = mini.write_dataset(str(tmp_path / 'data'), mini.DEFAULT_LOGS)
   mini.run_ingestion(str(tmp_path / 'data'), spec, str(tmp_path / 'out'),
@@ -103,12 +127,28 @@ def test_history_length_is_capped(tmp_path):
 
 
 def test_item_corpus_has_every_item(ingested):
-  summary, _, _, corpus = ingested
+  summary, _, _, corpus, _ = ingested
   items = {e['item_id'][0]: e for e in corpus}
   assert sorted(items) == ['a', 'b', 'c', 'd', 'x']  # x: only in the log
   assert items['a']['cat'] == ['sport'] and items['a']['tags'] == ['x', 'y']
   assert 'user_id' not in items['a'] and 'label' not in items['a']
   assert summary['item_corpus'] == {'items': 5, 'without_features': 1}
+
+
+def test_user_snapshot_has_every_user_with_history_at_the_cutoff(ingested):
+  summary, _, _, _, snapshot = ingested
+  users = {e['user_id'][0]: e for e in snapshot}
+  assert sorted(users) == ['u1', 'u2', 'u3', 'u4', 'u5']
+  assert summary['user_snapshot'] == {'users': 5}
+  # u1 clicked a, b, c, d before the cutoff and a again after it: not in the snapshot.
+  assert users['u1']['history_item_id'] == ['a', 'b', 'c', 'd']
+  assert users['u1']['history_scenario'] == ['s1', 's2', 's1', 's1']
+  assert users['u1']['age'] == [30.0] and users['u1']['gender'] == ['f']
+  assert users['u3']['history_item_id'] == ['b']  # a click in an unserved scenario
+  assert users['u4']['history_item_id'] == [] and users['u4']['gender'] == ['']  # defaults
+  assert users['u5']['history_item_id'] == [] and users['u5']['age'] == [25.0]  # no events
+  assert set(users['u1']) == {'user_id', 'history_item_id', 'history_scenario', 'age',
+                              'gender'}
 
 
 def test_explicit_scenarios_keep_their_order(tmp_path):

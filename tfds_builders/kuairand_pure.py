@@ -60,6 +60,8 @@ class KuairandPure(tfds.core.GeneratorBasedBuilder):
       })
       features.update(_feature_types(spec.users))
     features.update(_feature_types(spec.items))
+    if configs.IngestionConfig().scenario_click_features:
+      features[ds.SCENARIO_CLICKS] = tfds.features.Sequence(tf.float32)
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict(features),
         homepage='https://kuairand.com/',
@@ -77,7 +79,7 @@ class KuairandPure(tfds.core.GeneratorBasedBuilder):
     spec = ds.DatasetSpec.from_yaml(SPEC_PATH)
     out = tempfile.mkdtemp(prefix='kuairand_pure_tfds_')
     outputs = ingest.OutputPaths(*(os.path.join(out, name) for name in (
-        ingest.TRAIN, ingest.EVAL, ingest.CORPUS, 'raw_report.json')))
+        ingest.TRAIN, ingest.EVAL, ingest.CORPUS, ingest.USERS, 'raw_report.json')))
     config = configs.IngestionConfig()
     beam_args = list(configs.PipelineConfig().beam_pipeline_args)
     summary = example_gen_executor.ingest_and_summarize(
@@ -120,7 +122,7 @@ def _value_kinds(spec: ds.DatasetSpec) -> dict:
   """Feature name -> 'bytes', 'bytes_list', 'float' or 'int'."""
   kinds = {ds.USER_ID: 'bytes', ds.ITEM_ID: 'bytes', ds.SCENARIO: 'bytes',
            ds.LABEL: 'int', ds.TIMESTAMP: 'int', ds.HISTORY_ITEM_ID: 'bytes_list',
-           ds.HISTORY_SCENARIO: 'bytes_list'}
+           ds.HISTORY_SCENARIO: 'bytes_list', ds.SCENARIO_CLICKS: 'float_list'}
   for feature in spec.users.features + spec.items.features:
     kinds[feature.name] = ('float' if feature.is_numeric else 'bytes_list'
                            if feature.kind is ds.FeatureKind.MULTI_CATEGORICAL else 'bytes')
@@ -134,4 +136,6 @@ def _value(feature: tf.train.Feature, kind: str):
     return feature.float_list.value[0]
   if kind == 'bytes':
     return feature.bytes_list.value[0]
+  if kind == 'float_list':
+    return list(feature.float_list.value)
   return list(feature.bytes_list.value)

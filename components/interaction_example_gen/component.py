@@ -3,6 +3,8 @@
 Outputs:
   examples:         tf.Examples of events, splits 'train' (before the cutoff) and 'eval'.
   item_corpus:      tf.Examples of every item with its features, split 'corpus'.
+  user_snapshot:    tf.Examples of every user: features and behaviour sequence as of the
+                    cutoff (what serving looks up by user id), split 'users'.
   scenario_mapping: raw scenario value -> index (ScenarioMapping artifact).
   report:           the ingestion summary (counts of rows read, kept, dropped, defaulted).
 
@@ -39,6 +41,7 @@ class InteractionExampleGenSpec(component_spec.ComponentSpec):
   OUTPUTS = {
       'examples': component_spec.ChannelParameter(type=standard_artifacts.Examples),
       'item_corpus': component_spec.ChannelParameter(type=standard_artifacts.Examples),
+      'user_snapshot': component_spec.ChannelParameter(type=standard_artifacts.Examples),
       'scenario_mapping': component_spec.ChannelParameter(type=artifacts.ScenarioMapping),
       'report': component_spec.ChannelParameter(type=artifacts.IngestionReport),
   }
@@ -65,5 +68,6 @@ class InteractionExampleGen(base_component.BaseComponent):
         ingestion_config=json.dumps(dataclasses.asdict(ingestion_config)),
         examples=channel.Channel(type=standard_artifacts.Examples),
         item_corpus=channel.Channel(type=standard_artifacts.Examples),
+        user_snapshot=channel.Channel(type=standard_artifacts.Examples),
         scenario_mapping=channel.Channel(type=artifacts.ScenarioMapping),
         report=channel.Channel(type=artifacts.IngestionReport)))

@@ -44,15 +44,18 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                                json.loads(exec_properties['ingestion_config']))
     examples = artifact_utils.get_single_instance(output_dict['examples'])
     corpus = artifact_utils.get_single_instance(output_dict['item_corpus'])
+    snapshot = artifact_utils.get_single_instance(output_dict['user_snapshot'])
     report_artifact = artifact_utils.get_single_instance(output_dict['report'])
     mapping_artifact = artifact_utils.get_single_instance(output_dict['scenario_mapping'])
 
     examples.split_names = artifact_utils.encode_split_names([ingest.TRAIN, ingest.EVAL])
     corpus.split_names = artifact_utils.encode_split_names([ingest.CORPUS])
+    snapshot.split_names = artifact_utils.encode_split_names([ingest.USERS])
     outputs = ingest.OutputPaths(
         train_dir=artifact_utils.get_split_uri([examples], ingest.TRAIN),
         eval_dir=artifact_utils.get_split_uri([examples], ingest.EVAL),
         corpus_dir=artifact_utils.get_split_uri([corpus], ingest.CORPUS),
+        snapshot_dir=artifact_utils.get_split_uri([snapshot], ingest.USERS),
         raw_report=os.path.join(report_artifact.uri, _RAW_REPORT))
     summary = ingest_and_summarize(self._make_beam_pipeline, spec,
                                    exec_properties['input_base'], config, outputs)
@@ -71,7 +74,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     scenario_mapping.ScenarioMapping(
         tuple(scenario_mapping.Scenario(**s) for s in summary['scenarios']),
         selected_by=selected_by).save(mapping_artifact.uri)
-    for artifact in (examples, corpus):
+    for artifact in (examples, corpus, snapshot):
       examples_utils.set_payload_format(
           artifact, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
 

@@ -6,7 +6,8 @@
                                      join users (CoGroupByKey on user id), per user:
     user table --parse------------->   sort by time, histories, scenario filter, time split
                                                    |
-                                         train / eval TFRecords
+                                   train / eval TFRecords + user snapshot (features and
+                                   history as of the cutoff, for every user)
 
 Side inputs: the train/eval cutoff (from the spec, or from the log's last day for
 `eval_days`) and the selected scenarios (from positives per scenario in the training split).
@@ -33,6 +34,7 @@ from pipeline import dataset_spec as ds
 TRAIN = 'train'
 EVAL = 'eval'
 CORPUS = 'corpus'
+USERS = 'users'  # the user snapshot's split
 BAD_ROW_SAMPLES = 20
 
 _BAD = 'bad'
@@ -51,6 +53,7 @@ class OutputPaths:
   train_dir: str
   eval_dir: str
   corpus_dir: str
+  snapshot_dir: str
   raw_report: str  # JSON file
 
 
@@ -111,8 +114,10 @@ def build_ingestion(pipeline: beam.Pipeline, spec: ds.DatasetSpec, files: InputF
       {'events': events.events | 'KeyByItem' >> beam.Map(lambda e: (e.item_id, e)),
        'features': items.rows | 'KeyItemRows' >> beam.Map(lambda r: (r.id, r))}
       | 'JoinItems' >> beam.CoGroupByKey()
-      | 'AttachItemFeatures' >> beam.ParDo(_AttachItemFeatures(spec.items)).with_outputs(
-          _BAD, _COUNT, CORPUS, main='events'))
+      | 'AttachItemFeatures' >> beam.ParDo(
+          _AttachItemFeatures(spec.items, options.scenario_click_features), cutoff_side,
+          beam.pvalue.AsSingleton(scenarios)).with_outputs(_BAD, _COUNT, CORPUS,
+                                                           main='events'))
 
   examples = (
       {'events': with_items.events,
@@ -120,17 +125,22 @@ def build_ingestion(pipeline: beam.Pipeline, spec: ds.DatasetSpec, files: InputF
       | 'JoinUsers' >> beam.CoGroupByKey()
       | 'BuildExamples' >> beam.ParDo(
           _BuildUserExamples(spec.users, options.history_length), cutoff_side,
-          beam.pvalue.AsSingleton(scenarios)).with_outputs(_BAD, _COUNT, EVAL, main=TRAIN))
+          beam.pvalue.AsSingleton(scenarios)).with_outputs(_BAD, _COUNT, EVAL, USERS,
+                                                           main=TRAIN))
 
   _ = examples[TRAIN] | 'WriteTrain' >> write_split.WriteSplit(outputs.train_dir, None)
   _ = examples[EVAL] | 'WriteEval' >> write_split.WriteSplit(outputs.eval_dir, None)
   corpus = with_items[CORPUS]
   _ = corpus | 'WriteCorpus' >> write_split.WriteSplit(outputs.corpus_dir, None)
+  snapshot = examples[USERS]
+  _ = snapshot | 'WriteSnapshot' >> write_split.WriteSplit(outputs.snapshot_dir, None)
 
   counts = [log_rows.count, user_rows.count, item_rows.count,
             users[_COUNT], items[_COUNT], with_items[_COUNT], examples[_COUNT],
             corpus | 'CountCorpus' >> beam.combiners.Count.Globally()
-            | 'CorpusKey' >> beam.Map(lambda n: ('corpus/items', n))]
+            | 'CorpusKey' >> beam.Map(lambda n: ('corpus/items', n)),
+            snapshot | 'CountSnapshot' >> beam.combiners.Count.Globally()
+            | 'SnapshotKey' >> beam.Map(lambda n: ('snapshot/users', n))]
   bad_rows = ((log_rows.bad, events[_BAD], users[_BAD], items[_BAD], with_items[_BAD],
                examples[_BAD]) | 'AllBadRows' >> beam.Flatten())
   counts.append(bad_rows | 'BadRowKeys' >> beam.Map(lambda b: (f'bad_rows/{b.table}', 1)))
@@ -221,25 +231,39 @@ def _unique_row(table: str, id_column: str, rows) -> tuple[Optional[records.Feat
 class _AttachItemFeatures(beam.DoFn):
   """(item id, {events, features}) -> (user id, (event, item features)) + corpus example.
 
-  The item's tf.train.Features travel serialized, built once per item.
+  The item's tf.train.Features travel serialized, built once per item; with
+  scenario_click_features each event's copy also gets the item's training clicks per
+  served scenario, less the event's own click (the corpus gets the full counts).
   """
 
-  def __init__(self, spec: ds.FeatureTableSpec):
+  def __init__(self, spec: ds.FeatureTableSpec, scenario_click_features: bool):
     self._spec = spec
     self._defaults = records.default_feature_values(spec)
+    self._clicks = scenario_click_features
 
-  def process(self, element) -> Iterator:
+  def process(self, element, cutoff_ms: int,
+              scenarios: Sequence[records.ScenarioCount]) -> Iterator:
     item_id, grouped = element
     row, duplicates = _unique_row('items', self._spec.id_column, grouped['features'])
     for bad in duplicates:
       yield beam.pvalue.TaggedOutput(_BAD, bad)
     features = records.features_proto(row.values if row else self._defaults)
-    yield beam.pvalue.TaggedOutput(CORPUS, records.item_example(item_id, features))
+    served = [s.value for s in scenarios]
+    counts = (records.scenario_clicks(grouped['events'], served, cutoff_ms)
+              if self._clicks else None)
+    corpus = records.item_example(item_id, features)
     features_bytes = features.SerializeToString()
+    if counts is not None:
+      corpus.features.MergeFromString(records.scenario_clicks_proto(counts))
+    yield beam.pvalue.TaggedOutput(CORPUS, corpus)
     num_events = 0
     for event in grouped['events']:
       num_events += 1
-      yield event.user_id, (event, features_bytes)
+      event_features = features_bytes
+      if counts is not None:
+        event_features += records.scenario_clicks_proto(
+            records.scenario_clicks_without(counts, event, served, cutoff_ms))
+      yield event.user_id, (event, event_features)
     if row is None:
       yield beam.pvalue.TaggedOutput(_COUNT, ('items_without_features', 1))
       yield beam.pvalue.TaggedOutput(_COUNT,
@@ -247,7 +271,8 @@ class _AttachItemFeatures(beam.DoFn):
 
 
 class _BuildUserExamples(beam.DoFn):
-  """All events of one user -> serialized tf.Examples, tagged by split."""
+  """All events of one user -> serialized tf.Examples tagged by split, and the user's
+  snapshot (features and history as of the cutoff) tagged USERS."""
 
   def __init__(self, spec: ds.FeatureTableSpec, history_length: int):
     self._spec = spec
@@ -259,19 +284,23 @@ class _BuildUserExamples(beam.DoFn):
     user_id, grouped = element
     events = sorted(grouped['events'],
                     key=lambda pair: (pair[0].timestamp_ms, pair[0].file, pair[0].line))
-    if not events:  # a user of the feature table who has no event
-      return
     row, duplicates = _unique_row('users', self._spec.id_column, grouped['features'])
     for bad in duplicates:
       yield beam.pvalue.TaggedOutput(_BAD, bad)
+    user_features = records.features_proto(row.values if row else self._defaults)
+    user_events = [e for e, _ in events]
+    snapshot = records.user_example(
+        user_id, records.history_at_cutoff(user_events, cutoff_ms, self._history_length),
+        user_features)
+    yield beam.pvalue.TaggedOutput(USERS, snapshot.SerializeToString())
+    if not events:  # a user of the feature table who has no event
+      return
     counts = collections.Counter()
     if row is None:
       counts['users_without_features'] += 1
       counts['events_with_default_user_features'] += len(events)
-    user_features = records.features_proto(row.values if row else self._defaults)
     selected = {s.value for s in scenarios}
-    event_histories = records.histories([e for e, _ in events], cutoff_ms,
-                                        self._history_length)
+    event_histories = records.histories(user_events, cutoff_ms, self._history_length)
     for (event, item_features_bytes), history in zip(events, event_histories):
       if event.scenario not in selected:
         counts[f'dropped/scenario_not_selected/{event.scenario}'] += 1

@@ -178,6 +178,16 @@ def histories(events: Sequence[Event], cutoff_ms: int,
   return result
 
 
+def history_at_cutoff(events: Sequence[Event], cutoff_ms: int,
+                      length: int) -> list[HistoryEntry]:
+  """The user's last `length` clicks strictly before the cutoff: what serving sees.
+
+  The same history every eval event of the user gets (see `histories`).
+  """
+  sentinel = Event('', '', '', 0, cutoff_ms, '', 0)
+  return histories(list(events) + [sentinel], cutoff_ms, length)[-1]
+
+
 class ScenarioCount(NamedTuple):
   value: str
   train_events: int
@@ -198,6 +208,35 @@ def select_scenarios(counts: Iterable[ScenarioCount], num_scenarios: int,
   ranked = sorted((c for c in by_value.values() if c.train_positives > 0),
                   key=lambda c: (-c.train_positives, c.value))
   return ranked[:num_scenarios]
+
+
+def scenario_clicks(events: Iterable[Event], scenarios: Sequence[str],
+                    cutoff_ms: int) -> list[float]:
+  """One item's clicks before the cutoff in each of `scenarios`, in their order."""
+  position = {s: i for i, s in enumerate(scenarios)}
+  counts = [0.0] * len(scenarios)
+  for event in events:
+    if event.label == 1 and event.timestamp_ms < cutoff_ms and event.scenario in position:
+      counts[position[event.scenario]] += 1.0
+  return counts
+
+
+def scenario_clicks_without(counts: Sequence[float], event: Event,
+                            scenarios: Sequence[str], cutoff_ms: int) -> list[float]:
+  """The counts an event's example gets: without the event's own training click, so no
+  training example carries its label in a feature."""
+  counts = list(counts)
+  if event.label == 1 and event.timestamp_ms < cutoff_ms and event.scenario in scenarios:
+    counts[list(scenarios).index(event.scenario)] -= 1.0
+  return counts
+
+
+def scenario_clicks_proto(counts: Sequence[float]) -> bytes:
+  """A serialized tf.train.Features with only `scenario_clicks`; appended to a serialized
+  Features message it adds that feature (protobuf merges concatenated messages)."""
+  features = tf.train.Features()
+  features.feature[ds.SCENARIO_CLICKS].float_list.value.extend(counts)
+  return features.SerializeToString()
 
 
 def features_proto(values: dict) -> tf.train.Features:
@@ -231,6 +270,19 @@ def event_example(event: Event, history: Sequence[HistoryEntry],
       h.scenario.encode() for h in history)
   example.features.MergeFrom(user_features)
   example.features.MergeFrom(item_features)
+  return example
+
+
+def user_example(user_id: str, history: Sequence[HistoryEntry],
+                 user_features: tf.train.Features) -> tf.train.Example:
+  """The tf.Example of one user of the snapshot: id, history at the cutoff, features."""
+  example = tf.train.Example()
+  feature = example.features.feature
+  feature[ds.USER_ID].bytes_list.value.append(user_id.encode())
+  feature[ds.HISTORY_ITEM_ID].bytes_list.value.extend(h.item_id.encode() for h in history)
+  feature[ds.HISTORY_SCENARIO].bytes_list.value.extend(
+      h.scenario.encode() for h in history)
+  example.features.MergeFrom(user_features)
   return example
 
 

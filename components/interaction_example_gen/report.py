@@ -61,6 +61,7 @@ def summarize(raw: dict, spec: ds.DatasetSpec) -> dict[str, Any]:
       'splits': splits,
       'item_corpus': {'items': count('corpus/items'),
                       'without_features': count('items_without_features')},
+      'user_snapshot': {'users': count('snapshot/users')},
       'defaults': {
           'users_without_features': count('users_without_features'),
           'events_with_default_user_features': count('events_with_default_user_features'),
@@ -130,7 +131,8 @@ def format_text(summary: dict) -> str:
   defaults = summary['defaults']
   missing = {t: sum(v.values()) for t, v in summary['missing_values'].items()}
   lines += [
-      f'  item corpus: {summary["item_corpus"]["items"]:,} items',
+      f'  item corpus: {summary["item_corpus"]["items"]:,} items; user snapshot: '
+      f'{summary["user_snapshot"]["users"]:,} users (history as of the cutoff)',
       f'  defaults: {defaults["users_without_features"]:,} users '
       f'({defaults["events_with_default_user_features"]:,} events) and '
       f'{defaults["items_without_features"]:,} items '
