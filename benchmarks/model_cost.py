@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from models import build
+from models import losses
 from models import features
 from models import model_stats
 from pipeline import configs
@@ -89,7 +90,7 @@ def main(argv=None) -> None:
           f'{(user + item) / 1e6:>10.3f} {seconds:>8.3f}')
   teacher_flops = model_stats.flops_per_example(teacher, teacher.feature_names, space)
   teacher.trainable = True  # the teacher trains first, with plain BCE
-  teacher.compile(_optimizer(), loss=tf.keras.losses.BinaryCrossentropy(from_logits=True))
+  teacher.compile(_optimizer(), loss=losses.per_example_binary_cross_entropy)
   teacher_seconds = step_seconds(teacher, batch, labels, args.steps)
   print(f'{"teacher (" + distillation.teacher + ")":<26} '
         f'{model_stats.parameter_count(teacher):>10,} {"":>12} {"":>12} '

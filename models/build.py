@@ -26,7 +26,8 @@ from pipeline import configs
 def build_user_tower(config: configs.ModelConfig,
                      space: features.FeatureSpace) -> UserTower:
   common = dict(output_dim=config.output_dim, embedding_dim=config.embedding_dim,
-                history_pooling=config.history_pooling, name='user_tower')
+                history_pooling=config.history_pooling,
+                scenario_prior=config.scenario_popularity_prior, name='user_tower')
   if config.model in ('dsmoe', 'mmoe'):
     plain = config.model == 'mmoe'
     return DSMOEUserTower(space, num_experts=config.num_experts,
@@ -41,7 +42,7 @@ def build_user_tower(config: configs.ModelConfig,
 def build_item_tower(config: configs.ModelConfig,
                      space: features.FeatureSpace) -> ItemTower:
   return ItemTower(space, config.output_dim, config.embedding_dim, config.hidden_units,
-                   name='item_tower')
+                   scenario_prior=config.scenario_popularity_prior, name='item_tower')
 
 
 def build_teacher(config: configs.DistillationConfig, model: configs.ModelConfig,

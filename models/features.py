@@ -8,6 +8,7 @@ length; `dense_model_inputs` gives the models dense tensors of exactly those sha
     categorical             int64   [B]      vocabulary index
     multi-valued            int64   [B, M]   indices, padded with -1
     numeric                 float32 [B]      scaled value
+    numeric list            float32 [B, S]   e.g. scenario_clicks, one value per scenario
     history_item_id         int64   [B, L]   item vocabulary indices, padded with -1
     history_scenario        string  [B, L]   raw scenario values, padded with ''
     scenario                string  [B]      raw scenario value (mapped inside the model)
@@ -37,13 +38,21 @@ class Categorical:
 
 
 @dataclasses.dataclass(frozen=True)
+class NumericList:
+  name: str
+  length: int  # values per example, padded with 0.0
+
+
+@dataclasses.dataclass(frozen=True)
 class TowerInputs:
   categorical: tuple[Categorical, ...]
   numeric: tuple[str, ...]
+  numeric_lists: tuple[NumericList, ...] = ()
 
   @property
   def names(self) -> tuple[str, ...]:
-    return tuple(c.name for c in self.categorical) + self.numeric
+    return (tuple(c.name for c in self.categorical) + self.numeric +
+            tuple(n.name for n in self.numeric_lists))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,10 +75,9 @@ class FeatureSpace:
   def tensor_specs(self, names: tuple[str, ...],
                    batch_size: Optional[int] = None) -> dict[str, tf.TensorSpec]:
     """The dense input signature of `names` (see the table above)."""
-    lists = {c.name: c.max_values for c in self.user.categorical + self.item.categorical
-             if c.max_values}
-    lists[ds.HISTORY_ITEM_ID] = lists[ds.HISTORY_SCENARIO] = self.history_length
-    numeric = set(self.user.numeric + self.item.numeric)
+    lists = self.list_lengths()
+    numeric = set(self.user.numeric + self.item.numeric) | {
+        n.name for n in self.user.numeric_lists + self.item.numeric_lists}
     specs = {}
     for name in names:
       shape = [batch_size, lists[name]] if name in lists else [batch_size]
@@ -78,6 +86,15 @@ class FeatureSpace:
       specs[name] = tf.TensorSpec(shape, dtype, name=name)
     return specs
 
+  def list_lengths(self) -> dict[str, int]:
+    """Feature name -> fixed length, for every list feature."""
+    lengths = {c.name: c.max_values for c in self.user.categorical + self.item.categorical
+               if c.max_values}
+    lengths.update({n.name: n.length for n in self.user.numeric_lists +
+                    self.item.numeric_lists})
+    lengths[ds.HISTORY_ITEM_ID] = lengths[ds.HISTORY_SCENARIO] = self.history_length
+    return lengths
+
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self))
 
@@ -85,7 +102,8 @@ class FeatureSpace:
   def from_json(cls, text: str) -> 'FeatureSpace':
     raw = json.loads(text)
     tower = lambda t: TowerInputs(tuple(Categorical(**c) for c in t['categorical']),
-                                  tuple(t['numeric']))
+                                  tuple(t['numeric']),
+                                  tuple(NumericList(**n) for n in t['numeric_lists']))
     return cls(user=tower(raw['user']), item=tower(raw['item']),
                item_vocab_size=raw['item_vocab_size'],
                history_length=raw['history_length'], scenarios=tuple(raw['scenarios']))
@@ -96,7 +114,8 @@ class FeatureSpace:
     """From the dataset spec, the vocabulary sizes (OOV included) and the curated schema.
 
     List lengths are the schema's value_count.max: the curated schema is the contract that
-    no longer list passes validation.
+    no longer list passes validation. The item tower reads `scenario_clicks` when the
+    schema has it (one value per served scenario).
     """
     max_values = {f.name: f.value_count.max for f in schema.feature
                   if f.HasField('value_count')}
@@ -110,7 +129,10 @@ class FeatureSpace:
         categorical.append(Categorical(f.name, vocab_sizes[f.name],
                                        max_values[f.name] if multi else 0))
       numeric = tuple(f.name for f in table.features if f.is_numeric)
-      return TowerInputs(tuple(categorical), numeric)
+      lists = ()
+      if id_name == ds.ITEM_ID and ds.SCENARIO_CLICKS in max_values:
+        lists = (NumericList(ds.SCENARIO_CLICKS, len(scenarios)),)
+      return TowerInputs(tuple(categorical), numeric, lists)
 
     return cls(user=tower(ds.USER_ID, spec.users), item=tower(ds.ITEM_ID, spec.items),
                item_vocab_size=vocab_sizes[ds.ITEM_ID],
@@ -123,14 +145,14 @@ def dense_model_inputs(features: Mapping[str, tf.Tensor], space: FeatureSpace,
 
   Lists longer than their fixed length keep their first values.
   """
-  lengths = {c.name: c.max_values for c in space.user.categorical + space.item.categorical
-             if c.max_values}
-  lengths[ds.HISTORY_ITEM_ID] = lengths[ds.HISTORY_SCENARIO] = space.history_length
+  lengths = space.list_lengths()
+  numeric_lists = {n.name for n in space.user.numeric_lists + space.item.numeric_lists}
   result = {}
   for name in names or tuple(features):
     value = features[name]
     if name in lengths:
-      pad = PADDING_SCENARIO if name == ds.HISTORY_SCENARIO else PADDING_ID
+      pad = (PADDING_SCENARIO if name == ds.HISTORY_SCENARIO else
+             0.0 if name in numeric_lists else PADDING_ID)
       result[name] = _fixed_length(value, lengths[name], pad)
     else:
       result[name] = _scalar(value)

@@ -16,10 +16,32 @@ def bernoulli_kl_from_logits(teacher_logits: tf.Tensor,
   return p_t * (log_p_t - log_p_s) + (1.0 - p_t) * (log_q_t - log_q_s)
 
 
+def per_example_binary_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+  """BCE from logits for each example [B]: a Keras loss that takes sample weights for
+  models whose logits are [B] (Keras' BinaryCrossentropy averages the last axis)."""
+  return tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels, logits.dtype),
+                                                 logits=logits)
+
+
+def binary_cross_entropy(labels: tf.Tensor, logits: tf.Tensor,
+                         sample_weight=None) -> tf.Tensor:
+  """The (weighted) batch mean of BCE from logits."""
+  return _mean(tf.nn.sigmoid_cross_entropy_with_logits(
+      labels=tf.cast(labels, logits.dtype), logits=logits), sample_weight)
+
+
 def distillation_loss(labels: tf.Tensor, student_logits: tf.Tensor,
-                      teacher_logits: tf.Tensor, weight: float) -> dict[str, tf.Tensor]:
-  """{'loss', 'task_loss', 'distillation_loss'}: batch means of BCE, KL and their sum."""
-  task = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
-      labels=tf.cast(labels, student_logits.dtype), logits=student_logits))
-  kl = tf.reduce_mean(bernoulli_kl_from_logits(teacher_logits, student_logits))
+                      teacher_logits: tf.Tensor, weight: float,
+                      sample_weight=None) -> dict[str, tf.Tensor]:
+  """{'loss', 'task_loss', 'distillation_loss'}: (weighted) batch means of BCE, KL and
+  BCE + weight * KL."""
+  task = binary_cross_entropy(labels, student_logits, sample_weight)
+  kl = _mean(bernoulli_kl_from_logits(teacher_logits, student_logits), sample_weight)
   return {'loss': task + weight * kl, 'task_loss': task, 'distillation_loss': kl}
+
+
+def _mean(values: tf.Tensor, sample_weight=None) -> tf.Tensor:
+  if sample_weight is None:
+    return tf.reduce_mean(values)
+  sample_weight = tf.cast(sample_weight, values.dtype)
+  return tf.reduce_sum(values * sample_weight) / tf.reduce_sum(sample_weight)

@@ -7,7 +7,8 @@
   one id space;
 - categorical, bucketed-range and multi-valued features: vocabularies with OOV buckets;
 - numeric features: sign(x) * log(1 + |x|), then z-score (counts and durations are
-  heavy-tailed);
+  heavy-tailed); the item's clicks per scenario (`scenario_clicks`, when the ingestion
+  writes it): log(1 + clicks), one value per served scenario;
 - the scenario and history scenarios stay raw strings (the model maps them with the
   ingestion's scenario mapping); the label passes through; the timestamp is not a feature.
 
@@ -27,7 +28,7 @@ from pipeline import dataset_spec as ds
 def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
   spec = ds.DatasetSpec.from_json(custom_config['dataset_spec'])
   config = configs.from_dict(configs.TransformConfig,
-                             json.loads(custom_config['transform_config']))
+                             json.loads(custom_config['transform']))
   oov = config.num_oov_buckets
   outputs = {}
   for id_name in (ds.USER_ID, ds.ITEM_ID):
@@ -46,6 +47,9 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     else:
       outputs[feature.name] = tft.compute_and_apply_vocabulary(
           value, num_oov_buckets=oov, vocab_filename=feature.name)
+  if ds.SCENARIO_CLICKS in inputs:
+    outputs[ds.SCENARIO_CLICKS] = tf.sparse.map_values(tf.math.log1p,
+                                                       inputs[ds.SCENARIO_CLICKS])
   outputs[ds.SCENARIO] = inputs[ds.SCENARIO]
   outputs[ds.HISTORY_SCENARIO] = inputs[ds.HISTORY_SCENARIO]
   outputs[ds.LABEL] = inputs[ds.LABEL]

@@ -14,7 +14,7 @@ class TwoTowerModel(tf.keras.Model):
   """score = <u, v>, p_student = sigmoid(score)   (section 3.4 of the DSMOE paper).
 
   Loss: BCE(label, p_student), plus weight * KL(p_teacher || p_student) when a teacher is
-  given. The teacher is frozen (not trainable, run in inference mode); only the towers
+  given; batches may carry per-example loss weights (features, labels, weights). The teacher is frozen (not trainable, run in inference mode); only the towers
   learn, and only the towers are exported and served.
   """
 
@@ -48,15 +48,15 @@ class TwoTowerModel(tf.keras.Model):
     v = self.item_tower(inputs, training=training)  # [B, dim]
     return tf.reduce_sum(u * v, axis=1)  # logits [B]
 
-  def _loss_terms(self, features, labels, training: bool) -> tuple[dict, tf.Tensor]:
+  def _loss_terms(self, features, labels, sample_weight,
+                  training: bool) -> tuple[dict, tf.Tensor]:
     logits = self(features, training=training)
     if self.distills:
       teacher_logits = tf.stop_gradient(self.teacher(features, training=False))
       terms = losses.distillation_loss(labels, logits, teacher_logits,
-                                       self.distillation_weight)
+                                       self.distillation_weight, sample_weight)
     else:
-      task = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
-          labels=tf.cast(labels, logits.dtype), logits=logits))
+      task = losses.binary_cross_entropy(labels, logits, sample_weight)
       terms = {'loss': task, 'task_loss': task}
     if self.losses:
       terms['loss'] = terms['loss'] + tf.add_n(self.losses)
@@ -69,14 +69,14 @@ class TwoTowerModel(tf.keras.Model):
     return {m.name: m.result() for m in self.metrics}
 
   def train_step(self, data):
-    features, labels = data
+    features, labels, sample_weight = tf.keras.utils.unpack_x_y_sample_weight(data)
     with tf.GradientTape() as tape:
-      terms, logits = self._loss_terms(features, labels, training=True)
+      terms, logits = self._loss_terms(features, labels, sample_weight, training=True)
     variables = self.trainable_variables  # the teacher's are not trainable
     self.optimizer.apply_gradients(zip(tape.gradient(terms['loss'], variables), variables))
     return self._update_metrics(terms, labels, logits)
 
   def test_step(self, data):
-    features, labels = data
-    terms, logits = self._loss_terms(features, labels, training=False)
+    features, labels, sample_weight = tf.keras.utils.unpack_x_y_sample_weight(data)
+    terms, logits = self._loss_terms(features, labels, sample_weight, training=False)
     return self._update_metrics(terms, labels, logits)

@@ -183,10 +183,12 @@ def test_masked_pooling_numbers():
 
 
 def test_feature_embedding_fields():
-  layer = layers.FeatureEmbedding([('c', 5, 0), ('tags', 4, 3)], ['age'], dim=2)
+  layer = layers.FeatureEmbedding([('c', 5, 0), ('tags', 4, 3)], ['age'], dim=2,
+                                  numeric_lists=[('clicks', 3)])
   inputs = {'c': np.array([3, 0]), 'tags': np.array([[1, 2, -1], [-1, -1, -1]]),
-            'age': np.array([2.0, -1.0], np.float32)}
-  fields = layer(inputs).numpy()  # [B, 3, 2]
+            'age': np.array([2.0, -1.0], np.float32),
+            'clicks': np.array([[1.0, 0.0, 2.0], [0.0, 0.0, 0.0]], np.float32)}
+  fields = layer(inputs).numpy()  # [B, 4, 2]
   tables = {v.name.split('/')[-2]: v.numpy() for v in layer.weights if 'embeddings' in v.name}
   c_rows, tag_rows = tables['c_embedding'], tables['tags_embedding']
   w_age = layer.numeric_kernel.numpy()[0]
@@ -194,6 +196,9 @@ def test_feature_embedding_fields():
   np.testing.assert_allclose(fields[0, 1], (tag_rows[1] + tag_rows[2]) / 2, rtol=1e-6)
   np.testing.assert_allclose(fields[1, 1], 0.0)  # no tag: zeros
   np.testing.assert_allclose(fields[:, 2], [2.0 * w_age, -1.0 * w_age], rtol=1e-6)
+  w_clicks = layer.numeric_list_kernels[0].numpy()  # [3, 2]
+  np.testing.assert_allclose(fields[0, 3], w_clicks[0] + 2.0 * w_clicks[2], rtol=1e-6)
+  np.testing.assert_allclose(fields[1, 3], 0.0)
 
 
 def test_scenario_embedding_maps_raw_values_and_unknowns():
@@ -216,7 +221,7 @@ def test_scenario_specific_dense_uses_each_scenarios_kernel():
 @pytest.mark.parametrize('layer', [
     layers.DomainSpecificBatchNormalization(4, momentum=0.5),
     layers.MaskedPooling('max'),
-    layers.FeatureEmbedding([('a', 3, 0)], ['n'], 4),
+    layers.FeatureEmbedding([('a', 3, 0)], ['n'], 4, numeric_lists=[('l', 2)]),
     layers.ScenarioEmbedding(['x', 'y'], 4),
     layers.BehaviorSequenceEmbedding(10, 3, 4, 'max'),
     layers.ScenarioSpecificDense(4, 3, 'relu'),

@@ -42,3 +42,15 @@ def test_distillation_loss_is_bce_plus_weighted_kl():
   np.testing.assert_allclose(terms['task_loss'].numpy(), bce, rtol=1e-5)
   np.testing.assert_allclose(terms['distillation_loss'].numpy(), kl, rtol=1e-5)
   np.testing.assert_allclose(terms['loss'].numpy(), bce + 0.5 * kl, rtol=1e-5)
+
+
+def test_sample_weights_weight_each_example():
+  labels = tf.constant([1.0, 0.0, 1.0])
+  student = tf.constant([logit(0.6), logit(0.3), logit(0.9)])
+  teacher = tf.constant([logit(0.8), logit(0.1), logit(0.9)])
+  weights = tf.constant([2.0, 1.0, 0.0])
+  terms = losses.distillation_loss(labels, student, teacher, 1.0, weights)
+  bce = (2 * -math.log(0.6) + 1 * -math.log(0.7)) / 3
+  kl = (2 * 0.0915163 + (0.1 * math.log(0.1 / 0.3) + 0.9 * math.log(0.9 / 0.7))) / 3
+  np.testing.assert_allclose(terms['task_loss'].numpy(), bce, rtol=1e-5)
+  np.testing.assert_allclose(terms['distillation_loss'].numpy(), kl, rtol=1e-5)

@@ -1,11 +1,14 @@
 """Students, baselines and the teacher on the transformed KuaiRand fixture."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 
 from models import build
+from models import losses
 from models import data
 from models import features
 from models import layers
@@ -46,10 +49,30 @@ def test_batches_hold_anchors_and_random_negatives(inputs):
                                 np.repeat(features_['scenario'][:anchors].numpy(), 4))
 
 
+def test_scenario_balance_weights_small_scenarios_up(inputs, fixture_transformed):
+  space, _ = inputs
+  tft_output = tft.TFTransformOutput(fixture_transformed.tft_dir)
+  _, corpus = data.corpus_item_features(fixture_transformed.corpus, tft_output, space)
+  config = configs.TrainingConfig(batch_size=2000, negative_ratio=1,
+                                  scenario_balance_power=0.5)
+  (features_, labels, weights), = data.training_batches(
+      fixture_transformed.train, tft_output, space, corpus, config, shuffle=False,
+      num_epochs=1)
+  scenarios = features_['scenario'].numpy().astype(str)
+  anchors = labels.numpy() == 1
+  counts = {s: int((scenarios[anchors] == s).sum()) for s in space.scenarios}
+  assert counts == {'1': 383, '4': 97, '0': 22, '2': 22}  # the fixture's training clicks
+  raw = {s: (383 / n) ** 0.5 for s, n in counts.items()}
+  scale = sum(counts.values()) / sum(raw[s] * n for s, n in counts.items())
+  for s in space.scenarios:  # anchors and their negatives share the scenario's weight
+    np.testing.assert_allclose(weights.numpy()[scenarios == s], raw[s] * scale, rtol=1e-5)
+  assert weights.numpy()[anchors].mean() == pytest.approx(1.0)
+
+
 def _teacher(space):
   teacher = build.build_teacher(configs.DistillationConfig(), configs.ModelConfig(), space)
   teacher.compile(tf.keras.optimizers.Adam(TRAINING.learning_rate),
-                  loss=tf.keras.losses.BinaryCrossentropy(from_logits=True))
+                  loss=losses.per_example_binary_cross_entropy)
   return teacher
 
 
@@ -156,3 +179,55 @@ def test_parameters_and_flops_are_reported(inputs):
 def test_feature_space_json_round_trip(inputs):
   space, _ = inputs
   assert features.FeatureSpace.from_json(space.to_json()) == space
+
+
+@pytest.mark.parametrize('model', configs.MODELS)
+def test_towers_and_teacher_rebuild_from_their_config(inputs, model):
+  space, batches = inputs
+  config = configs.ModelConfig(model=model)
+  towers = [build.build_user_tower(config, space), build.build_item_tower(config, space),
+            build.build_teacher(configs.DistillationConfig(), config, space)]
+  for tower in towers:
+    tower(batches[0][0])
+    clone = type(tower).from_config(tower.get_config())
+    clone(batches[0][0])
+    assert clone.get_config() == tower.get_config()
+    assert model_stats.parameter_count(clone) == model_stats.parameter_count(tower)
+
+
+def test_scenario_popularity_prior_adds_w_s_times_scenario_clicks(inputs):
+  """<[u; w_s], [v; c(i)]> = <u, v> + sum_j w_s[j] log(1 + clicks_j(i)), by hand."""
+  space, batches = inputs
+  batch = batches[0][0]
+  config = configs.ModelConfig(model='two_tower_dnn', output_dim=8)
+  user = build.build_user_tower(config, space)
+  item = build.build_item_tower(config, space)
+  u_full, v_full = user(batch).numpy(), item(batch).numpy()
+  num_scenarios = len(space.scenarios)
+  assert u_full.shape[1] == v_full.shape[1] == 8 + num_scenarios
+  # The item side carries the item's log(1 + clicks) per scenario, unchanged.
+  np.testing.assert_allclose(v_full[:, 8:], batch['scenario_clicks'].numpy())
+  # The user side carries its scenario's row of the prior's weights: at the start the
+  # one-hot of its scenario (its own popularity is the prior).
+  index = np.array([list(space.scenarios).index(s) for s in
+                    batch['scenario'].numpy().astype(str)])
+  np.testing.assert_array_equal(u_full[:, 8:], np.eye(num_scenarios)[index])
+  weights = np.arange((num_scenarios + 1) * num_scenarios, dtype=np.float32).reshape(
+      num_scenarios + 1, num_scenarios) / 10
+  user.prior.set_weights([weights])
+  u_full = user(batch).numpy()
+  np.testing.assert_allclose(u_full[:, 8:], weights[index])
+  score = (u_full * v_full).sum(axis=1)
+  by_hand = (u_full[:, :8] * v_full[:, :8]).sum(axis=1) + (
+      weights[index] * batch['scenario_clicks'].numpy()).sum(axis=1)
+  np.testing.assert_allclose(score, by_hand, rtol=1e-5, atol=1e-5)
+  # Without the flag the towers are the paper's: output_dim entries.
+  plain = dataclasses.replace(config, scenario_popularity_prior=False)
+  assert build.build_user_tower(plain, space)(batch).shape[1] == 8
+
+
+def test_popularity_prior_needs_the_scenario_click_feature():
+  with pytest.raises(configs.ConfigError, match='ingestion.scenario_click_features'):
+    configs.load_config('', ['ingestion.scenario_click_features=false'])
+  configs.load_config('', ['ingestion.scenario_click_features=false',
+                           'model.scenario_popularity_prior=false'])

@@ -44,7 +44,7 @@ def transform(ingested_dir: str, spec: ds.DatasetSpec, scenarios: tuple[str, ...
               config: configs.TransformConfig = configs.TransformConfig()) -> TransformedData:
   schema = load_schema()
   custom_config = {'dataset_spec': spec.to_json(),
-                   'transform_config': json.dumps(dataclasses.asdict(config))}
+                   'transform': json.dumps(dataclasses.asdict(config))}
   fn = functools.partial(preprocessing.preprocessing_fn, custom_config=custom_config)
   sources = {split: tfxio.TFExampleRecord(
       file_pattern=os.path.join(ingested_dir, split, '*.gz'), schema=schema,

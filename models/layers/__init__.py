@@ -8,4 +8,5 @@ from models.layers.masked_pooling import MaskedPooling
 from models.layers.sap_mixture_of_experts import SAPMixtureOfExperts
 from models.layers.sap_mixture_of_experts import ScenarioAdaptiveExpert
 from models.layers.scenario_adaptive_projection import ScenarioAdaptiveProjection
+from models.layers.scenario_popularity_prior import ScenarioPopularityPrior
 from models.layers.scenario_specific_dense import ScenarioSpecificDense

@@ -13,20 +13,24 @@ class FeatureEmbedding(tf.keras.layers.Layer):
       categorical (sparse)   e = W_m onehot(f)      an Embedding row
       multi-valued           e = masked mean of the Embedding rows of its values (-1: pad)
       numeric (dense)        e = W_m f              a learned dim-vector times the value
+      numeric list           e = f W_m              f [S] values, W_m [S, dim]
 
   Args:
     categorical: (name, vocabulary size, max_values) per categorical field; max_values 0
       for one value per example, M for a list [B, M].
     numeric: names of numeric fields.
     dim: the embedding dimension (16 in the paper).
-  Call with the feature dict; fields come out in the order categorical, then numeric.
+    numeric_lists: (name, length) per numeric list field [B, length].
+  Call with the feature dict; fields come out in the order categorical, numeric, numeric
+  lists.
   """
 
   def __init__(self, categorical: Sequence[Sequence], numeric: Sequence[str], dim: int,
-               **kwargs):
+               numeric_lists: Sequence[Sequence] = (), **kwargs):
     super().__init__(**kwargs)
     self.categorical = [tuple(c) for c in categorical]
     self.numeric = list(numeric)
+    self.numeric_lists = [tuple(n) for n in numeric_lists]
     self.dim = dim
     self._embeddings = {
         name: tf.keras.layers.Embedding(vocab_size, dim, name=f'{name}_embedding')
@@ -35,12 +39,16 @@ class FeatureEmbedding(tf.keras.layers.Layer):
 
   @property
   def num_fields(self) -> int:
-    return len(self.categorical) + len(self.numeric)
+    return len(self.categorical) + len(self.numeric) + len(self.numeric_lists)
 
   def build(self, input_shape):
     self.numeric_kernel = self.add_weight(  # W_m for each numeric field [N, dim]
         name='numeric_kernel', shape=(len(self.numeric), self.dim),
         initializer='glorot_uniform')
+    self.numeric_list_kernels = [  # W_m [S, dim] for each numeric list field
+        self.add_weight(name=f'{name}_kernel', shape=(length, self.dim),
+                        initializer='glorot_uniform')
+        for name, length in self.numeric_lists]
     super().build(input_shape)
 
   def call(self, features):
@@ -56,12 +64,14 @@ class FeatureEmbedding(tf.keras.layers.Layer):
     if self.numeric:
       values = tf.stack([tf.cast(features[n], tf.float32) for n in self.numeric], axis=1)
       fields += tf.unstack(values[:, :, None] * self.numeric_kernel, axis=1)
+    for (name, _), kernel in zip(self.numeric_lists, self.numeric_list_kernels):
+      fields.append(tf.matmul(tf.cast(features[name], tf.float32), kernel))
     return tf.stack(fields, axis=1)  # [B, F, dim]
 
   def get_config(self):
     config = super().get_config()
     config.update({'categorical': self.categorical, 'numeric': self.numeric,
-                   'dim': self.dim})
+                   'dim': self.dim, 'numeric_lists': self.numeric_lists})
     return config
 
 

@@ -19,6 +19,12 @@ class RankingTeacher(tf.keras.Model):
     super().__init__(**kwargs)
     self.feature_space = feature_space
 
+  @classmethod
+  def from_config(cls, config):
+    config = dict(config)
+    config['feature_space'] = features.FeatureSpace.from_json(config['feature_space'])
+    return cls(**config)
+
   @property
   def feature_names(self) -> tuple[str, ...]:
     return (self.feature_space.user_tower_features +

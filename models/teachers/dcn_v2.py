@@ -23,6 +23,9 @@ class DCNv2Teacher(RankingTeacher):
                cross_layers: int = 3, projection_dim: int = 64, hidden_units=(256, 128),
                history_pooling: str = 'mean', **kwargs):
     super().__init__(feature_space, **kwargs)
+    self.embedding_dim, self.cross_layers = embedding_dim, cross_layers
+    self.projection_dim, self.hidden_units = projection_dim, tuple(hidden_units)
+    self.history_pooling = history_pooling
     space_json = feature_space.to_json()
     self.user_encoder = UserEncoder(space_json, embedding_dim, history_pooling,
                                     name='user_encoder')
@@ -40,3 +43,9 @@ class DCNv2Teacher(RankingTeacher):
     for cross in self.crosses:
       x = cross(x0, x)
     return tf.squeeze(self.logit(self.deep(x, training=training)), axis=1)
+
+  def get_config(self):
+    return {'name': self.name, 'feature_space': self.feature_space.to_json(),
+            'embedding_dim': self.embedding_dim, 'cross_layers': self.cross_layers,
+            'projection_dim': self.projection_dim, 'hidden_units': self.hidden_units,
+            'history_pooling': self.history_pooling}

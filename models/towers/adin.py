@@ -28,6 +28,8 @@ class ADINUserTower(UserTower):
                embedding_dim: int = 16, hidden_units=(256, 128),
                history_pooling: str = 'mean', squeeze_ratio: int = 4, **kwargs):
     super().__init__(feature_space, output_dim, embedding_dim, history_pooling, **kwargs)
+    self.hidden_units = tuple(hidden_units)
+    self.squeeze_ratio = squeeze_ratio
     scenarios = len(feature_space.scenarios)
     num_fields = self.encoder.num_fields
     self.squeeze = ScenarioSpecificDense(max(1, num_fields // squeeze_ratio), scenarios,
@@ -49,7 +51,7 @@ class ADINUserTower(UserTower):
     z = tf.reduce_mean(fields, axis=2)  # squeeze: [B, F]
     return self.excite([self.squeeze([z, scenario_index]), scenario_index])
 
-  def call(self, inputs, training=None):
+  def embed(self, inputs, training=None):
     fields, _, d = self.encoder(inputs)
     x = flatten_fields(fields * self.field_weights(fields, d)[:, :, None])
     shared = self.shared_act(self.shared_norm([self.shared(x), d], training=training))
@@ -57,3 +59,7 @@ class ADINUserTower(UserTower):
                                                     training=training))
     fused = self.fusion(tf.concat([shared, specific], axis=1))
     return self.forward([fused, d])
+
+  def get_config(self):
+    return self._config(embedding_dim=self.embedding_dim, hidden_units=self.hidden_units,
+                        history_pooling=self.history_pooling, squeeze_ratio=self.squeeze_ratio)

@@ -3,10 +3,12 @@
 import tensorflow as tf
 
 from models import features
+from models.layers import ScenarioPopularityPrior
 from models.towers.encoders import flatten_fields
 from models.towers.encoders import ItemEncoder
 from models.towers.encoders import mlp
 from models.towers.encoders import UserEncoder
+from pipeline import dataset_spec as ds
 
 
 class Tower(tf.keras.Model):
@@ -16,40 +18,81 @@ class Tower(tf.keras.Model):
   the serving signature from it.
   """
 
-  def __init__(self, feature_space: features.FeatureSpace, output_dim: int, **kwargs):
+  def __init__(self, feature_space: features.FeatureSpace, output_dim: int,
+               scenario_prior: bool = False, **kwargs):
     super().__init__(**kwargs)
     self.feature_space = feature_space
     self.output_dim = output_dim
+    # Append the scenario popularity prior (models/layers/scenario_popularity_prior.py):
+    # the embedding then has output_dim + number of scenarios entries.
+    self.scenario_prior = scenario_prior
+    if scenario_prior and ds.SCENARIO_CLICKS not in {
+        n.name for n in feature_space.item.numeric_lists}:
+      raise ValueError(f'scenario_prior needs the item feature {ds.SCENARIO_CLICKS!r} '
+                       '(ingestion.scenario_click_features: true)')
 
   @property
   def feature_names(self) -> tuple[str, ...]:
     raise NotImplementedError
 
+  def _config(self, **arguments) -> dict:
+    """get_config helper: the constructor's arguments, the feature space as JSON."""
+    return {'name': self.name, 'feature_space': self.feature_space.to_json(),
+            'output_dim': self.output_dim, 'scenario_prior': self.scenario_prior,
+            **arguments}
+
+  @classmethod
+  def from_config(cls, config):
+    config = dict(config)
+    config['feature_space'] = features.FeatureSpace.from_json(config['feature_space'])
+    return cls(**config)
+
 
 class UserTower(Tower):
-  """A user tower: user features + behaviour sequence + scenario -> user embedding."""
+  """A user tower: user features + behaviour sequence + scenario -> user embedding.
+
+  Subclasses implement `embed` (-> u [B, output_dim]); with `scenario_prior` the tower
+  returns [u; w_s] [B, output_dim + S].
+  """
 
   def __init__(self, feature_space: features.FeatureSpace, output_dim: int,
                embedding_dim: int, history_pooling: str = 'mean', **kwargs):
     super().__init__(feature_space, output_dim, **kwargs)
+    self.embedding_dim = embedding_dim
+    self.history_pooling = history_pooling
     self.encoder = UserEncoder(feature_space.to_json(), embedding_dim, history_pooling,
                                name='user_encoder')
+    if self.scenario_prior:
+      self.prior = ScenarioPopularityPrior(len(feature_space.scenarios),
+                                           name='scenario_popularity_prior')
 
   @property
   def feature_names(self) -> tuple[str, ...]:
     return self.feature_space.user_tower_features
+
+  def embed(self, inputs, training=None) -> tf.Tensor:
+    raise NotImplementedError
+
+  def call(self, inputs, training=None):
+    u = self.embed(inputs, training=training)  # [B, output_dim]
+    if not self.scenario_prior:
+      return u
+    return tf.concat([u, self.prior(self.encoder.scenario_index(inputs))], axis=1)
 
 
 class ItemTower(Tower):
   """The item tower of every student: item fields -> MLP -> item embedding.
 
       v = Dense_out(MLP(concat of the item field embeddings))
-  No scenario input, so one item index serves every scenario.
+  No scenario input, so one item index serves every scenario. With `scenario_prior` the
+  item's log(1 + clicks) per scenario is appended: [v; c(i)] [B, output_dim + S].
   """
 
   def __init__(self, feature_space: features.FeatureSpace, output_dim: int,
                embedding_dim: int, hidden_units=(256, 128), **kwargs):
     super().__init__(feature_space, output_dim, **kwargs)
+    self.embedding_dim = embedding_dim
+    self.hidden_units = tuple(hidden_units)
     self.encoder = ItemEncoder(feature_space.to_json(), embedding_dim, name='item_encoder')
     self.hidden = mlp(hidden_units, 'item_mlp')
     self.out = tf.keras.layers.Dense(output_dim, name='item_embedding')
@@ -59,4 +102,11 @@ class ItemTower(Tower):
     return self.feature_space.item_tower_features
 
   def call(self, inputs, training=None):
-    return self.out(self.hidden(flatten_fields(self.encoder(inputs)), training=training))
+    v = self.out(self.hidden(flatten_fields(self.encoder(inputs)), training=training))
+    if not self.scenario_prior:
+      return v
+    clicks = tf.cast(inputs[ds.SCENARIO_CLICKS], v.dtype)  # [B, S], log(1 + clicks)
+    return tf.concat([v, clicks], axis=1)
+
+  def get_config(self):
+    return self._config(embedding_dim=self.embedding_dim, hidden_units=self.hidden_units)

@@ -15,9 +15,14 @@ class DNNUserTower(UserTower):
                embedding_dim: int = 16, hidden_units=(256, 128),
                history_pooling: str = 'mean', **kwargs):
     super().__init__(feature_space, output_dim, embedding_dim, history_pooling, **kwargs)
+    self.hidden_units = tuple(hidden_units)
     self.hidden = mlp(hidden_units, 'user_mlp')
     self.out = tf.keras.layers.Dense(output_dim, name='user_embedding')
 
-  def call(self, inputs, training=None):
+  def embed(self, inputs, training=None):
     fields, _, _ = self.encoder(inputs)
     return self.out(self.hidden(flatten_fields(fields), training=training))
+
+  def get_config(self):
+    return self._config(embedding_dim=self.embedding_dim, hidden_units=self.hidden_units,
+                        history_pooling=self.history_pooling)

@@ -22,11 +22,13 @@ class DSMOEUserTower(UserTower):
                rank: int = 4, use_sap: bool = True, use_dsbn: bool = True,
                history_pooling: str = 'mean', **kwargs):
     super().__init__(feature_space, output_dim, embedding_dim, history_pooling, **kwargs)
+    self.num_experts, self.expert_units, self.rank = num_experts, expert_units, rank
+    self.use_sap, self.use_dsbn = use_sap, use_dsbn
     self.mixture = SAPMixtureOfExperts(
         output_dim, len(feature_space.scenarios), num_experts, expert_units, rank,
         use_sap, use_dsbn, name='sap_mmoe')
 
-  def call(self, inputs, training=None):
+  def embed(self, inputs, training=None):
     fields, e_s, scenario_index = self.encoder(inputs)
     return self.mixture([flatten_fields(fields), e_s, scenario_index], training=training)
 
@@ -34,3 +36,9 @@ class DSMOEUserTower(UserTower):
     """alpha [B, K] for raw scenario values (for the case study of expert specialisation)."""
     _, e_s = self.encoder._scenario(scenario)  # pylint: disable=protected-access
     return self.mixture.gate_weights(e_s)
+
+  def get_config(self):
+    return self._config(embedding_dim=self.embedding_dim, num_experts=self.num_experts,
+                        expert_units=self.expert_units, rank=self.rank,
+                        use_sap=self.use_sap, use_dsbn=self.use_dsbn,
+                        history_pooling=self.history_pooling)

@@ -9,9 +9,11 @@ from models.layers import ScenarioEmbedding
 from pipeline import dataset_spec as ds
 
 
-def _fields(tower: features.TowerInputs) -> tuple[list, list]:
-  return ([(c.name, c.vocab_size, c.max_values) for c in tower.categorical],
-          list(tower.numeric))
+def _fields(tower: features.TowerInputs) -> dict:
+  """FeatureEmbedding's arguments for one tower's inputs."""
+  return {'categorical': [(c.name, c.vocab_size, c.max_values) for c in tower.categorical],
+          'numeric': list(tower.numeric),
+          'numeric_lists': [(n.name, n.length) for n in tower.numeric_lists]}
 
 
 class UserEncoder(tf.keras.layers.Layer):
@@ -28,7 +30,7 @@ class UserEncoder(tf.keras.layers.Layer):
     self.dim = dim
     self.history_pooling = history_pooling
     space = features.FeatureSpace.from_json(feature_space)
-    self._user = FeatureEmbedding(*_fields(space.user), dim, name='user_fields')
+    self._user = FeatureEmbedding(dim=dim, name='user_fields', **_fields(space.user))
     self._scenario = ScenarioEmbedding(space.scenarios, dim, name='scenario')
     self._history = BehaviorSequenceEmbedding(space.item_vocab_size, len(space.scenarios),
                                               dim, history_pooling, name='history')
@@ -36,6 +38,10 @@ class UserEncoder(tf.keras.layers.Layer):
   @property
   def num_fields(self) -> int:
     return self._user.num_fields + 2
+
+  def scenario_index(self, inputs) -> tf.Tensor:
+    """The scenario's index [B] under the ingestion's mapping."""
+    return self._scenario.index(inputs[ds.SCENARIO])
 
   def call(self, inputs):
     scenario_index, e_s = self._scenario(inputs[ds.SCENARIO])
@@ -59,7 +65,7 @@ class ItemEncoder(tf.keras.layers.Layer):
     self.feature_space = feature_space
     self.dim = dim
     space = features.FeatureSpace.from_json(feature_space)
-    self._item = FeatureEmbedding(*_fields(space.item), dim, name='item_fields')
+    self._item = FeatureEmbedding(dim=dim, name='item_fields', **_fields(space.item))
 
   @property
   def num_fields(self) -> int:

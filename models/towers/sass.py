@@ -27,6 +27,7 @@ class SASSUserTower(UserTower):
                embedding_dim: int = 16, hidden_units=(256, 128),
                history_pooling: str = 'mean', **kwargs):
     super().__init__(feature_space, output_dim, embedding_dim, history_pooling, **kwargs)
+    self.hidden_units = tuple(hidden_units)
     scenarios = len(feature_space.scenarios)
     self.global_layers, self.specific_layers = [], []
     self.adaptive_gates, self.update_gates = [], []
@@ -45,7 +46,7 @@ class SASSUserTower(UserTower):
                                               name='scenario_bias')
     self.out = tf.keras.layers.Dense(output_dim, name='user_embedding')
 
-  def call(self, inputs, training=None):
+  def embed(self, inputs, training=None):
     fields, e_s, d = self.encoder(inputs)
     g = s = flatten_fields(fields)
     for global_layer, specific, act, adaptive, update in zip(
@@ -57,3 +58,7 @@ class SASSUserTower(UserTower):
       u = update([tf.concat([candidate, transfer], axis=1), d])
       s = u * candidate + (1.0 - u) * transfer
     return self.out(tf.concat([s, self.bias_network(e_s)], axis=1))
+
+  def get_config(self):
+    return self._config(embedding_dim=self.embedding_dim, hidden_units=self.hidden_units,
+                        history_pooling=self.history_pooling)

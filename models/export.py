@@ -1,0 +1,127 @@
+"""Exported SavedModels: towers (and the teacher) that take raw features.
+
+Each export bundles the tf.Transform graph with the Keras model, so serving sends raw
+values as they are in the logs. Signatures:
+
+  user tower   user_embedding(user_id, <user features>, history_item_id, history_scenario,
+                              scenario) -> {'embedding': [B, d]}
+               user_embedding_examples(examples: serialized tf.Example [B]) -> same
+  item tower   item_embedding(item_id, <item features>) -> {'embedding': [B, d]}
+               item_embedding_examples(examples) -> same
+  teacher      teacher_logit_examples(examples) -> {'logit': [B]}
+
+Raw inputs: one value per example is a [B] tensor (string, or float32 for numeric
+features); lists (history, multi-valued features) are [B, N] padded with '' (ignored).
+`serving_default` is the raw-tensor signature. Unknown ids and categories map to the
+vocabularies' OOV buckets.
+"""
+
+import hashlib
+import json
+import os
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from models import features
+
+USER_TOWER_DIR = 'user_tower'
+ITEM_TOWER_DIR = 'item_tower'
+FEATURE_SPACE_FILE = 'feature_space.json'
+USER_SIGNATURE = 'user_embedding'
+USER_EXAMPLES_SIGNATURE = 'user_embedding_examples'
+ITEM_SIGNATURE = 'item_embedding'
+ITEM_EXAMPLES_SIGNATURE = 'item_embedding_examples'
+TEACHER_EXAMPLES_SIGNATURE = 'teacher_logit_examples'
+
+
+class _RawFeatureModel(tf.Module):
+  """tf.Transform layer + Keras model, from raw features to the model's output."""
+
+  def __init__(self, model: tf.keras.Model, tft_output: tft.TFTransformOutput,
+               space: features.FeatureSpace, names: tuple[str, ...], output: str):
+    super().__init__()
+    self.model = model
+    self.tft_layer = tft_output.transform_features_layer()  # tracks the vocabularies
+    self._space = space
+    self._names = names
+    self._output = output
+    raw_spec = tft_output.raw_feature_spec()
+    self.raw_spec = {name: raw_spec[name] for name in names}
+
+  def raw_tensor_specs(self) -> dict[str, tf.TensorSpec]:
+    specs = {}
+    for name, spec in self.raw_spec.items():
+      shape = [None] if isinstance(spec, tf.io.FixedLenFeature) else [None, None]
+      specs[name] = tf.TensorSpec(shape, spec.dtype, name=name)
+    return specs
+
+  def _run(self, raw: dict) -> dict:
+    transformed = self.tft_layer(raw)
+    dense = features.dense_model_inputs(transformed, self._space, self._names)
+    return {self._output: self.model(dense, training=False)}
+
+  def from_raw_tensors(self, **inputs) -> dict:
+    raw = {}
+    for name, spec in self.raw_spec.items():
+      value = inputs[name]
+      raw[name] = (tf.reshape(value, [-1, 1]) if isinstance(spec, tf.io.FixedLenFeature)
+                   else tf.sparse.from_dense(value))  # drops '' padding
+    return self._run(raw)
+
+  def from_examples(self, examples):
+    return self._run(tf.io.parse_example(examples, self.raw_spec))
+
+
+def _save(module: _RawFeatureModel, path: str, raw_name: str, examples_name: str) -> None:
+  raw_fn = tf.function(module.from_raw_tensors).get_concrete_function(
+      **module.raw_tensor_specs())
+  examples_fn = tf.function(module.from_examples).get_concrete_function(
+      tf.TensorSpec([None], tf.string, name='examples'))
+  tf.saved_model.save(module, path, signatures={
+      raw_name: raw_fn, examples_name: examples_fn, 'serving_default': raw_fn})
+
+
+def export_towers(user_tower: tf.keras.Model, item_tower: tf.keras.Model,
+                  tft_output: tft.TFTransformOutput, space: features.FeatureSpace,
+                  directory: str) -> None:
+  """Writes <directory>/user_tower, <directory>/item_tower and feature_space.json."""
+  _save(_RawFeatureModel(user_tower, tft_output, space, space.user_tower_features,
+                         'embedding'),
+        os.path.join(directory, USER_TOWER_DIR), USER_SIGNATURE, USER_EXAMPLES_SIGNATURE)
+  _save(_RawFeatureModel(item_tower, tft_output, space, space.item_tower_features,
+                         'embedding'),
+        os.path.join(directory, ITEM_TOWER_DIR), ITEM_SIGNATURE, ITEM_EXAMPLES_SIGNATURE)
+  with tf.io.gfile.GFile(os.path.join(directory, FEATURE_SPACE_FILE), 'w') as f:
+    f.write(space.to_json())
+
+
+def export_teacher(teacher: tf.keras.Model, tft_output: tft.TFTransformOutput,
+                   space: features.FeatureSpace, directory: str) -> None:
+  """The teacher with a raw tf.Example signature, for evaluation (AUC per scenario)."""
+  module = _RawFeatureModel(teacher, tft_output, space, teacher.feature_names, 'logit')
+  examples_fn = tf.function(module.from_examples).get_concrete_function(
+      tf.TensorSpec([None], tf.string, name='examples'))
+  tf.saved_model.save(module, directory,
+                      signatures={TEACHER_EXAMPLES_SIGNATURE: examples_fn})
+
+
+def directory_fingerprint(directory: str) -> str:
+  """sha256 over the relative paths and contents of every file below `directory`."""
+  digest = hashlib.sha256()
+  for root, _, files in sorted(tf.io.gfile.walk(directory)):
+    for name in sorted(files):
+      path = os.path.join(root, name)
+      digest.update(os.path.relpath(path, directory).encode())
+      with tf.io.gfile.GFile(path, 'rb') as f:
+        while chunk := f.read(1 << 20):
+          digest.update(chunk)
+  return digest.hexdigest()
+
+
+def towers_fingerprint(model_directory: str) -> str:
+  """The fingerprint of a trained model: its two exported towers together."""
+  return hashlib.sha256(json.dumps([
+      directory_fingerprint(os.path.join(model_directory, USER_TOWER_DIR)),
+      directory_fingerprint(os.path.join(model_directory, ITEM_TOWER_DIR))]).encode()
+  ).hexdigest()
