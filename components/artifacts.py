@@ -11,3 +11,14 @@ class ScenarioMapping(artifact.Artifact):
 class IngestionReport(artifact.Artifact):
   """What the ingestion read, kept, dropped and defaulted (summary.json, summary.txt)."""
   TYPE_NAME = 'dsmoe.IngestionReport'
+
+
+class TeacherModel(artifact.Artifact):
+  """A trained, frozen-able teacher: weights, its config, and a raw-feature SavedModel."""
+  TYPE_NAME = 'dsmoe.TeacherModel'
+
+
+class RetrievalIndex(artifact.Artifact):
+  """A ScaNN index of the item corpus, its item ids and embeddings, a TFRS ScaNN
+  retrieval SavedModel, and index_manifest.json (parameters, model fingerprint, recall)."""
+  TYPE_NAME = 'dsmoe.RetrievalIndex'

@@ -1,0 +1,52 @@
+"""Executor of DistillationTrainer: TFX's generic Trainer executor with extra inputs."""
+
+import hashlib
+import json
+import os
+
+import tensorflow as tf
+from tfx.components.trainer import executor as trainer_executor
+from tfx.types import artifact_utils
+
+from models import trainer
+
+
+class Executor(trainer_executor.GenericExecutor):
+  """Passes the item corpus, scenario mapping, teacher and a resumable backup directory
+  to run_fn through fn_args.custom_config (keys defined in models/trainer.py)."""
+
+  def _GetFnArgs(self, input_dict, output_dict, exec_properties):
+    fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)
+    corpus = artifact_utils.get_single_instance(input_dict['item_corpus'])
+    split, = artifact_utils.decode_split_names(corpus.split_names)
+    config = dict(fn_args.custom_config or {})
+    config[trainer.ITEM_CORPUS] = os.path.join(
+        artifact_utils.get_split_uri([corpus], split), '*')
+    config[trainer.SCENARIO_MAPPING] = artifact_utils.get_single_uri(
+        input_dict['scenario_mapping'])
+    teachers = input_dict.get('teacher') or []
+    usable = [t for t in teachers  # an artifact of a run without distillation is empty
+              if tf.io.gfile.exists(os.path.join(t.uri, trainer.TEACHER_CONFIG))]
+    if usable:
+      config[trainer.TEACHER_INPUT] = usable[-1].uri
+    config[trainer.TEACHER_OUTPUT] = artifact_utils.get_single_uri(
+        output_dict['teacher_model'])
+    config[trainer.BACKUP_DIR] = _backup_dir(input_dict, output_dict, exec_properties)
+    fn_args.custom_config = config
+    return fn_args
+
+
+def _backup_dir(input_dict, output_dict, exec_properties) -> str:
+  """A directory that is the same for every attempt of the same training job.
+
+  Keyed by the input artifacts and the execution properties: a rerun after a crash (same
+  inputs, same config) finds the checkpoints; any change starts afresh.
+  """
+  key = json.dumps({
+      'inputs': {name: sorted(a.uri for a in artifacts)
+                 for name, artifacts in sorted(input_dict.items())},
+      'properties': {k: str(v) for k, v in sorted(exec_properties.items())},
+  }, sort_keys=True)
+  model_uri = artifact_utils.get_single_uri(output_dict['model'])
+  component_dir = os.path.dirname(os.path.dirname(model_uri))  # <root>/<component>/model/<id>
+  return os.path.join(component_dir, 'backup', hashlib.sha256(key.encode()).hexdigest()[:16])

@@ -1,0 +1,96 @@
+"""A release: one self-contained, versioned directory that serving loads.
+
+    <releases>/<version>/
+      manifest.json          written last: version, fingerprints, metrics, file checksums
+      user_tower/            SavedModel, raw features -> user embedding (models/export.py)
+      item_tower/            SavedModel, raw item features -> item embedding
+      feature_space.json     the model-input contract
+      index/                 ScaNN searcher, item ids, item embeddings, index_manifest.json
+      retrieval_model/       TFRS ScaNN SavedModel: raw user features -> top-K ids, scores
+      scenario_mapping.json  raw scenario value -> index
+      user_snapshot/         tf.Examples: every user's features and history at the cutoff
+      evaluation/            metrics.json, recall.png, summary.txt
+    <releases>/latest        symlink to the newest version (local file systems)
+    <releases>/LATEST        the newest version's name (every file system)
+
+On a local file system the release is assembled in a hidden directory and renamed into
+place, so a reader never sees half of one; elsewhere (gs://) the manifest is written last
+and a release without a manifest is incomplete.
+"""
+
+import datetime
+import hashlib
+import json
+import os
+from typing import Optional
+
+import tensorflow as tf
+
+MANIFEST = 'manifest.json'
+LATEST_LINK = 'latest'
+LATEST_FILE = 'LATEST'
+FORMAT_VERSION = 1
+
+
+class ReleaseError(ValueError):
+  """The parts of a release do not belong together."""
+
+
+def copy_tree(source: str, destination: str) -> None:
+  for root, _, files in tf.io.gfile.walk(source):
+    target = os.path.join(destination, os.path.relpath(root, source))
+    tf.io.gfile.makedirs(target)
+    for name in files:
+      tf.io.gfile.copy(os.path.join(root, name), os.path.join(target, name), overwrite=True)
+
+
+def file_checksums(directory: str) -> dict[str, str]:
+  """Relative path -> sha256 of every file below `directory`."""
+  checksums = {}
+  for root, _, files in tf.io.gfile.walk(directory):
+    for name in files:
+      path = os.path.join(root, name)
+      digest = hashlib.sha256()
+      with tf.io.gfile.GFile(path, 'rb') as f:
+        while chunk := f.read(1 << 20):
+          digest.update(chunk)
+      checksums[os.path.relpath(path, directory)] = digest.hexdigest()
+  return dict(sorted(checksums.items()))
+
+
+def new_version(model_fingerprint: str, now: Optional[datetime.datetime] = None) -> str:
+  now = now or datetime.datetime.now(datetime.timezone.utc)
+  return f'{now:%Y%m%dT%H%M%SZ}-{model_fingerprint[:8]}'
+
+
+def publish(releases_dir: str, version: str, parts: dict[str, str],
+            manifest: dict) -> str:
+  """Assembles parts (release path -> source file or directory) and the manifest.
+
+  Returns the release directory. The manifest gets the checksum of every file.
+  """
+  final = os.path.join(releases_dir, version)
+  if tf.io.gfile.exists(final):
+    raise ReleaseError(f'release {final} already exists')
+  local = '://' not in releases_dir
+  staging = os.path.join(releases_dir, f'.incoming-{version}') if local else final
+  tf.io.gfile.makedirs(staging)
+  for target, source in parts.items():
+    destination = os.path.join(staging, target)
+    if tf.io.gfile.isdir(source):
+      copy_tree(source, destination)
+    else:
+      tf.io.gfile.makedirs(os.path.dirname(destination))
+      tf.io.gfile.copy(source, destination, overwrite=True)
+  manifest = dict(manifest, format=FORMAT_VERSION, version=version,
+                  files=file_checksums(staging))
+  with tf.io.gfile.GFile(os.path.join(staging, MANIFEST), 'w') as f:
+    json.dump(manifest, f, indent=2)
+  if local:
+    os.rename(staging, final)
+    link = os.path.join(releases_dir, f'.{LATEST_LINK}-{version}')
+    os.symlink(version, link)
+    os.replace(link, os.path.join(releases_dir, LATEST_LINK))
+  with tf.io.gfile.GFile(os.path.join(releases_dir, LATEST_FILE), 'w') as f:
+    f.write(version + '\n')
+  return final

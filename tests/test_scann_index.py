@@ -1,0 +1,56 @@
+"""ScaNN index parameters, build, save/load and recall against exact search."""
+
+import numpy as np
+
+from components import retrieval_eval as rev
+from components.index_builder import scann_index
+from pipeline import configs
+
+
+def test_parameters_follow_the_corpus_size_and_config_overrides():
+  small = scann_index.parameters(1145, configs.IndexConfig())
+  assert (small.num_leaves, small.num_leaves_to_search, small.reorder_candidates) == (
+      34, 10, 400)
+  large = scann_index.parameters(1_000_000, configs.IndexConfig())
+  assert (large.num_leaves, large.num_leaves_to_search) == (1000, 50)
+  assert large.training_sample_size == 250_000
+  tiny = scann_index.parameters(30, configs.IndexConfig())
+  assert tiny.k == 30 and tiny.reorder_candidates == 30 and tiny.num_leaves_to_search <= 5
+  custom = scann_index.parameters(5000, configs.IndexConfig(num_leaves=20, k=10))
+  assert (custom.num_leaves, custom.k, custom.reorder_candidates) == (20, 10, 40)
+
+
+def test_recall_against_exact():
+  exact = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
+  approximate = np.array([[4, 3, 2, 1], [5, 6, 9, 10]])
+  assert scann_index.recall_against_exact(approximate, exact) == 0.75
+
+
+def _data(rng):
+  embeddings = rng.normal(size=(3000, 16)).astype(np.float32)
+  return embeddings, np.array([f'item{i}' for i in range(3000)]), rng.normal(
+      size=(50, 16)).astype(np.float32)
+
+
+def test_save_and_load_give_the_same_searcher(tmp_path):
+  embeddings, ids, queries = _data(np.random.default_rng(0))
+  searcher = scann_index.build_searcher(
+      embeddings, scann_index.parameters(3000, configs.IndexConfig(k=20)))
+  scann_index.save(str(tmp_path), searcher, ids, embeddings)
+  loaded, loaded_ids, loaded_embeddings = scann_index.load(str(tmp_path))
+  np.testing.assert_array_equal(loaded_ids, ids)
+  np.testing.assert_array_equal(loaded_embeddings, embeddings)
+  np.testing.assert_array_equal(loaded.search_batched(queries, final_num_neighbors=20)[0],
+                                searcher.search_batched(queries, final_num_neighbors=20)[0])
+
+
+def test_searching_every_leaf_and_rescoring_every_item_is_exact():
+  embeddings, _, queries = _data(np.random.default_rng(1))
+  params = scann_index.parameters(3000, configs.IndexConfig(
+      k=20, num_leaves=30, num_leaves_to_search=30, reorder_candidates=3000))
+  found, scores = scann_index.build_searcher(embeddings, params).search_batched(
+      queries, final_num_neighbors=20)
+  exact = rev.exact_top_k(queries, embeddings, 20)
+  assert scann_index.recall_against_exact(found, exact) == 1.0
+  np.testing.assert_allclose(scores, np.take_along_axis(queries @ embeddings.T, found, 1),
+                             rtol=1e-4)  # reordering rescored exactly
