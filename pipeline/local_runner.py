@@ -3,12 +3,19 @@
     python -m pipeline.local_runner [--config my.yaml] [--set key.sub=value ...]
 
 `make run` calls this on the bundled KuaiRand-Pure data. Everything is written under the
-config's output_dir (default ./outputs): pipeline_root/ (artifacts) and metadata/ (MLMD).
-Bad input ends the run with exit code 1 and one clear message, never a runner traceback.
+config's output_dir (default ./outputs): pipeline_root/ (artifacts), metadata/ (MLMD),
+logs/ (the full log of each run) and releases/<version>/ (blessed releases;
+releases/latest points at the newest). The console shows progress lines and, at the end,
+each component's wall time, the ingestion summary, Recall@K per scenario next to the
+popularity baselines, and where the release is. Bad input ends the run with exit code 1
+and one clear message, never a runner traceback.
 """
 
 import argparse
+import datetime
+import json
 import logging as std_logging
+import os
 import sys
 import time
 
@@ -17,8 +24,12 @@ from tfx import v1 as tfx
 
 from components import artifacts
 from components.data_validation_gate import DataValidationError
+from components.index_builder import scann_index
 from components.interaction_example_gen import executor as example_gen_executor
 from components.interaction_example_gen.errors import IngestionError
+from components.recall_evaluator import executor as evaluator_executor
+from components.release_pusher.release import ReleaseError
+from models.trainer import TeacherMismatchError
 from pipeline import configs
 from pipeline import dataset_spec
 from pipeline import pipeline as dsmoe_pipeline
@@ -26,7 +37,7 @@ from pipeline import run_summary
 
 # Errors that mean "fix your input or config", reported without a traceback.
 USER_ERRORS = (IngestionError, DataValidationError, dataset_spec.SpecError,
-               configs.ConfigError)
+               configs.ConfigError, TeacherMismatchError, ReleaseError)
 
 
 def run(config: configs.PipelineConfig) -> None:
@@ -37,35 +48,72 @@ def run(config: configs.PipelineConfig) -> None:
           .sqlite_metadata_connection_config(config.metadata_path)))
 
 
+def _configure_logging(log_dir: str, verbose: bool) -> str:
+  """Console: the project's progress lines (and everything with --verbose); file: all."""
+  os.makedirs(log_dir, exist_ok=True)
+  path = os.path.join(log_dir, f'run-{datetime.datetime.now():%Y%m%d-%H%M%S}.log')
+  logging.set_verbosity(logging.INFO)
+  root = std_logging.getLogger()
+  root.setLevel(std_logging.INFO)
+  file_handler = std_logging.FileHandler(path)
+  file_handler.setFormatter(std_logging.Formatter('%(asctime)s %(name)s %(levelname)s '
+                                                  '%(message)s'))
+  console = std_logging.StreamHandler(sys.stdout)
+  console.setFormatter(std_logging.Formatter('%(asctime)s %(message)s', '%H:%M:%S'))
+  if not verbose:
+    console.addFilter(lambda record: record.name.startswith('dsmoe') or
+                      record.levelno >= std_logging.ERROR)
+  # TensorFlow and imports that called logging.basicConfig installed their own console
+  # handlers; everything goes through the two handlers above instead.
+  for logger in (root, std_logging.getLogger('tensorflow')):
+    for handler in list(logger.handlers):
+      logger.removeHandler(handler)
+  root.addHandler(file_handler)
+  root.addHandler(console)
+  return path
+
+
+def report(config: configs.PipelineConfig) -> str:
+  """The end-of-run report, read from ML Metadata (cached components included)."""
+  store = run_summary.open_store(config.metadata_path)
+  lines = [run_summary.format_component_times(run_summary.component_times(store))]
+  for type_name, file_name in (
+      (artifacts.IngestionReport.TYPE_NAME, example_gen_executor.SUMMARY_TEXT),
+      ('ModelEvaluation', evaluator_executor.SUMMARY_FILE)):
+    path = run_summary.latest_artifact_file(store, type_name, file_name)
+    if path:
+      with open(path, encoding='utf-8') as f:
+        lines.append(f.read().rstrip())
+  index = run_summary.latest_artifact_file(store, artifacts.RetrievalIndex.TYPE_NAME,
+                                           scann_index.MANIFEST)
+  if index:
+    with open(index, encoding='utf-8') as f:
+      scann = json.load(f)['recall_vs_exact']
+    lines.append(f'ScaNN recall@{scann["k"]} against exact search: {scann["recall"]:.4f} '
+                 f'({scann["queries"]:,} eval queries)')
+  lines.append(run_summary.release_line(store, config.releases_dir))
+  return '\n\n'.join(lines)
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--config', default='', help='YAML file overriding the defaults')
   parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
-                      help='override one config value, e.g. ingestion.history_length=30')
+                      help='override one config value, e.g. training.epochs=10')
   parser.add_argument('--verbose', action='store_true', help='show TFX and Beam logs')
   args = parser.parse_args(argv)
-  logging.set_verbosity(logging.INFO if args.verbose else logging.WARNING)
-  if not args.verbose:
-    for name in ('apache_beam', 'tensorflow', 'absl'):
-      std_logging.getLogger(name).setLevel(std_logging.ERROR)
-
   started = time.time()
   try:
     config = configs.load_config(args.config, args.set)
+    log_path = _configure_logging(os.path.join(config.path(config.output_dir), 'logs'),
+                                  args.verbose)
     print(f'pipeline {config.pipeline_name}: data {config.path(config.data_dir)}, '
-          f'outputs {config.path(config.output_dir)}', flush=True)
+          f'outputs {config.path(config.output_dir)}, log {log_path}', flush=True)
     run(config)
   except USER_ERRORS as e:
     print(f'\nerror: {e}', file=sys.stderr)
     return 1
-  store = run_summary.open_store(config.metadata_path)
-  print(f'\nfinished in {time.time() - started:.0f} s\n'
-        + run_summary.format_component_times(run_summary.component_times(store)))
-  summary = run_summary.latest_artifact_file(store, artifacts.IngestionReport.TYPE_NAME,
-                                             example_gen_executor.SUMMARY_TEXT)
-  if summary:
-    with open(summary, encoding='utf-8') as f:
-      print('\n' + f.read())
+  print(f'\nfinished in {time.time() - started:.0f} s\n\n{report(config)}')
   return 0
 
 

@@ -1,23 +1,45 @@
 """The DSMOE retrieval pipeline: which components run, and how they are wired.
 
     raw logs + feature tables
-      -> InteractionExampleGen (events: train/eval, item corpus, scenario mapping, report)
-      -> StatisticsGen + ImportSchemaGen + ExampleValidator + DataValidationGate,
-         once for the events and once for the item corpus
+      -> InteractionExampleGen     events (train | eval), item corpus, user snapshot,
+                                   scenario mapping, ingestion report
+      -> StatisticsGen, ImportSchemaGen, ExampleValidator, DataValidationGate
+                                   for the events and for the item corpus
+      -> Transform                 models/preprocessing.py (vocabularies, scaling)
+      -> DistillationTrainer       models/trainer.py: teacher, then the distilled student;
+                                   exports user and item towers with raw-feature signatures
+      -> RecallEvaluator           Recall@K per scenario vs popularity and the last blessed
+                                   model; teacher AUC; the blessing
+      -> IndexBuilder              ScaNN index + TFRS retrieval model from the item tower
+      -> ReleasePusher             outputs/releases/<version>/, only when blessed
 
 Only wiring lives here: configuration comes from pipeline/configs.py, the dataset's columns
-from its dataset spec, and each component's logic from components/.
+from its dataset spec, and each component's logic from components/ and models/.
 """
 
+import dataclasses
+import glob
+import hashlib
+import json
+import os
 from typing import Optional
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from components import artifacts
 from components.data_validation_gate import DataValidationGate
+from components.distillation_trainer.component import DistillationTrainer
+from components.index_builder.component import IndexBuilder
 from components.interaction_example_gen.component import InteractionExampleGen
+from components.recall_evaluator.component import RecallEvaluator
+from components.release_pusher.component import ReleasePusher
 from pipeline import configs
 from pipeline import dataset_spec as ds
+
+PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'
+RUN_FN = 'models.trainer.run_fn'
+MODELS_DIR = os.path.join(configs.REPO_ROOT, 'models')
 
 
 def create_pipeline(
@@ -28,11 +50,60 @@ def create_pipeline(
   example_gen = InteractionExampleGen(data_dir=config.path(config.data_dir),
                                       dataset_spec=spec,
                                       ingestion_config=config.ingestion)
-  components = [example_gen]
-  components += _validation(example_gen.outputs['examples'],
-                            config.path(config.events_schema), 'events')
-  components += _validation(example_gen.outputs['item_corpus'],
-                            config.path(config.item_corpus_schema), 'item_corpus')
+  events_checks = _validation(example_gen.outputs['examples'],
+                              config.path(config.events_schema), 'events')
+  corpus_checks = _validation(example_gen.outputs['item_corpus'],
+                              config.path(config.item_corpus_schema), 'item_corpus')
+  schema = events_checks[1]
+
+  transform = tfx.components.Transform(
+      examples=example_gen.outputs['examples'],
+      schema=schema.outputs['schema'],
+      preprocessing_fn=PREPROCESSING_FN,
+      custom_config=_custom_config(config, spec, 'transform'),
+      splits_config=tfx.proto.SplitsConfig(analyze=['train'], transform=['train', 'eval']),
+      disable_statistics=True)
+  for gate in (events_checks[-1], corpus_checks[-1]):
+    transform.add_upstream_node(gate)  # nothing trains on data that failed validation
+
+  teacher_source, teacher = _teacher_source(config.distillation)
+  trainer = DistillationTrainer(
+      examples=transform.outputs['transformed_examples'],
+      transform_graph=transform.outputs['transform_graph'],
+      schema=schema.outputs['schema'],
+      item_corpus=example_gen.outputs['item_corpus'],
+      scenario_mapping=example_gen.outputs['scenario_mapping'],
+      run_fn=RUN_FN,
+      custom_config=_custom_config(config, spec, 'transform', 'model', 'distillation',
+                                   'training'),
+      teacher=teacher)
+
+  previous_blessed = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+  ).with_id('latest_blessed_model_resolver')
+  evaluator = RecallEvaluator(
+      model=trainer.outputs['model'],
+      examples=example_gen.outputs['examples'],
+      item_corpus=example_gen.outputs['item_corpus'],
+      config=config.evaluation,
+      teacher=trainer.outputs['teacher_model'],
+      baseline_model=previous_blessed.outputs['model'])
+  index = IndexBuilder(model=trainer.outputs['model'],
+                       item_corpus=example_gen.outputs['item_corpus'],
+                       examples=example_gen.outputs['examples'], config=config.index)
+  pusher = ReleasePusher(
+      model=trainer.outputs['model'], model_blessing=evaluator.outputs['blessing'],
+      evaluation=evaluator.outputs['evaluation'], index=index.outputs['index'],
+      scenario_mapping=example_gen.outputs['scenario_mapping'],
+      user_snapshot=example_gen.outputs['user_snapshot'],
+      releases_dir=config.releases_dir, pipeline_name=config.pipeline_name,
+      dataset=spec.name)
+
+  components = [example_gen, *events_checks, *corpus_checks, transform]
+  components += [teacher_source] if teacher_source else []
+  components += [trainer, previous_blessed, evaluator, index, pusher]
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,
       pipeline_root=config.pipeline_root,
@@ -54,3 +125,45 @@ def _validation(examples, schema_file: str, name: str) -> list:
   gate = DataValidationGate(anomalies=validator.outputs['anomalies'],
                             schema_file=schema_file).with_id(f'{name}_validation_gate')
   return [statistics, schema, validator, gate]
+
+
+def _teacher_source(config: configs.DistillationConfig):
+  """(node, teacher channel): none (train a teacher), the latest teacher of an earlier
+  run, or an imported teacher directory."""
+  if not config.enabled or config.teacher_source == 'train':
+    return None, None
+  if config.teacher_source == 'latest':
+    resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+        teacher=tfx.dsl.Channel(type=artifacts.TeacherModel),
+    ).with_id('latest_teacher_resolver')
+    return resolver, resolver.outputs['teacher']
+  importer = tfx.dsl.Importer(source_uri=config.teacher_source,
+                              artifact_type=artifacts.TeacherModel).with_id(
+                                  'teacher_importer')
+  return importer, importer.outputs['result']
+
+
+def models_source_fingerprint(models_dir: str = MODELS_DIR) -> str:
+  """sha256 over the paths and contents of the Python files of models/.
+
+  Transform and the Trainer name their code by import path (PREPROCESSING_FN, RUN_FN),
+  which TFX does not fingerprint; with this in their custom_config an edit of the model
+  code reruns them instead of reusing a cached result of the old code.
+  """
+  digest = hashlib.sha256()
+  for path in sorted(glob.glob(os.path.join(models_dir, '**', '*.py'), recursive=True)):
+    digest.update(os.path.relpath(path, models_dir).encode())
+    with open(path, 'rb') as f:
+      digest.update(f.read())
+  return digest.hexdigest()
+
+
+def _custom_config(config: configs.PipelineConfig, spec: ds.DatasetSpec,
+                   *sections: str) -> dict[str, str]:
+  """custom_config for Transform and the Trainer: the dataset spec and config sections,
+  each as JSON under its own name, and the fingerprint of the model code."""
+  result = {'dataset_spec': spec.to_json(), 'models_source': models_source_fingerprint()}
+  for section in sections:
+    result[section] = json.dumps(dataclasses.asdict(getattr(config, section)))
+  return result

@@ -57,3 +57,17 @@ def format_component_times(rows: list[tuple[str, str, float]]) -> str:
   lines = [f'  {"component":<32} {"state":<7} {"seconds":>8}']
   lines += [f'  {name:<32} {state:<7} {seconds:>8.1f}' for name, state, seconds in rows]
   return '\n'.join(lines)
+
+
+def release_line(store: metadata_store.MetadataStore, releases_dir: str) -> str:
+  """Where the newest release of the latest run is, or why there is none."""
+  pushed = [a for a in store.get_artifacts_by_type('PushedModel')
+            if a.state == metadata_store_pb2.Artifact.LIVE]
+  if not pushed:
+    return 'no release: the pipeline did not reach the pusher'
+  newest = max(pushed, key=lambda a: a.id)
+  properties = newest.custom_properties
+  if properties['pushed'].int_value:
+    return (f'release: {properties["pushed_destination"].string_value}\n'
+            f'         ({os.path.join(releases_dir, "latest")} points at the newest)')
+  return 'no release: the model was not blessed (see NOT BLESSED above)'

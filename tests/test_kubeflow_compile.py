@@ -2,29 +2,43 @@
 
 import json
 
+import pytest
+
 from pipeline import configs
 from pipeline import kubeflow_v2_runner
 
+COMPONENTS = {
+    'InteractionExampleGen', 'events_statistics', 'events_schema', 'events_validator',
+    'events_validation_gate', 'item_corpus_statistics', 'item_corpus_schema',
+    'item_corpus_validator', 'item_corpus_validation_gate', 'Transform',
+    'DistillationTrainer', 'RecallEvaluator', 'IndexBuilder', 'ReleasePusher',
+    # The KFP v2 compiler turns the latest-blessed-model resolver into two query tasks.
+    'latest_blessed_model_resolver-model-resolver',
+    'latest_blessed_model_resolver-model-blessing-resolver'}
 
-def test_compiles_every_component_with_its_inputs(tmp_path):
+
+def _compile(tmp_path, *overrides):
   config = configs.load_config('', ['data_dir=gs://bucket/kuairand',
-                                    'output_dir=gs://bucket/outputs'])
+                                    'output_dir=gs://bucket/outputs', *overrides])
   path = kubeflow_v2_runner.compile_pipeline(config, 'registry.example/dsmoe:1.0',
                                              str(tmp_path / 'pipeline.json'))
   with open(path) as f:
-    spec = json.load(f)['pipelineSpec']
+    return json.load(f)['pipelineSpec']
+
+
+def _producer(tasks, task, kind, name):
+  return tasks[task]['inputs'][kind][name]['taskOutputArtifact']['producerTask']
+
+
+def test_compiles_every_component_with_its_inputs(tmp_path):
+  spec = _compile(tmp_path)
   tasks = spec['root']['dag']['tasks']
-  assert set(tasks) == {
-      'InteractionExampleGen', 'events_statistics', 'events_schema', 'events_validator',
-      'events_validation_gate', 'item_corpus_statistics', 'item_corpus_schema',
-      'item_corpus_validator', 'item_corpus_validation_gate'}
+  assert set(tasks) == COMPONENTS
   executors = spec['deploymentSpec']['executors']
-  assert {e['container']['image'] for e in executors.values()} == {
-      'registry.example/dsmoe:1.0'}
+  containers = [e['container'] for e in executors.values() if 'container' in e]
+  assert {c['image'] for c in containers} == {'registry.example/dsmoe:1.0'}
   assert 'components.interaction_example_gen.executor.Executor' in \
       executors['InteractionExampleGen_executor']['container']['args']
-  params = spec['components']['InteractionExampleGen']['inputDefinitions']['parameters']
-  assert {'input_base', 'input_config', 'dataset_spec', 'ingestion_config'} <= set(params)
   constant = lambda task, name: tasks[task]['inputs']['parameters'][name][
       'runtimeValue']['constantValue']['stringValue']
   assert constant('InteractionExampleGen', 'input_base') == 'gs://bucket/kuairand'
@@ -33,7 +47,50 @@ def test_compiles_every_component_with_its_inputs(tmp_path):
   # Runtime files are addressed inside the image (Dockerfile WORKDIR /pipeline).
   assert constant('events_schema', 'schema_file') == \
       '/pipeline/schemas/kuairand_pure/events_schema.pbtxt'
-  validator = tasks['events_validator']['inputs']['artifacts']
-  assert validator['statistics']['taskOutputArtifact']['producerTask'] == 'events_statistics'
-  gate = tasks['events_validation_gate']['inputs']['artifacts']
-  assert gate['anomalies']['taskOutputArtifact']['producerTask'] == 'events_validator'
+  assert constant('Transform', 'preprocessing_fn') == 'models.preprocessing.preprocessing_fn'
+  assert constant('DistillationTrainer', 'run_fn') == 'models.trainer.run_fn'
+  trainer_config = json.loads(constant('DistillationTrainer', 'custom_config'))
+  assert json.loads(trainer_config['model'])['model'] == 'dsmoe'
+  assert constant('ReleasePusher', 'releases_dir') == 'gs://bucket/outputs/releases'
+  # The data flow.
+  assert _producer(tasks, 'events_validator', 'artifacts', 'statistics') == \
+      'events_statistics'
+  assert _producer(tasks, 'events_validation_gate', 'artifacts', 'anomalies') == \
+      'events_validator'
+  assert set(tasks['Transform']['dependentTasks']) >= {
+      'events_validation_gate', 'item_corpus_validation_gate'}
+  for name, producer in (('examples', 'Transform'), ('transform_graph', 'Transform'),
+                         ('item_corpus', 'InteractionExampleGen'),
+                         ('scenario_mapping', 'InteractionExampleGen')):
+    assert _producer(tasks, 'DistillationTrainer', 'artifacts', name) == producer
+  assert _producer(tasks, 'RecallEvaluator', 'artifacts', 'model') == 'DistillationTrainer'
+  assert _producer(tasks, 'RecallEvaluator', 'artifacts', 'teacher') == \
+      'DistillationTrainer'
+  assert _producer(tasks, 'IndexBuilder', 'artifacts', 'model') == 'DistillationTrainer'
+  assert _producer(tasks, 'ReleasePusher', 'artifacts', 'model_blessing') == \
+      'RecallEvaluator'
+  assert _producer(tasks, 'ReleasePusher', 'artifacts', 'index') == 'IndexBuilder'
+
+
+@pytest.mark.parametrize('source,node', [('latest', 'latest_teacher_resolver'),
+                                         ('gs://bucket/teacher', 'teacher_importer')])
+def test_teacher_from_an_earlier_run(tmp_path, source, node):
+  tasks = _compile(tmp_path, f'distillation.teacher_source={source}')['root']['dag']['tasks']
+  assert set(tasks) == COMPONENTS | {node}
+  assert _producer(tasks, 'DistillationTrainer', 'artifacts', 'teacher') == node
+
+
+def test_model_code_changes_change_the_trainer_inputs(tmp_path):
+  """Transform and the Trainer carry the fingerprint of models/, so an edit misses the cache."""
+  from pipeline import pipeline as dsmoe_pipeline
+  models = tmp_path / 'models'
+  (models / 'towers').mkdir(parents=True)
+  (models / 'towers' / 'dsmoe.py').write_text('x = 1\n')
+  before = dsmoe_pipeline.models_source_fingerprint(str(models))
+  (models / 'towers' / 'dsmoe.py').write_text('x = 2\n')
+  assert dsmoe_pipeline.models_source_fingerprint(str(models)) != before
+  tasks = _compile(tmp_path)['root']['dag']['tasks']
+  for task in ('Transform', 'DistillationTrainer'):
+    custom = json.loads(tasks[task]['inputs']['parameters']['custom_config'][
+        'runtimeValue']['constantValue']['stringValue'])
+    assert custom['models_source'] == dsmoe_pipeline.models_source_fingerprint()
