@@ -214,7 +214,7 @@ def test_scenario_popularity_prior_adds_w_s_times_scenario_clicks(inputs):
   np.testing.assert_array_equal(u_full[:, 8:], np.eye(num_scenarios)[index])
   weights = np.arange((num_scenarios + 1) * num_scenarios, dtype=np.float32).reshape(
       num_scenarios + 1, num_scenarios) / 10
-  user.prior.set_weights([weights])
+  user.prior.set_weights([weights / user.prior.learning_rate_multiplier])
   u_full = user(batch).numpy()
   np.testing.assert_allclose(u_full[:, 8:], weights[index])
   score = (u_full * v_full).sum(axis=1)

@@ -15,27 +15,41 @@ class ScenarioPopularityPrior(tf.keras.layers.Layer):
   own clicks, on another scenario's, or on none), while the item embedding stays
   scenario-independent and one index still serves every scenario. Weights start at the
   identity (w_s = one-hot of s): each scenario begins with its own log-popularity as the
-  prior and the towers learn what personalises beyond it. (At zero, a small scenario's
-  few examples move its weights too little in a short schedule to matter.)
+  prior and the towers learn what personalises beyond it.
+
+  The weights are stored divided by `learning_rate_multiplier` (w = m * theta), so Adam,
+  whose steps have about the learning rate's size whatever the gradient's, moves w m times
+  faster than the towers' weights: S * S numbers that a small scenario's few batches must
+  be able to move within a short schedule (on KuaiRand-Pure, at m = 1 the smallest tab's
+  own weight went from 1.0 to 1.25 in 30 epochs).
 
   Input: scenario index [B] (int; index S, a scenario outside the mapping, has its own
   row). Output: w_s [B, S].
   """
 
-  def __init__(self, num_scenarios: int, **kwargs):
+  def __init__(self, num_scenarios: int, learning_rate_multiplier: float = 10.0,
+               **kwargs):
     super().__init__(**kwargs)
     self.num_scenarios = num_scenarios
+    self.learning_rate_multiplier = learning_rate_multiplier
 
   def build(self, input_shape):
-    self.weights_per_scenario = self.add_weight(  # [S + 1, S]: row s is w_s
-        name='weights_per_scenario', shape=(self.num_scenarios + 1, self.num_scenarios),
-        initializer=lambda shape, dtype=None: tf.eye(shape[0], shape[1], dtype=dtype))
+    m = self.learning_rate_multiplier
+    self.scaled_weights = self.add_weight(  # theta [S + 1, S]: row s is w_s / m
+        name='scaled_weights', shape=(self.num_scenarios + 1, self.num_scenarios),
+        initializer=lambda shape, dtype=None: tf.eye(shape[0], shape[1], dtype=dtype) / m)
     super().build(input_shape)
+
+  @property
+  def weights_per_scenario(self) -> tf.Tensor:
+    """w [S + 1, S]: row s is w_s."""
+    return self.learning_rate_multiplier * self.scaled_weights
 
   def call(self, scenario_index):
     return tf.gather(self.weights_per_scenario, scenario_index)  # [B, S]
 
   def get_config(self):
     config = super().get_config()
-    config.update({'num_scenarios': self.num_scenarios})
+    config.update({'num_scenarios': self.num_scenarios,
+                   'learning_rate_multiplier': self.learning_rate_multiplier})
     return config
