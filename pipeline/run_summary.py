@@ -70,4 +70,7 @@ def release_line(store: metadata_store.MetadataStore, releases_dir: str) -> str:
   if properties['pushed'].int_value:
     return (f'release: {properties["pushed_destination"].string_value}\n'
             f'         ({os.path.join(releases_dir, "latest")} points at the newest)')
-  return 'no release: the model was not blessed (see NOT BLESSED above)'
+  return ('no release: the model was not blessed (see NOT BLESSED above). To publish it '
+          'anyway, accept\n            the loss explicitly, e.g. --set '
+          'evaluation.bless_margin=-0.1 (only the Evaluator and the\n            Pusher '
+          'run again)')
