@@ -1,0 +1,1 @@
+"""Serving a release: a query library, a CLI (`python -m serving`) and an HTTP service."""

@@ -1,0 +1,7 @@
+"""python -m serving query|serve ... (see serving/cli.py)."""
+
+import sys
+
+from serving import cli
+
+sys.exit(cli.main())

@@ -1,0 +1,157 @@
+"""Loading a release directory (components/release_pusher/release.py) for serving.
+
+A release is served only when it is whole and consistent:
+  - manifest.json exists (it is written last, so a release without it is half-written);
+  - every file listed in the manifest is there with its checksum, and nothing is missing;
+  - the index was built by the model whose user tower is in the release (fingerprints);
+  - the index has as many ids as embeddings, and the corpus size the manifest states.
+Anything else raises ReleaseLoadError with what is wrong and what to do.
+
+`path` may be a release directory, the `latest` symlink, or a releases directory (its
+LATEST file names the newest release).
+"""
+
+import dataclasses
+import glob
+import json
+import os
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from components import scenario_mapping
+from components.index_builder import scann_index
+from components.release_pusher import release as release_files
+from models import export
+
+INDEX_DIR = 'index'
+USER_SNAPSHOT_DIR = 'user_snapshot'
+
+
+class ReleaseLoadError(Exception):
+  """The directory is not a complete, consistent release."""
+
+
+@dataclasses.dataclass
+class Release:
+  """Everything a query needs, loaded in memory."""
+  path: str
+  manifest: dict
+  scenarios: tuple[str, ...]  # raw scenario values, in index order
+  user_signature: Any  # raw user features -> {'embedding': [B, d]}
+  input_specs: dict  # raw input name -> tf.TensorSpec of user_signature
+  searcher: Any  # ScaNN searcher over item_embeddings
+  item_ids: np.ndarray  # [N] str
+  item_embeddings: np.ndarray  # [N, d] float32
+  reorder_candidates: int
+  snapshot: dict  # user id -> {raw feature: list of values} as of the data cutoff
+  saved_model: Any = None  # the user tower SavedModel (keeps its resources alive)
+
+  @property
+  def version(self) -> str:
+    return self.manifest['version']
+
+  @property
+  def corpus_size(self) -> int:
+    return len(self.item_ids)
+
+
+def resolve(path: str) -> str:
+  """The release directory that `path` (release, `latest` link, releases dir) means."""
+  path = os.path.realpath(path)
+  if not os.path.isdir(path):
+    raise ReleaseLoadError(f'{path} does not exist or is not a directory; pass a release '
+                           'directory such as outputs/releases/latest')
+  latest = os.path.join(path, release_files.LATEST_FILE)
+  if not os.path.exists(os.path.join(path, release_files.MANIFEST)) and \
+      os.path.exists(latest):
+    with open(latest, encoding='utf-8') as f:
+      path = os.path.join(path, f.read().strip())
+  return path
+
+
+def _check_files(path: str, manifest: dict) -> None:
+  listed = manifest.get('files') or {}
+  actual = release_files.file_checksums(path)
+  actual.pop(release_files.MANIFEST, None)
+  missing = sorted(set(listed) - set(actual))
+  changed = sorted(name for name in listed if name in actual and actual[name] != listed[name])
+  if missing or changed:
+    problems = ([f'missing: {", ".join(missing[:5])}'] if missing else []) + (
+        [f'checksum differs: {", ".join(changed[:5])}'] if changed else [])
+    raise ReleaseLoadError(f'release {path} is damaged ({"; ".join(problems)}); '
+                           'republish it or serve another release')
+
+
+def _read_snapshot(directory: str) -> dict:
+  """user id -> {feature: list of str or float} from the snapshot's tf.Examples."""
+  files = sorted(glob.glob(os.path.join(directory, '*')))
+  users = {}
+  for name in files:
+    compression = 'GZIP' if name.endswith('.gz') else ''
+    records = tf.data.TFRecordDataset(name, compression_type=compression).batch(4096)
+    for record in (r for batch in records.as_numpy_iterator() for r in batch):
+      example = tf.train.Example.FromString(record)
+      values = {}
+      for feature, value in example.features.feature.items():
+        kind = value.WhichOneof('kind')
+        if kind == 'bytes_list':
+          values[feature] = [v.decode('utf-8') for v in value.bytes_list.value]
+        elif kind == 'float_list':
+          values[feature] = list(value.float_list.value)
+        elif kind == 'int64_list':
+          values[feature] = list(value.int64_list.value)
+      users[values['user_id'][0]] = values
+  return users
+
+
+def load_release(path: str, verify_checksums: bool = True) -> Release:
+  """Loads and checks a release; ReleaseLoadError says what is wrong."""
+  path = resolve(path)
+  manifest_path = os.path.join(path, release_files.MANIFEST)
+  if not os.path.exists(manifest_path):
+    raise ReleaseLoadError(
+        f'{path} has no {release_files.MANIFEST}: it is not a release or it is still being '
+        'written (the manifest is written last); wait for the pipeline or pass a finished '
+        'release')
+  try:
+    with open(manifest_path, encoding='utf-8') as f:
+      manifest = json.load(f)
+  except (OSError, ValueError) as e:
+    raise ReleaseLoadError(f'{manifest_path} cannot be read: {e}') from None
+  if manifest.get('format') != release_files.FORMAT_VERSION:
+    raise ReleaseLoadError(f'{path}: release format {manifest.get("format")!r}, this '
+                           f'server reads format {release_files.FORMAT_VERSION}')
+  if verify_checksums:
+    _check_files(path, manifest)
+  if manifest['index']['model_fingerprint'] != manifest['model_fingerprint']:
+    raise ReleaseLoadError(
+        f'release {path}: the index was built by model '
+        f'{manifest["index"]["model_fingerprint"][:12]}, the towers are model '
+        f'{manifest["model_fingerprint"][:12]}; rebuild the index from this model')
+  user_tower_dir = os.path.join(path, export.USER_TOWER_DIR)
+  if export.directory_fingerprint(user_tower_dir) != manifest['user_tower_fingerprint']:
+    raise ReleaseLoadError(f'release {path}: the user tower is not the one the index was '
+                           'built with (fingerprint differs); republish the release')
+  index_dir = os.path.join(path, INDEX_DIR)
+  with open(os.path.join(index_dir, scann_index.MANIFEST), encoding='utf-8') as f:
+    index_manifest = json.load(f)
+  if index_manifest['user_tower_fingerprint'] != manifest['user_tower_fingerprint']:
+    raise ReleaseLoadError(f'release {path}: index/{scann_index.MANIFEST} belongs to '
+                           'another user tower; rebuild the index from this model')
+  searcher, item_ids, embeddings = scann_index.load(index_dir)
+  if not len(item_ids) == len(embeddings) == manifest['index']['corpus_size']:
+    raise ReleaseLoadError(
+        f'release {path}: {len(item_ids)} item ids, {len(embeddings)} embeddings, manifest '
+        f'says {manifest["index"]["corpus_size"]} items; republish the release')
+  user_tower = tf.saved_model.load(user_tower_dir)
+  signature = user_tower.signatures[export.USER_SIGNATURE]
+  mapping = scenario_mapping.ScenarioMapping.load(path)
+  return Release(
+      path=path, manifest=manifest, scenarios=mapping.values, user_signature=signature,
+      input_specs=dict(signature.structured_input_signature[1]), searcher=searcher,
+      item_ids=item_ids, item_embeddings=embeddings,
+      reorder_candidates=index_manifest['parameters']['reorder_candidates'],
+      snapshot=_read_snapshot(os.path.join(path, USER_SNAPSHOT_DIR)),
+      saved_model=user_tower)

@@ -1,0 +1,456 @@
+"""Serving a release: loading checks, the query library, the CLI, batch files, HTTP.
+
+All tests serve the release the fixture pipeline run published (tests/conftest.py).
+"""
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+from components.release_pusher import release as release_files
+from serving import cli
+from serving.release import load_release
+from serving.release import ReleaseLoadError
+from serving.retriever import RequestError
+from serving.retriever import RetrievalRequest
+from serving.retriever import Retriever
+from tests.conftest import REPO_ROOT
+
+
+@pytest.fixture(scope='module')
+def release_dir(fixture_pipeline_run):
+  return fixture_pipeline_run.release
+
+
+@pytest.fixture(scope='module')
+def retriever(release_dir):
+  return Retriever(load_release(release_dir))
+
+
+def _copy(release_dir, destination, version):
+  """A copy of the release under another version name (a 'newer' release)."""
+  shutil.copytree(release_dir, destination)
+  path = os.path.join(destination, release_files.MANIFEST)
+  with open(path) as f:
+    manifest = json.load(f)
+  manifest['version'] = version
+  with open(path, 'w') as f:
+    json.dump(manifest, f)
+  return str(destination)
+
+
+def _known_user(retriever):
+  return sorted(retriever.release.snapshot)[0]
+
+
+# Loading.
+
+def test_load_release_reads_every_part(retriever, release_dir):
+  release = retriever.release
+  with open(os.path.join(release_dir, release_files.MANIFEST)) as f:
+    manifest = json.load(f)
+  assert release.version == manifest['version']
+  assert release.corpus_size == manifest['index']['corpus_size'] == len(
+      release.item_embeddings)
+  assert list(release.scenarios) == manifest['scenarios']
+  assert release.snapshot and all('history_item_id' in v or 'user_id' in v
+                                  for v in release.snapshot.values())
+
+
+def test_releases_dir_and_latest_link_resolve_to_the_newest(release_dir, tmp_path):
+  releases = tmp_path / 'releases'
+  releases.mkdir()
+  _copy(release_dir, releases / 'v2', 'v2')
+  (releases / release_files.LATEST_FILE).write_text('v2\n')
+  os.symlink('v2', releases / 'latest')
+  assert load_release(str(releases), verify_checksums=False).version == 'v2'
+  assert load_release(str(releases / 'latest'), verify_checksums=False).version == 'v2'
+
+
+def test_half_written_release_is_refused(release_dir, tmp_path):
+  half = tmp_path / 'half'
+  shutil.copytree(release_dir, half)
+  os.remove(half / release_files.MANIFEST)
+  with pytest.raises(ReleaseLoadError, match='still being written'):
+    load_release(str(half))
+
+
+def test_damaged_release_is_refused_naming_the_file(release_dir, tmp_path):
+  damaged = tmp_path / 'damaged'
+  shutil.copytree(release_dir, damaged)
+  with open(damaged / 'index' / 'item_ids.txt', 'a') as f:
+    f.write('extra\n')
+  os.remove(damaged / 'scenario_mapping.json')
+  with pytest.raises(ReleaseLoadError, match=r'missing: scenario_mapping.json; '
+                     r'checksum differs: index/item_ids.txt'):
+    load_release(str(damaged))
+
+
+def test_index_of_another_model_is_refused(release_dir, tmp_path):
+  mismatched = _copy(release_dir, tmp_path / 'mismatched', 'v-mismatch')
+  path = os.path.join(mismatched, release_files.MANIFEST)
+  with open(path) as f:
+    manifest = json.load(f)
+  manifest['index']['model_fingerprint'] = 'f' * 64
+  with open(path, 'w') as f:
+    json.dump(manifest, f)
+  with pytest.raises(ReleaseLoadError, match='the index was built by model ffffffffffff'):
+    load_release(mismatched)
+
+
+# The query library.
+
+def test_known_user_gets_the_exact_top_k_by_dot_product(retriever):
+  user = _known_user(retriever)
+  scenario = retriever.release.scenarios[0]
+  request = RetrievalRequest(user, scenario)
+  [result] = retriever.retrieve([request], k=20, exact=True)
+  assert result.known_user and len(result.items) == 20
+  u = retriever.embed([retriever.check(request)])[0]
+  scores = retriever.release.item_embeddings @ u
+  best = np.argsort(-scores)[:20]
+  np.testing.assert_allclose(result.scores, scores[best], rtol=1e-4, atol=1e-4)
+  assert result.items == retriever.release.item_ids[best].tolist()
+  assert result.scores == sorted(result.scores, reverse=True)
+
+
+def test_scann_agrees_with_exact_search(retriever):
+  requests = [RetrievalRequest(u, s) for u in sorted(retriever.release.snapshot)[:50]
+              for s in retriever.release.scenarios[:2]]
+  scann = retriever.retrieve(requests, k=20)
+  exact = retriever.retrieve(requests, k=20, exact=True)
+  overlap = np.mean([len(set(a.items) & set(e.items)) / 20 for a, e in zip(scann, exact)])
+  assert overlap >= 0.9
+  # More items than the index was built to return: still k, still best first.
+  [many] = retriever.retrieve(requests[:1], k=min(300, retriever.release.corpus_size))
+  assert len(many.items) == len(set(many.items)) == min(300, retriever.release.corpus_size)
+
+
+def test_the_scenario_changes_the_user_embedding(retriever):
+  user = _known_user(retriever)
+  a, b = retriever.release.scenarios[:2]
+  embeddings = retriever.embed([retriever.check(RetrievalRequest(user, a)),
+                                retriever.check(RetrievalRequest(user, b))])
+  assert not np.allclose(embeddings[0], embeddings[1])
+
+
+def test_unknown_user_is_served_from_oov_and_the_request_features(retriever):
+  scenario = retriever.release.scenarios[0]
+  first, second = retriever.retrieve(
+      [RetrievalRequest('never-seen-1', scenario), RetrievalRequest('never-seen-2',
+                                                                     scenario)], k=10)
+  assert not first.known_user and len(first.items) == 10
+  assert first.items == second.items  # both are the OOV user with default features
+  known = retriever.release.snapshot[_known_user(retriever)]
+  history = known['history_item_id'][:3]
+  with_history = retriever.retrieve([RetrievalRequest(
+      'never-seen-1', scenario, {'history_item_id': history,
+                                 'history_scenario': [scenario] * len(history)})], k=10)
+  assert with_history[0].scores != first.scores
+
+
+@pytest.mark.parametrize('request_fields,k,field', [
+    ({'user_id': '1', 'scenario': 'no-such-tab'}, 10, 'scenario'),
+    ({'user_id': '1', 'scenario': '1'}, 0, 'k'),
+    ({'user_id': '1', 'scenario': '1'}, 10 ** 7, 'k'),
+    ({'user_id': '1'}, 10, 'scenario'),
+    ({'user_id': '', 'scenario': '1'}, 10, 'user_id'),
+    ({'user_id': '1', 'scenario': '1', 'features': {'height': 3}}, 10, 'features.height'),
+    ({'user_id': '1', 'scenario': '1', 'features': {'history_item_id': 5}}, 10,
+     'features.history_item_id'),
+])
+def test_bad_requests_name_the_field(retriever, request_fields, k, field):
+  from serving.retriever import parse_request
+  if 'scenario' in request_fields and request_fields['scenario'] == '1':
+    request_fields = dict(request_fields, scenario=retriever.release.scenarios[0])
+  with pytest.raises(RequestError) as raised:
+    retriever.check_k(k)
+    retriever.check(parse_request(request_fields))
+  assert raised.value.field == field
+
+
+def test_numeric_feature_must_be_a_number(retriever):
+  numeric = [n for n, s in retriever.release.input_specs.items() if s.dtype.is_floating]
+  assert numeric, 'the KuaiRand user features include numeric columns'
+  with pytest.raises(RequestError, match=f'features.{numeric[0]}: must be a finite number'):
+    retriever.check(RetrievalRequest('1', retriever.release.scenarios[0],
+                                     {numeric[0]: 'lots'}))
+
+
+# The command line.
+
+def _cli(capsys, *argv):
+  code = cli.main(list(argv))
+  captured = capsys.readouterr()
+  return code, captured.out, captured.err
+
+
+def test_cli_single_query_prints_json(retriever, release_dir):
+  user, scenario = _known_user(retriever), retriever.release.scenarios[1]
+  out = subprocess.run(
+      [sys.executable, '-m', 'serving', 'query', '--release', release_dir, '--user-id',
+       user, '--scenario', scenario, '-k', '7'], cwd=REPO_ROOT, capture_output=True,
+      text=True, timeout=300, env=dict(os.environ, PYTHONPATH=REPO_ROOT))
+  assert out.returncode == 0, out.stderr
+  answer = json.loads(out.stdout)
+  assert answer['release'] == retriever.version and answer['known_user'] is True
+  assert answer['user_id'] == user and answer['scenario'] == scenario
+  assert len(answer['items']) == len(answer['scores']) == 7
+  [expected] = retriever.retrieve([RetrievalRequest(user, scenario)], k=7)
+  assert answer['items'] == expected.items
+
+
+@pytest.mark.parametrize('extra,message', [
+    (['--scenario', 'no-such-tab'], 'scenario: unknown scenario'),
+    (['--scenario', 'S', '-k', '0'], 'k: must be an integer from 1 to'),
+    (['--scenario', 'S', '--feature', 'nonsense'], "--feature: 'nonsense' must look like"),
+])
+def test_cli_bad_request_exits_2_naming_the_field(capsys, retriever, release_dir, extra,
+                                                   message):
+  extra = [retriever.release.scenarios[0] if a == 'S' else a for a in extra]
+  code, out, err = _cli(capsys, 'query', '--release', release_dir, '--user-id', 'u',
+                        *extra)
+  assert code == 2 and not out and message in err
+
+
+def test_cli_broken_release_exits_1(capsys, tmp_path):
+  code, _, err = _cli(capsys, 'query', '--release', str(tmp_path), '--user-id', 'u',
+                      '--scenario', '1')
+  assert code == 1 and 'still being written' in err
+
+
+def test_batch_answers_every_line_in_order_and_reports_bad_ones(capsys, retriever,
+                                                                 release_dir, tmp_path):
+  users = sorted(retriever.release.snapshot)[:3]
+  s0, s1 = retriever.release.scenarios[:2]
+  requests = tmp_path / 'requests.csv'
+  requests.write_text('user_id,scenario\n'
+                      f'{users[0]},{s0}\n'
+                      f'{users[1]},no-such-tab\n'
+                      f'new-user,{s1}\n'
+                      f',{s0}\n'
+                      f'{users[2]},{s1},extra\n'
+                      f'{users[2]},{s1}\n')
+  output = tmp_path / 'out.jsonl'
+  code, _, err = _cli(capsys, 'query', '--release', release_dir, '--requests',
+                      str(requests), '--output', str(output), '--k', '5')
+  assert code == 2
+  lines = [json.loads(line) for line in output.read_text().splitlines()]
+  assert len(lines) == 6
+  assert [line.get('user_id') for line in lines] == [users[0], users[1], 'new-user', '',
+                                                     users[2], users[2]]
+  assert [len(line['items']) for line in lines if 'items' in line] == [5, 5, 5]
+  assert [line['line'] for line in lines if 'error' in line] == [3, 5, 6]
+  assert 'scenario: unknown scenario' in lines[1]['error']
+  assert 'user_id: must not be empty' in lines[3]['error']
+  assert lines[2]['known_user'] is False and lines[0]['known_user'] is True
+  for number in (3, 5, 6):
+    assert f'line {number}: ' in err
+  assert '6 requests' in err and '3 answered (1 unknown users), 3 bad lines' in err
+  [direct] = retriever.retrieve([RetrievalRequest(users[0], s0)], k=5)
+  assert lines[0]['items'] == direct.items and not os.path.exists(f'{output}.partial')
+
+
+def test_batch_without_a_scenario_column_fails_and_keeps_the_old_output(
+    capsys, release_dir, tmp_path):
+  requests = tmp_path / 'requests.csv'
+  requests.write_text('user_id,tab\n1,1\n')
+  output = tmp_path / 'out.jsonl'
+  output.write_text('earlier results\n')
+  code, _, err = _cli(capsys, 'query', '--release', release_dir, '--requests',
+                      str(requests), '--output', str(output))
+  assert code == 2 and "scenario: " in err and "has no 'scenario' column" in err
+  assert output.read_text() == 'earlier results\n'
+  assert not os.path.exists(f'{output}.partial')
+
+
+def test_batch_jsonl_with_features_and_invalid_json(capsys, retriever, release_dir,
+                                                    tmp_path):
+  s0 = retriever.release.scenarios[0]
+  user = _known_user(retriever)
+  requests = tmp_path / 'requests.jsonl'
+  requests.write_text(json.dumps({'user_id': user, 'scenario': s0}) + '\n'
+                      + '{not json\n\n'
+                      + json.dumps({'user_id': 'x', 'scenario': s0,
+                                    'features': {'history_item_id': ['1', '2']}}) + '\n')
+  output = tmp_path / 'out.jsonl'
+  code, _, err = _cli(capsys, 'query', '--release', release_dir, '--requests',
+                      str(requests), '--output', str(output), '-k', '3', '--exact')
+  lines = [json.loads(line) for line in output.read_text().splitlines()]
+  assert code == 2 and len(lines) == 3
+  assert lines[1] == {'line': 2, 'error': lines[1]['error']}
+  assert 'line: is not valid JSON' in lines[1]['error'] and 'line 2: ' in err
+  assert lines[2]['known_user'] is False and len(lines[2]['items']) == 3
+
+
+# The HTTP service.
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def _call(base, path, body=None, raw=None):
+  data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+  request = urllib.request.Request(base + path, data=data,
+                                   headers={'Content-Type': 'application/json'})
+  try:
+    with urllib.request.urlopen(request, timeout=300) as response:
+      return response.status, json.loads(response.read() or b'null')
+  except urllib.error.HTTPError as e:
+    return e.code, json.loads(e.read() or b'null')
+
+
+@pytest.fixture(scope='module')
+def service(release_dir, tmp_path_factory):
+  """`python -m serving serve` on a loopback port, started on a `latest` link."""
+  releases = tmp_path_factory.mktemp('served')
+  _copy(release_dir, releases / 'v1', 'v1')
+  os.symlink('v1', releases / 'latest')
+  port = _free_port()
+  process = subprocess.Popen(
+      [sys.executable, '-m', 'serving', 'serve', '--release', str(releases / 'latest'),
+       '--port', str(port), '--max-requests', '3', '--max-k', '50'],
+      cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=REPO_ROOT),
+      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  base = f'http://127.0.0.1:{port}'
+  deadline = time.time() + 180
+  while time.time() < deadline:
+    try:
+      if _call(base, '/healthz')[0] == 200:
+        break
+    except (urllib.error.URLError, ConnectionError):
+      assert process.poll() is None, process.stdout.read()
+      time.sleep(0.5)
+  else:
+    process.kill()
+    pytest.fail('the service did not start: ' + process.stdout.read())
+  yield base, process, releases
+  process.terminate()
+  try:
+    process.wait(timeout=60)
+  except subprocess.TimeoutExpired:
+    process.kill()
+    raise
+
+
+def test_service_health_release_and_docs(service, retriever):
+  base, _, _ = service
+  assert _call(base, '/healthz') == (200, {'status': 'ok', 'release': 'v1'})
+  status, info = _call(base, '/v1/release')
+  assert status == 200 and info['version'] == 'v1'
+  assert info['corpus_size'] == retriever.release.corpus_size
+  assert info['scenarios'] == list(retriever.release.scenarios)
+  assert set(info['recall']) == {'model', 'popular', 'popular_per_scenario'}
+  status, schema = _call(base, '/openapi.json')
+  assert status == 200 and '/v1/retrieve' in schema['paths']
+  with urllib.request.urlopen(base + '/docs', timeout=30) as response:
+    assert response.status == 200 and b'swagger' in response.read().lower()
+
+
+def test_service_retrieves_one_and_many(service, retriever):
+  base, _, _ = service
+  user, (s0, s1) = _known_user(retriever), retriever.release.scenarios[:2]
+  status, answer = _call(base, '/v1/retrieve', {'user_id': user, 'scenario': s0, 'k': 5})
+  assert status == 200 and answer['release'] == 'v1'
+  [expected] = retriever.retrieve([RetrievalRequest(user, s0)], k=5)
+  assert answer['results'] == [expected.to_json()]
+  status, answer = _call(base, '/v1/retrieve', {'requests': [
+      {'user_id': user, 'scenario': s1}, {'user_id': 42, 'scenario': s0}], 'k': 4,
+      'exact': True})
+  assert status == 200 and [r['known_user'] for r in answer['results']] == [True, False]
+  assert [len(r['items']) for r in answer['results']] == [4, 4]
+
+
+@pytest.mark.parametrize('body,field', [
+    ({'user_id': 'u', 'scenario': 'no-such-tab'}, 'scenario'),
+    ({'user_id': 'u', 'scenario': 'S', 'k': 51}, 'k'),
+    ({'user_id': 'u', 'scenario': 'S', 'k': 0}, 'k'),
+    ({'scenario': 'S'}, 'user_id'),
+    ({'requests': [{'user_id': 'u', 'scenario': 'S'}] * 4}, 'requests'),
+    ({'requests': [{'user_id': 'u', 'scenario': 'S'}, {'user_id': 'u', 'scenario': 'x'}]},
+     'requests.1.scenario'),
+    ({'requests': [{'user_id': 'u'}]}, 'requests.0.scenario'),
+    ({'user_id': 'u', 'scenario': 'S', 'features': {'nope': 1}}, 'features.nope'),
+    ({'user_id': 'u', 'scenario': 'S', 'k': 'ten'}, 'k'),
+])
+def test_service_bad_requests_are_400_naming_the_field(service, retriever, body, field):
+  base, _, _ = service
+  s0 = retriever.release.scenarios[0]
+  body = json.loads(json.dumps(body).replace('"S"', json.dumps(s0)))
+  status, answer = _call(base, '/v1/retrieve', body)
+  assert status == 400 and answer['field'] == field, answer
+
+
+def test_service_malformed_and_oversized_bodies(service):
+  base, _, _ = service
+  status, answer = _call(base, '/v1/retrieve', raw=b'{"user_id": ')
+  assert status == 400 and 'error' in answer
+  # A body over the limit is refused from its Content-Length, before it is read.
+  host, port = base.rsplit('/', 1)[1].split(':')
+  connection = http.client.HTTPConnection(host, int(port), timeout=30)
+  connection.putrequest('POST', '/v1/retrieve')
+  connection.putheader('Content-Type', 'application/json')
+  connection.putheader('Content-Length', str(5 << 20))
+  connection.endheaders()
+  response = connection.getresponse()
+  assert response.status == 413 and json.loads(response.read())['field'] == 'body'
+
+
+def test_hot_swap_keeps_serving_and_refuses_a_broken_release(service, retriever,
+                                                             release_dir):
+  base, process, releases = service
+  user, s0 = _known_user(retriever), retriever.release.scenarios[0]
+  _copy(release_dir, releases / 'v2', 'v2')
+  broken = _copy(release_dir, releases / 'broken', 'broken')
+  os.remove(os.path.join(broken, release_files.MANIFEST))
+
+  statuses, versions, stop = [], set(), threading.Event()
+
+  def client():
+    while not stop.is_set():
+      status, answer = _call(base, '/v1/retrieve', {'user_id': user, 'scenario': s0})
+      statuses.append(status)
+      versions.add(answer.get('release'))
+      time.sleep(0.02)
+
+  clients = [threading.Thread(target=client) for _ in range(4)]
+  for thread in clients:
+    thread.start()
+  time.sleep(1.0)
+  assert _call(base, '/admin/reload', {'release': str(releases / 'v2')}) == (
+      200, {'previous': 'v1', 'release': 'v2'})
+  time.sleep(1.0)
+  status, answer = _call(base, '/admin/reload', {'release': broken})
+  assert status == 409 and 'still being written' in answer['error']
+  assert answer['serving'] == 'v2'
+  time.sleep(0.5)
+  stop.set()
+  for thread in clients:
+    thread.join()
+  assert statuses and set(statuses) == {200}  # nothing dropped during the swaps
+  assert versions == {'v1', 'v2'}
+  assert _call(base, '/healthz')[1]['release'] == 'v2'
+
+  # SIGHUP reloads the start path (the `latest` link), now pointing at v3.
+  _copy(release_dir, releases / 'v3', 'v3')
+  os.symlink('v3', releases / 'latest.new')
+  os.replace(releases / 'latest.new', releases / 'latest')
+  process.send_signal(signal.SIGHUP)
+  deadline = time.time() + 120
+  while _call(base, '/healthz')[1]['release'] != 'v3':
+    assert time.time() < deadline, 'SIGHUP did not reload'
+    time.sleep(0.5)
