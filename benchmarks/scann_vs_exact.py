@@ -81,8 +81,8 @@ def main() -> None:
   print(f'release {release.version}')
   _report('KuaiRand corpus', items, queries, args.k,
           [(params.num_leaves_to_search, params.reorder_candidates),
-           (max(1, params.num_leaves_to_search // 2), 2 * args.k),
-           (2 * params.num_leaves_to_search, 8 * args.k)])
+           (max(1, params.num_leaves_to_search // 2), 4 * args.k),
+           (2 * params.num_leaves_to_search, 2 * params.reorder_candidates)])
   generator = np.random.default_rng(0)
   base = items[generator.integers(0, len(items), args.synthetic_items)]
   synthetic = (base + generator.normal(size=base.shape).astype(np.float32)
@@ -91,7 +91,7 @@ def main() -> None:
   leaves = scann_index.parameters(len(synthetic), configs.IndexConfig(k=args.k))
   _report('synthetic corpus', synthetic, queries, args.k,
           [(leaves.num_leaves_to_search, leaves.reorder_candidates),
-           (max(1, leaves.num_leaves_to_search // 2), leaves.reorder_candidates),
+           (max(1, leaves.num_leaves_to_search // 2), 4 * args.k),
            (2 * leaves.num_leaves_to_search, 2 * leaves.reorder_candidates)])
 
 

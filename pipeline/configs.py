@@ -195,7 +195,7 @@ class IndexConfig:
   k: int = 100  # neighbours the retrieval model returns at most
   num_leaves: int = 0  # auto: about sqrt(corpus size)
   num_leaves_to_search: int = 0  # auto: about a tenth of the leaves, at least 10
-  reorder_candidates: int = 0  # auto: 4 * k, exactly rescored
+  reorder_candidates: int = 0  # auto: 15 * k, exactly rescored
   dims_per_block: int = 2
   anisotropic_quantization_threshold: float = 0.2
 

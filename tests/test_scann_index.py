@@ -10,14 +10,15 @@ from pipeline import configs
 def test_parameters_follow_the_corpus_size_and_config_overrides():
   small = scann_index.parameters(1145, configs.IndexConfig())
   assert (small.num_leaves, small.num_leaves_to_search, small.reorder_candidates) == (
-      34, 10, 400)
+      34, 10, 1145)
   large = scann_index.parameters(1_000_000, configs.IndexConfig())
-  assert (large.num_leaves, large.num_leaves_to_search) == (1000, 50)
+  assert (large.num_leaves, large.num_leaves_to_search, large.reorder_candidates) == (
+      1000, 100, 1500)
   assert large.training_sample_size == 250_000
   tiny = scann_index.parameters(30, configs.IndexConfig())
   assert tiny.k == 30 and tiny.reorder_candidates == 30 and tiny.num_leaves_to_search <= 5
   custom = scann_index.parameters(5000, configs.IndexConfig(num_leaves=20, k=10))
-  assert (custom.num_leaves, custom.k, custom.reorder_candidates) == (20, 10, 40)
+  assert (custom.num_leaves, custom.k, custom.reorder_candidates) == (20, 10, 150)
 
 
 def test_recall_against_exact():
