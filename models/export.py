@@ -106,11 +106,12 @@ def export_teacher(teacher: tf.keras.Model, tft_output: tft.TFTransformOutput,
                       signatures={TEACHER_EXAMPLES_SIGNATURE: examples_fn})
 
 
-def directory_fingerprint(directory: str) -> str:
-  """sha256 over the relative paths and contents of every file below `directory`."""
+def directory_fingerprint(directory: str, suffix: str = '') -> str:
+  """sha256 over the relative paths and contents of every file below `directory` (whose
+  name ends with `suffix`)."""
   digest = hashlib.sha256()
   for root, _, files in sorted(tf.io.gfile.walk(directory)):
-    for name in sorted(files):
+    for name in sorted(f for f in files if f.endswith(suffix)):
       path = os.path.join(root, name)
       digest.update(os.path.relpath(path, directory).encode())
       with tf.io.gfile.GFile(path, 'rb') as f:

@@ -18,8 +18,6 @@ from its dataset spec, and each component's logic from components/ and models/.
 """
 
 import dataclasses
-import glob
-import hashlib
 import json
 import os
 from typing import Optional
@@ -34,6 +32,7 @@ from components.index_builder.component import IndexBuilder
 from components.interaction_example_gen.component import InteractionExampleGen
 from components.recall_evaluator.component import RecallEvaluator
 from components.release_pusher.component import ReleasePusher
+from models import export
 from pipeline import configs
 from pipeline import dataset_spec as ds
 
@@ -151,12 +150,7 @@ def models_source_fingerprint(models_dir: str = MODELS_DIR) -> str:
   which TFX does not fingerprint; with this in their custom_config an edit of the model
   code reruns them instead of reusing a cached result of the old code.
   """
-  digest = hashlib.sha256()
-  for path in sorted(glob.glob(os.path.join(models_dir, '**', '*.py'), recursive=True)):
-    digest.update(os.path.relpath(path, models_dir).encode())
-    with open(path, 'rb') as f:
-      digest.update(f.read())
-  return digest.hexdigest()
+  return export.directory_fingerprint(models_dir, suffix='.py')
 
 
 def _custom_config(config: configs.PipelineConfig, spec: ds.DatasetSpec,

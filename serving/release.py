@@ -3,7 +3,8 @@
 A release is served only when it is whole and consistent:
   - manifest.json exists (it is written last, so a release without it is half-written);
   - every file listed in the manifest is there with its checksum, and nothing is missing;
-  - the index was built by the model whose user tower is in the release (fingerprints);
+  - the index was built by the model whose towers are in the release (the fingerprints
+    the Pusher recorded; the checksums vouch that the files are the ones it hashed);
   - the index has as many ids as embeddings, and the corpus size the manifest states.
 Anything else raises ReleaseLoadError with what is wrong and what to do.
 
@@ -12,7 +13,6 @@ LATEST file names the newest release).
 """
 
 import dataclasses
-import glob
 import json
 import os
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from components import retrieval_eval
 from components import scenario_mapping
 from components.index_builder import scann_index
 from components.release_pusher import release as release_files
@@ -63,11 +64,8 @@ def resolve(path: str) -> str:
   if not os.path.isdir(path):
     raise ReleaseLoadError(f'{path} does not exist or is not a directory; pass a release '
                            'directory such as outputs/releases/latest')
-  latest = os.path.join(path, release_files.LATEST_FILE)
-  if not os.path.exists(os.path.join(path, release_files.MANIFEST)) and \
-      os.path.exists(latest):
-    with open(latest, encoding='utf-8') as f:
-      path = os.path.join(path, f.read().strip())
+  if not os.path.exists(os.path.join(path, release_files.MANIFEST)):
+    return release_files.latest_release(path) or path
   return path
 
 
@@ -86,12 +84,9 @@ def _check_files(path: str, manifest: dict) -> None:
 
 def _read_snapshot(directory: str) -> dict:
   """user id -> {feature: list of str or float} from the snapshot's tf.Examples."""
-  files = sorted(glob.glob(os.path.join(directory, '*')))
   users = {}
-  for name in files:
-    compression = 'GZIP' if name.endswith('.gz') else ''
-    records = tf.data.TFRecordDataset(name, compression_type=compression).batch(4096)
-    for record in (r for batch in records.as_numpy_iterator() for r in batch):
+  for batch in retrieval_eval.record_batches(os.path.join(directory, '*')):
+    for record in batch.numpy():
       example = tf.train.Example.FromString(record)
       values = {}
       for feature, value in example.features.feature.items():
@@ -130,10 +125,6 @@ def load_release(path: str, verify_checksums: bool = True) -> Release:
         f'release {path}: the index was built by model '
         f'{manifest["index"]["model_fingerprint"][:12]}, the towers are model '
         f'{manifest["model_fingerprint"][:12]}; rebuild the index from this model')
-  user_tower_dir = os.path.join(path, export.USER_TOWER_DIR)
-  if export.directory_fingerprint(user_tower_dir) != manifest['user_tower_fingerprint']:
-    raise ReleaseLoadError(f'release {path}: the user tower is not the one the index was '
-                           'built with (fingerprint differs); republish the release')
   index_dir = os.path.join(path, INDEX_DIR)
   with open(os.path.join(index_dir, scann_index.MANIFEST), encoding='utf-8') as f:
     index_manifest = json.load(f)
@@ -145,7 +136,7 @@ def load_release(path: str, verify_checksums: bool = True) -> Release:
     raise ReleaseLoadError(
         f'release {path}: {len(item_ids)} item ids, {len(embeddings)} embeddings, manifest '
         f'says {manifest["index"]["corpus_size"]} items; republish the release')
-  user_tower = tf.saved_model.load(user_tower_dir)
+  user_tower = tf.saved_model.load(os.path.join(path, export.USER_TOWER_DIR))
   signature = user_tower.signatures[export.USER_SIGNATURE]
   mapping = scenario_mapping.ScenarioMapping.load(path)
   return Release(

@@ -103,13 +103,9 @@ class Executor(base_executor.BaseExecutor):
 
 def _latest_release_of(releases_dir: str, fingerprint: str) -> str:
   """The latest release's directory if it holds the model `fingerprint`, else ''."""
-  latest_file = os.path.join(releases_dir, release.LATEST_FILE)
-  if not tf.io.gfile.exists(latest_file):
-    return ''
-  with tf.io.gfile.GFile(latest_file) as f:
-    path = os.path.join(releases_dir, f.read().strip())
-  manifest = os.path.join(path, release.MANIFEST)
-  if not tf.io.gfile.exists(manifest):
+  path = release.latest_release(releases_dir)
+  manifest = path and os.path.join(path, release.MANIFEST)
+  if not manifest or not tf.io.gfile.exists(manifest):
     return ''
   with tf.io.gfile.GFile(manifest) as f:
     return path if json.load(f).get('model_fingerprint') == fingerprint else ''

@@ -94,3 +94,12 @@ def publish(releases_dir: str, version: str, parts: dict[str, str],
   with tf.io.gfile.GFile(os.path.join(releases_dir, LATEST_FILE), 'w') as f:
     f.write(version + '\n')
   return final
+
+
+def latest_release(releases_dir: str) -> Optional[str]:
+  """The directory the LATEST file of `releases_dir` names, if there is one."""
+  latest = os.path.join(releases_dir, LATEST_FILE)
+  if not tf.io.gfile.exists(latest):
+    return None
+  with tf.io.gfile.GFile(latest) as f:
+    return os.path.join(releases_dir, f.read().strip())
