@@ -16,11 +16,11 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from core import config as configs
 from models import build
-from models import losses
 from models import features
+from models import losses
 from models import model_stats
-from pipeline import configs
 
 
 def random_batch(space: features.FeatureSpace, rows: int, seed: int = 0) -> dict:
@@ -73,7 +73,7 @@ def main(argv=None) -> None:
         f'{"MFLOPs/ex":>10} {"step s":>8}')
   rows_out = {}
   variants = [('dsmoe (distilled)', configs.ModelConfig(), True)]
-  variants += [(name, configs.ModelConfig(model=name), False) for name in configs.MODELS]
+  variants += [(name, configs.ModelConfig(model=name), False) for name in build.STUDENTS]
   for label, model_config, distill in variants:
     student = build.build_student(model_config, space, teacher if distill else None,
                                   distillation.weight)

@@ -21,18 +21,18 @@ import time
 
 import numpy as np
 
-from components import retrieval_eval
-from components.index_builder import scann_index
-from pipeline import configs
+from core import config as configs
+from retrieval import evaluation
+from retrieval import scann_index
 from serving.release import load_release
 from serving.retriever import RetrievalRequest
 from serving.retriever import Retriever
 
 
 def _exact(queries: np.ndarray, items: np.ndarray, k: int) -> tuple[np.ndarray, float]:
-  retrieval_eval.exact_top_k(queries[:10], items, k)  # warm-up
+  evaluation.exact_top_k(queries[:10], items, k)  # warm-up
   started = time.perf_counter()
-  indices = retrieval_eval.exact_top_k(queries, items, k, chunk=250)
+  indices = evaluation.exact_top_k(queries, items, k, chunk=250)
   return indices, time.perf_counter() - started
 
 

@@ -1,7 +1,5 @@
-"""Custom TFX components of the DSMOE pipeline."""
+"""Custom TFX components of the pipeline: each a component.py (the interface: inputs,
+outputs, parameters) and an executor.py (the run), over the libraries in ingestion/,
+models/ and retrieval/. Components do not import each other (artifacts.py aside)."""
 
-import os
-
-# tf.keras must be Keras 2 (tf_keras) for TensorFlow Recommenders; this has to happen
-# before TensorFlow is first imported, so every package of the project sets it.
-os.environ['TF_USE_LEGACY_KERAS'] = '1'
+import core  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)

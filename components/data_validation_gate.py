@@ -16,8 +16,10 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
+from core import errors
 
-class DataValidationError(ValueError):
+
+class DataValidationError(errors.InputError):
   """The data does not match its curated schema."""
 
 

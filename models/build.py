@@ -1,4 +1,4 @@
-"""Builds the configured student towers, teacher and two-tower model (pipeline/configs.py).
+"""The registry of students and teachers, and building them from the config.
 
 Every student shares the feature encoders and the item tower; only the user tower differs:
 
@@ -6,13 +6,19 @@ Every student shares the feature encoders and the item tower; only the user towe
     mmoe           the same tower with use_sap=False and use_dsbn=False (plain MMOE)
     two_tower_dnn  MLP user tower (DSSM-style)
     adin, sass     the paper's baselines (models/towers/adin.py, sass.py)
+
+`model.model` and `distillation.teacher` name entries of STUDENTS and TEACHERS; `check`
+refuses other names with a ConfigError naming the key (the pipeline calls it when it is
+defined, before anything runs).
 """
 
+import dataclasses
 from typing import Optional
 
+from core import config as configs
 from models import features
+from models.teachers import DCNv2Teacher
 from models.teachers import RankingTeacher
-from models.teachers import TEACHERS
 from models.towers.adin import ADINUserTower
 from models.towers.base import ItemTower
 from models.towers.base import UserTower
@@ -20,7 +26,49 @@ from models.towers.dnn import DNNUserTower
 from models.towers.dsmoe import DSMOEUserTower
 from models.towers.sass import SASSUserTower
 from models.two_tower import TwoTowerModel
-from pipeline import configs
+
+
+def _dsmoe(config: configs.ModelConfig, space: features.FeatureSpace,
+           common: dict) -> UserTower:
+  return DSMOEUserTower(space, num_experts=config.num_experts,
+                        expert_units=config.expert_units, rank=config.rank,
+                        use_sap=config.use_sap, use_dsbn=config.use_dsbn, **common)
+
+
+def _mmoe(config: configs.ModelConfig, space: features.FeatureSpace,
+          common: dict) -> UserTower:
+  return _dsmoe(dataclasses.replace(config, use_sap=False, use_dsbn=False), space, common)
+
+
+def _mlp_user_tower(tower_class: type[UserTower]):
+  def build(config: configs.ModelConfig, space: features.FeatureSpace,
+            common: dict) -> UserTower:
+    return tower_class(space, hidden_units=config.hidden_units, **common)
+  return build
+
+
+# model.model -> f(ModelConfig, FeatureSpace, arguments every user tower takes) -> tower.
+STUDENTS = {
+    'dsmoe': _dsmoe,
+    'mmoe': _mmoe,
+    'two_tower_dnn': _mlp_user_tower(DNNUserTower),
+    'adin': _mlp_user_tower(ADINUserTower),
+    'sass': _mlp_user_tower(SASSUserTower),
+}
+# distillation.teacher -> RankingTeacher subclass.
+TEACHERS = {'dcn_v2': DCNv2Teacher}
+
+
+def check(model: configs.ModelConfig, distillation: configs.DistillationConfig) -> None:
+  """ConfigError unless the config names a registered student and teacher."""
+  _registered(STUDENTS, model.model, 'model.model')
+  _registered(TEACHERS, distillation.teacher, 'distillation.teacher')
+
+
+def _registered(registry: dict, name: str, key: str):
+  if name not in registry:
+    raise configs.ConfigError(f'{key} is {name!r}; use one of {", ".join(registry)}')
+  return registry[name]
 
 
 def build_user_tower(config: configs.ModelConfig,
@@ -28,15 +76,7 @@ def build_user_tower(config: configs.ModelConfig,
   common = dict(output_dim=config.output_dim, embedding_dim=config.embedding_dim,
                 history_pooling=config.history_pooling,
                 scenario_prior=config.scenario_popularity_prior, name='user_tower')
-  if config.model in ('dsmoe', 'mmoe'):
-    plain = config.model == 'mmoe'
-    return DSMOEUserTower(space, num_experts=config.num_experts,
-                          expert_units=config.expert_units, rank=config.rank,
-                          use_sap=config.use_sap and not plain,
-                          use_dsbn=config.use_dsbn and not plain, **common)
-  tower = {'two_tower_dnn': DNNUserTower, 'adin': ADINUserTower,
-           'sass': SASSUserTower}[config.model]
-  return tower(space, hidden_units=config.hidden_units, **common)
+  return _registered(STUDENTS, config.model, 'model.model')(config, space, common)
 
 
 def build_item_tower(config: configs.ModelConfig,
@@ -47,7 +87,7 @@ def build_item_tower(config: configs.ModelConfig,
 
 def build_teacher(config: configs.DistillationConfig, model: configs.ModelConfig,
                   space: features.FeatureSpace) -> RankingTeacher:
-  return TEACHERS[config.teacher](
+  return _registered(TEACHERS, config.teacher, 'distillation.teacher')(
       space, embedding_dim=model.embedding_dim, cross_layers=config.cross_layers,
       projection_dim=config.cross_projection_dim, hidden_units=model.hidden_units,
       history_pooling=model.history_pooling, name='teacher')

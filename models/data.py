@@ -15,9 +15,9 @@
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from core import config as configs
+from core import feature_names as fnames
 from models import features
-from pipeline import configs
-from pipeline import dataset_spec as ds
 
 _READ_BATCH = 1024
 
@@ -30,7 +30,7 @@ def transformed_examples(file_pattern: str, tft_output: tft.TFTransformOutput,
                          space: features.FeatureSpace, shuffle: bool, seed: int,
                          num_epochs=None) -> tf.data.Dataset:
   """Single examples (unbatched) of dense model inputs, the label included."""
-  names = space.user_tower_features + space.item_tower_features + (ds.LABEL,)
+  names = space.user_tower_features + space.item_tower_features + (fnames.LABEL,)
   dataset = tf.data.experimental.make_batched_features_dataset(
       file_pattern, _READ_BATCH, tft_output.transformed_feature_spec(),
       reader=_gzip_reader, num_epochs=num_epochs, shuffle=shuffle,
@@ -54,7 +54,7 @@ def corpus_item_features(raw_corpus_pattern: str, tft_output: tft.TFTransformOut
       raw_corpus_pattern, 4096, item_raw, reader=_gzip_reader, num_epochs=1,
       shuffle=False)
   for raw in dataset:
-    ids.append(tf.reshape(raw[ds.ITEM_ID], [-1]))
+    ids.append(tf.reshape(raw[fnames.ITEM_ID], [-1]))
     dense = features.dense_model_inputs(transform(raw), space, space.item_tower_features)
     for name, value in dense.items():
       columns[name].append(value)
@@ -75,7 +75,7 @@ def training_batches(file_pattern: str, tft_output: tft.TFTransformOutput,
   """
   examples = transformed_examples(file_pattern, tft_output, space, False, config.seed, 1)
   if not config.exposure_negatives:
-    examples = examples.filter(lambda x: x[ds.LABEL] > 0)
+    examples = examples.filter(lambda x: x[fnames.LABEL] > 0)
   examples = examples.cache()
   if shuffle:
     examples = examples.shuffle(SHUFFLE_BUFFER, seed=config.seed,
@@ -93,7 +93,7 @@ def training_batches(file_pattern: str, tft_output: tft.TFTransformOutput,
              else None)
 
   def add_negatives(batch):
-    labels = tf.cast(batch.pop(ds.LABEL) > 0, tf.float32)
+    labels = tf.cast(batch.pop(fnames.LABEL) > 0, tf.float32)
     size = tf.shape(labels)[0]
     picks = tf.random.categorical(logits[None], size * ratio, dtype=tf.int64)[0]
     merged = {}
@@ -104,7 +104,7 @@ def training_batches(file_pattern: str, tft_output: tft.TFTransformOutput,
     labels = tf.concat([labels, tf.zeros([size * ratio], tf.float32)], axis=0)
     if weights is None:
       return merged, labels
-    return merged, labels, tf.gather(weights, scenario_index.lookup(merged[ds.SCENARIO]))
+    return merged, labels, tf.gather(weights, scenario_index.lookup(merged[fnames.SCENARIO]))
 
   return (examples.batch(config.batch_size)
           .map(add_negatives, num_parallel_calls=tf.data.AUTOTUNE)
@@ -119,12 +119,12 @@ def negative_logits(file_pattern: str, tft_output: tft.TFTransformOutput,
   Clicks are counted by item vocabulary id in the training split; the clicks of ids in the
   OOV buckets are shared evenly among the corpus items in those buckets.
   """
-  corpus_ids = corpus_items[ds.ITEM_ID]
+  corpus_ids = corpus_items[fnames.ITEM_ID]
   if power == 0:
     return tf.zeros(tf.shape(corpus_ids), tf.float32)
   clicks = (transformed_examples(file_pattern, tft_output, space, False, 0, 1)
-            .filter(lambda x: x[ds.LABEL] > 0)
-            .map(lambda x: x[ds.ITEM_ID]).batch(65536)
+            .filter(lambda x: x[fnames.LABEL] > 0)
+            .map(lambda x: x[fnames.ITEM_ID]).batch(65536)
             .reduce(tf.zeros([space.item_vocab_size], tf.float32),
                     lambda total, ids: total + tf.math.bincount(
                         tf.cast(ids, tf.int32), minlength=space.item_vocab_size,
@@ -139,7 +139,7 @@ def negative_logits(file_pattern: str, tft_output: tft.TFTransformOutput,
 def scenario_weights(anchors: tf.data.Dataset, space: features.FeatureSpace,
                      scenario_index: tf.lookup.StaticHashTable, power: float) -> tf.Tensor:
   """Loss weight per scenario index: (max_s n_s / n_s) ** power, mean 1 over anchors."""
-  counts = (anchors.map(lambda x: scenario_index.lookup(x[ds.SCENARIO])).batch(65536)
+  counts = (anchors.map(lambda x: scenario_index.lookup(x[fnames.SCENARIO])).batch(65536)
             .reduce(tf.zeros([len(space.scenarios)], tf.float32),
                     lambda total, ids: total + tf.math.bincount(
                         tf.cast(ids, tf.int32), minlength=len(space.scenarios),

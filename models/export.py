@@ -16,23 +16,13 @@ features); lists (history, multi-valued features) are [B, N] padded with '' (ign
 vocabularies' OOV buckets.
 """
 
-import hashlib
-import json
 import os
 
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from core import layout
 from models import features
-
-USER_TOWER_DIR = 'user_tower'
-ITEM_TOWER_DIR = 'item_tower'
-FEATURE_SPACE_FILE = 'feature_space.json'
-USER_SIGNATURE = 'user_embedding'
-USER_EXAMPLES_SIGNATURE = 'user_embedding_examples'
-ITEM_SIGNATURE = 'item_embedding'
-ITEM_EXAMPLES_SIGNATURE = 'item_embedding_examples'
-TEACHER_EXAMPLES_SIGNATURE = 'teacher_logit_examples'
 
 
 class _RawFeatureModel(tf.Module):
@@ -87,42 +77,23 @@ def export_towers(user_tower: tf.keras.Model, item_tower: tf.keras.Model,
                   directory: str) -> None:
   """Writes <directory>/user_tower, <directory>/item_tower and feature_space.json."""
   _save(_RawFeatureModel(user_tower, tft_output, space, space.user_tower_features,
-                         'embedding'),
-        os.path.join(directory, USER_TOWER_DIR), USER_SIGNATURE, USER_EXAMPLES_SIGNATURE)
+                         layout.EMBEDDING_OUTPUT),
+        os.path.join(directory, layout.USER_TOWER_DIR), layout.USER_SIGNATURE,
+        layout.USER_EXAMPLES_SIGNATURE)
   _save(_RawFeatureModel(item_tower, tft_output, space, space.item_tower_features,
-                         'embedding'),
-        os.path.join(directory, ITEM_TOWER_DIR), ITEM_SIGNATURE, ITEM_EXAMPLES_SIGNATURE)
-  with tf.io.gfile.GFile(os.path.join(directory, FEATURE_SPACE_FILE), 'w') as f:
+                         layout.EMBEDDING_OUTPUT),
+        os.path.join(directory, layout.ITEM_TOWER_DIR), layout.ITEM_SIGNATURE,
+        layout.ITEM_EXAMPLES_SIGNATURE)
+  with tf.io.gfile.GFile(os.path.join(directory, layout.FEATURE_SPACE_FILE), 'w') as f:
     f.write(space.to_json())
 
 
 def export_teacher(teacher: tf.keras.Model, tft_output: tft.TFTransformOutput,
                    space: features.FeatureSpace, directory: str) -> None:
   """The teacher with a raw tf.Example signature, for evaluation (AUC per scenario)."""
-  module = _RawFeatureModel(teacher, tft_output, space, teacher.feature_names, 'logit')
+  module = _RawFeatureModel(teacher, tft_output, space, teacher.feature_names,
+                            layout.LOGIT_OUTPUT)
   examples_fn = tf.function(module.from_examples).get_concrete_function(
       tf.TensorSpec([None], tf.string, name='examples'))
   tf.saved_model.save(module, directory,
-                      signatures={TEACHER_EXAMPLES_SIGNATURE: examples_fn})
-
-
-def directory_fingerprint(directory: str, suffix: str = '') -> str:
-  """sha256 over the relative paths and contents of every file below `directory` (whose
-  name ends with `suffix`)."""
-  digest = hashlib.sha256()
-  for root, _, files in sorted(tf.io.gfile.walk(directory)):
-    for name in sorted(f for f in files if f.endswith(suffix)):
-      path = os.path.join(root, name)
-      digest.update(os.path.relpath(path, directory).encode())
-      with tf.io.gfile.GFile(path, 'rb') as f:
-        while chunk := f.read(1 << 20):
-          digest.update(chunk)
-  return digest.hexdigest()
-
-
-def towers_fingerprint(model_directory: str) -> str:
-  """The fingerprint of a trained model: its two exported towers together."""
-  return hashlib.sha256(json.dumps([
-      directory_fingerprint(os.path.join(model_directory, USER_TOWER_DIR)),
-      directory_fingerprint(os.path.join(model_directory, ITEM_TOWER_DIR))]).encode()
-  ).hexdigest()
+                      signatures={layout.TEACHER_EXAMPLES_SIGNATURE: examples_fn})

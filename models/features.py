@@ -24,7 +24,8 @@ from typing import Mapping, Optional
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipeline import dataset_spec as ds
+from core import dataset_spec as ds
+from core import feature_names as fnames
 
 PADDING_ID = -1  # list padding in id features
 PADDING_SCENARIO = ''  # list padding in history_scenario
@@ -66,7 +67,7 @@ class FeatureSpace:
 
   @property
   def user_tower_features(self) -> tuple[str, ...]:
-    return self.user.names + (ds.HISTORY_ITEM_ID, ds.HISTORY_SCENARIO, ds.SCENARIO)
+    return self.user.names + (fnames.HISTORY_ITEM_ID, fnames.HISTORY_SCENARIO, fnames.SCENARIO)
 
   @property
   def item_tower_features(self) -> tuple[str, ...]:
@@ -81,7 +82,7 @@ class FeatureSpace:
     specs = {}
     for name in names:
       shape = [batch_size, lists[name]] if name in lists else [batch_size]
-      dtype = (tf.string if name in (ds.SCENARIO, ds.HISTORY_SCENARIO) else
+      dtype = (tf.string if name in (fnames.SCENARIO, fnames.HISTORY_SCENARIO) else
                tf.float32 if name in numeric else tf.int64)
       specs[name] = tf.TensorSpec(shape, dtype, name=name)
     return specs
@@ -92,7 +93,7 @@ class FeatureSpace:
                if c.max_values}
     lengths.update({n.name: n.length for n in self.user.numeric_lists +
                     self.item.numeric_lists})
-    lengths[ds.HISTORY_ITEM_ID] = lengths[ds.HISTORY_SCENARIO] = self.history_length
+    lengths[fnames.HISTORY_ITEM_ID] = lengths[fnames.HISTORY_SCENARIO] = self.history_length
     return lengths
 
   def to_json(self) -> str:
@@ -130,13 +131,13 @@ class FeatureSpace:
                                        max_values[f.name] if multi else 0))
       numeric = tuple(f.name for f in table.features if f.is_numeric)
       lists = ()
-      if id_name == ds.ITEM_ID and ds.SCENARIO_CLICKS in max_values:
-        lists = (NumericList(ds.SCENARIO_CLICKS, len(scenarios)),)
+      if id_name == fnames.ITEM_ID and fnames.SCENARIO_CLICKS in max_values:
+        lists = (NumericList(fnames.SCENARIO_CLICKS, len(scenarios)),)
       return TowerInputs(tuple(categorical), numeric, lists)
 
-    return cls(user=tower(ds.USER_ID, spec.users), item=tower(ds.ITEM_ID, spec.items),
-               item_vocab_size=vocab_sizes[ds.ITEM_ID],
-               history_length=max_values[ds.HISTORY_ITEM_ID], scenarios=scenarios)
+    return cls(user=tower(fnames.USER_ID, spec.users), item=tower(fnames.ITEM_ID, spec.items),
+               item_vocab_size=vocab_sizes[fnames.ITEM_ID],
+               history_length=max_values[fnames.HISTORY_ITEM_ID], scenarios=scenarios)
 
 
 def dense_model_inputs(features: Mapping[str, tf.Tensor], space: FeatureSpace,
@@ -151,7 +152,7 @@ def dense_model_inputs(features: Mapping[str, tf.Tensor], space: FeatureSpace,
   for name in names or tuple(features):
     value = features[name]
     if name in lengths:
-      pad = (PADDING_SCENARIO if name == ds.HISTORY_SCENARIO else
+      pad = (PADDING_SCENARIO if name == fnames.HISTORY_SCENARIO else
              0.0 if name in numeric_lists else PADDING_ID)
       result[name] = _fixed_length(value, lengths[name], pad)
     else:

@@ -16,29 +16,27 @@ The function is written for TFX's Transform component, which passes `custom_conf
 the dataset spec and the transform config as JSON.
 """
 
-import json
-
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from pipeline import configs
-from pipeline import dataset_spec as ds
+from core import config as configs
+from core import dataset_spec as ds
+from core import feature_names as fnames
 
 
 def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
-  spec = ds.DatasetSpec.from_json(custom_config['dataset_spec'])
-  config = configs.from_dict(configs.TransformConfig,
-                             json.loads(custom_config['transform']))
+  spec = configs.spec_from_custom_config(custom_config)
+  config = configs.from_custom_config(custom_config, configs.TransformConfig)
   oov = config.num_oov_buckets
   outputs = {}
-  for id_name in (ds.USER_ID, ds.ITEM_ID):
+  for id_name in (fnames.USER_ID, fnames.ITEM_ID):
     vocabulary = tft.vocabulary(inputs[id_name], frequency_threshold=config.id_min_frequency,
                                 vocab_filename=id_name)
     outputs[id_name] = tft.apply_vocabulary(inputs[id_name], vocabulary,
                                             num_oov_buckets=oov)
-    if id_name == ds.ITEM_ID:
-      outputs[ds.HISTORY_ITEM_ID] = tft.apply_vocabulary(
-          inputs[ds.HISTORY_ITEM_ID], vocabulary, num_oov_buckets=oov)
+    if id_name == fnames.ITEM_ID:
+      outputs[fnames.HISTORY_ITEM_ID] = tft.apply_vocabulary(
+          inputs[fnames.HISTORY_ITEM_ID], vocabulary, num_oov_buckets=oov)
   for feature in spec.users.features + spec.items.features:
     value = inputs[feature.name]
     if feature.is_numeric:
@@ -47,19 +45,19 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     else:
       outputs[feature.name] = tft.compute_and_apply_vocabulary(
           value, num_oov_buckets=oov, vocab_filename=feature.name)
-  if ds.SCENARIO_CLICKS in inputs:
-    outputs[ds.SCENARIO_CLICKS] = tf.sparse.map_values(tf.math.log1p,
-                                                       inputs[ds.SCENARIO_CLICKS])
-  outputs[ds.SCENARIO] = inputs[ds.SCENARIO]
-  outputs[ds.HISTORY_SCENARIO] = inputs[ds.HISTORY_SCENARIO]
-  outputs[ds.LABEL] = inputs[ds.LABEL]
+  if fnames.SCENARIO_CLICKS in inputs:
+    outputs[fnames.SCENARIO_CLICKS] = tf.sparse.map_values(tf.math.log1p,
+                                                           inputs[fnames.SCENARIO_CLICKS])
+  outputs[fnames.SCENARIO] = inputs[fnames.SCENARIO]
+  outputs[fnames.HISTORY_SCENARIO] = inputs[fnames.HISTORY_SCENARIO]
+  outputs[fnames.LABEL] = inputs[fnames.LABEL]
   return outputs
 
 
 def vocabulary_sizes(tft_output: tft.TFTransformOutput, spec: ds.DatasetSpec,
                      num_oov_buckets: int) -> dict[str, int]:
   """Feature name -> number of ids (vocabulary + OOV buckets), for FeatureSpace.build."""
-  names = [ds.USER_ID, ds.ITEM_ID] + [f.name for f in spec.users.features +
-                                      spec.items.features if not f.is_numeric]
+  names = [fnames.USER_ID, fnames.ITEM_ID] + [f.name for f in spec.users.features +
+                                              spec.items.features if not f.is_numeric]
   return {name: tft_output.vocabulary_size_by_name(name) + num_oov_buckets
           for name in names}

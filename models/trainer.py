@@ -25,32 +25,24 @@ import tensorflow_transform as tft
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from components.scenario_mapping import ScenarioMapping
+from core import config as configs
+from core import dataset_spec as ds
+from core import errors
+from core import feature_names as fnames
+from core import layout
+from core.scenario_mapping import ScenarioMapping
 from models import build
-from models import losses
 from models import data
 from models import export
 from models import features
+from models import losses
 from models import preprocessing
-from pipeline import configs
-from pipeline import dataset_spec as ds
 
 log = logging.getLogger('dsmoe.trainer')
 
-# Keys the DistillationTrainer executor adds to fn_args.custom_config.
-ITEM_CORPUS = 'item_corpus_pattern'
-SCENARIO_MAPPING = 'scenario_mapping_dir'
-TEACHER_INPUT = 'teacher_dir'  # absent: train a teacher
-TEACHER_OUTPUT = 'teacher_output_dir'
-BACKUP_DIR = 'backup_dir'
-
-TEACHER_WEIGHTS = 'weights/teacher'
-TEACHER_CONFIG = 'teacher_config.json'
-TEACHER_SERVING = 'serving'
-TRAINING_SUMMARY = 'training_summary.json'
 
 
-class TeacherMismatchError(ValueError):
+class TeacherMismatchError(errors.InputError):
   """A reused teacher was trained on other vocabularies or another architecture."""
 
 
@@ -66,20 +58,18 @@ class _Setup:
 
 def _setup(fn_args) -> _Setup:
   config = fn_args.custom_config
-  spec = ds.DatasetSpec.from_json(config['dataset_spec'])
-  transform = configs.from_dict(configs.TransformConfig,
-                                json.loads(config['transform']))
+  spec = configs.spec_from_custom_config(config)
+  transform = configs.from_custom_config(config, configs.TransformConfig)
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   with tf.io.gfile.GFile(fn_args.schema_path) as f:
     schema = text_format.Parse(f.read(), schema_pb2.Schema())
-  mapping = ScenarioMapping.load(config[SCENARIO_MAPPING])
+  mapping = ScenarioMapping.load(config[layout.TRAINER_SCENARIO_MAPPING])
   space = features.FeatureSpace.build(
       spec, preprocessing.vocabulary_sizes(tft_output, spec, transform.num_oov_buckets),
       mapping.values, schema)
-  return _Setup(spec, configs.from_dict(configs.ModelConfig, json.loads(config['model'])),
-                configs.from_dict(configs.DistillationConfig,
-                                  json.loads(config['distillation'])),
-                configs.from_dict(configs.TrainingConfig, json.loads(config['training'])),
+  return _Setup(spec, configs.from_custom_config(config, configs.ModelConfig),
+                configs.from_custom_config(config, configs.DistillationConfig),
+                configs.from_custom_config(config, configs.TrainingConfig),
                 space, tft_output)
 
 
@@ -159,7 +149,7 @@ def _teacher_config(setup: _Setup) -> dict:
 
 def load_teacher(directory: str, setup: _Setup):
   """A teacher saved by an earlier run, checked against this run's vocabularies."""
-  with tf.io.gfile.GFile(os.path.join(directory, TEACHER_CONFIG)) as f:
+  with tf.io.gfile.GFile(os.path.join(directory, layout.TEACHER_CONFIG_FILE)) as f:
     saved = json.load(f)
   expected = _teacher_config(setup)
   if saved != json.loads(json.dumps(expected)):
@@ -169,13 +159,13 @@ def load_teacher(directory: str, setup: _Setup):
         f'differ (vocabularies change when the data changes). Set '
         f"distillation.teacher_source=train to train a new teacher.")
   teacher = _build_teacher(setup)
-  teacher.load_weights(os.path.join(directory, TEACHER_WEIGHTS))
+  teacher.load_weights(os.path.join(directory, layout.TEACHER_WEIGHTS))
   return teacher
 
 
 def _save_teacher(teacher, setup: _Setup, directory: str) -> None:
-  teacher.save_weights(os.path.join(directory, TEACHER_WEIGHTS))
-  with tf.io.gfile.GFile(os.path.join(directory, TEACHER_CONFIG), 'w') as f:
+  teacher.save_weights(os.path.join(directory, layout.TEACHER_WEIGHTS))
+  with tf.io.gfile.GFile(os.path.join(directory, layout.TEACHER_CONFIG_FILE), 'w') as f:
     json.dump(_teacher_config(setup), f)
 
 
@@ -183,7 +173,7 @@ def _count_anchors(fn_args, setup: _Setup) -> int:
   examples = data.transformed_examples(fn_args.train_files, setup.tft_output, setup.space,
                                        shuffle=False, seed=0, num_epochs=1)
   if not setup.training.exposure_negatives:
-    examples = examples.filter(lambda x: x[ds.LABEL] > 0)
+    examples = examples.filter(lambda x: x[fnames.LABEL] > 0)
   return int(examples.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
 
@@ -194,13 +184,14 @@ def run_fn(fn_args) -> None:
   config = fn_args.custom_config
   training = setup.training
   tf.keras.utils.set_random_seed(training.seed)
-  backup_root = config[BACKUP_DIR]
-  _, corpus = data.corpus_item_features(config[ITEM_CORPUS], setup.tft_output, setup.space)
+  backup_root = config[layout.TRAINER_BACKUP_DIR]
+  _, corpus = data.corpus_item_features(config[layout.TRAINER_ITEM_CORPUS], setup.tft_output,
+                                        setup.space)
   anchors = _count_anchors(fn_args, setup)
   rows = anchors * (1 + training.negative_ratio)
   log.info('training on %s anchors (+%d random negatives each, %s rows per epoch), '
            'item corpus of %s', f'{anchors:,}', training.negative_ratio, f'{rows:,}',
-           f'{int(corpus[ds.ITEM_ID].shape[0]):,}')
+           f'{int(corpus[fnames.ITEM_ID].shape[0]):,}')
   batches = lambda files, shuffle: data.training_batches(
       files, setup.tft_output, setup.space, corpus, training, shuffle=shuffle, num_epochs=1)
   train, validation = batches(fn_args.train_files, True), batches(fn_args.eval_files, False)
@@ -220,8 +211,8 @@ def run_fn(fn_args) -> None:
   export.export_towers(student.user_tower, student.item_tower, setup.tft_output,
                        setup.space, fn_args.serving_model_dir)
   summary['seconds'] = time.perf_counter() - started
-  with tf.io.gfile.GFile(os.path.join(fn_args.serving_model_dir, TRAINING_SUMMARY),
-                         'w') as f:
+  with tf.io.gfile.GFile(os.path.join(fn_args.serving_model_dir,
+                                      layout.TRAINING_SUMMARY_FILE), 'w') as f:
     json.dump(summary, f, indent=2)
   if tf.io.gfile.exists(backup_root):
     tf.io.gfile.rmtree(backup_root)  # done: nothing to resume
@@ -232,13 +223,13 @@ def _teacher_phase(fn_args, setup: _Setup, train, validation, rows: int,
                    backup_root: str, summary: dict):
   """Trains (or loads) the teacher, saves it as the teacher artifact, returns it frozen."""
   config = fn_args.custom_config
-  output = config[TEACHER_OUTPUT]
+  output = config[layout.TRAINER_TEACHER_OUTPUT]
   finished = os.path.join(backup_root, 'teacher_trained')
-  source: Optional[str] = config.get(TEACHER_INPUT)
+  source: Optional[str] = config.get(layout.TRAINER_TEACHER_INPUT)
   if source:
     log.info('teacher: reusing %s', source)
     teacher = load_teacher(source, setup)
-  elif tf.io.gfile.exists(os.path.join(finished, TEACHER_CONFIG)):
+  elif tf.io.gfile.exists(os.path.join(finished, layout.TEACHER_CONFIG_FILE)):
     log.info('teacher: already trained before the interruption, loading %s', finished)
     teacher = load_teacher(finished, setup)
   else:
@@ -253,7 +244,7 @@ def _teacher_phase(fn_args, setup: _Setup, train, validation, rows: int,
     _save_teacher(teacher, setup, finished)
   _save_teacher(teacher, setup, output)
   export.export_teacher(teacher, setup.tft_output, setup.space,
-                        os.path.join(output, TEACHER_SERVING))
+                        os.path.join(output, layout.TEACHER_SERVING_DIR))
   teacher.trainable = False
   return teacher
 

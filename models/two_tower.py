@@ -14,8 +14,9 @@ class TwoTowerModel(tf.keras.Model):
   """score = <u, v>, p_student = sigmoid(score)   (section 3.4 of the DSMOE paper).
 
   Loss: BCE(label, p_student), plus weight * KL(p_teacher || p_student) when a teacher is
-  given; batches may carry per-example loss weights (features, labels, weights). The teacher is frozen (not trainable, run in inference mode); only the towers
-  learn, and only the towers are exported and served.
+  given; batches may carry per-example loss weights (features, labels, weights). The
+  teacher is frozen (not trainable, run in inference mode); only the towers learn, and only
+  the towers are exported and served.
   """
 
   def __init__(self, user_tower: UserTower, item_tower: ItemTower,

@@ -1,7 +1,4 @@
-"""Pipeline definition, typed configuration, dataset spec and runners."""
+"""The pipeline: which components run and how they are wired (pipeline.py), and the
+runners (local_runner.py, kubeflow_v2_runner.py) with the end-of-run report."""
 
-import os
-
-# tf.keras must be Keras 2 (tf_keras) for TensorFlow Recommenders; this has to happen
-# before TensorFlow is first imported, so every package of the project sets it.
-os.environ['TF_USE_LEGACY_KERAS'] = '1'
+import core  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)

@@ -16,7 +16,8 @@ import sys
 
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
-from pipeline import configs
+from core import config as configs
+from core import errors
 from pipeline import pipeline as dsmoe_pipeline
 
 IMAGE_REPO_ROOT = '/pipeline'  # WORKDIR of the Dockerfile
@@ -42,10 +43,10 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   try:
     config = configs.load_config(args.config, args.set)
-  except configs.ConfigError as e:
+    print(compile_pipeline(config, args.image, args.output))
+  except errors.InputError as e:
     print(f'error: {e}', file=sys.stderr)
     return 1
-  print(compile_pipeline(config, args.image, args.output))
   return 0
 
 

@@ -23,21 +23,11 @@ from absl import logging
 from tfx import v1 as tfx
 
 from components import artifacts
-from components.data_validation_gate import DataValidationError
-from components.index_builder import scann_index
-from components.interaction_example_gen import executor as example_gen_executor
-from components.interaction_example_gen.errors import IngestionError
-from components.recall_evaluator import executor as evaluator_executor
-from components.release_pusher.release import ReleaseError
-from models.trainer import TeacherMismatchError
-from pipeline import configs
-from pipeline import dataset_spec
+from core import config as configs
+from core import errors
+from core import layout
 from pipeline import pipeline as dsmoe_pipeline
 from pipeline import run_summary
-
-# Errors that mean "fix your input or config", reported without a traceback.
-USER_ERRORS = (IngestionError, DataValidationError, dataset_spec.SpecError,
-               configs.ConfigError, TeacherMismatchError, ReleaseError)
 
 
 def run(config: configs.PipelineConfig) -> None:
@@ -78,14 +68,14 @@ def report(config: configs.PipelineConfig) -> str:
   store = run_summary.open_store(config.metadata_path)
   lines = [run_summary.format_component_times(run_summary.component_times(store))]
   for type_name, file_name in (
-      (artifacts.IngestionReport.TYPE_NAME, example_gen_executor.SUMMARY_TEXT),
-      ('ModelEvaluation', evaluator_executor.SUMMARY_FILE)):
+      (artifacts.IngestionReport.TYPE_NAME, layout.INGESTION_SUMMARY_TEXT),
+      ('ModelEvaluation', layout.EVALUATION_SUMMARY_FILE)):
     path = run_summary.latest_artifact_file(store, type_name, file_name)
     if path:
       with open(path, encoding='utf-8') as f:
         lines.append(f.read().rstrip())
   index = run_summary.latest_artifact_file(store, artifacts.RetrievalIndex.TYPE_NAME,
-                                           scann_index.MANIFEST)
+                                           layout.INDEX_MANIFEST_FILE)
   if index:
     with open(index, encoding='utf-8') as f:
       scann = json.load(f)['recall_vs_exact']
@@ -110,7 +100,7 @@ def main(argv=None) -> int:
     print(f'pipeline {config.pipeline_name}: data {config.path(config.data_dir)}, '
           f'outputs {config.path(config.output_dir)}, log {log_path}', flush=True)
     run(config)
-  except USER_ERRORS as e:
+  except errors.InputError as e:  # fix your input or config: no traceback
     print(f'\nerror: {e}', file=sys.stderr)
     return 1
   print(f'\nfinished in {time.time() - started:.0f} s\n\n{report(config)}')

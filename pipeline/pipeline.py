@@ -13,12 +13,11 @@
       -> IndexBuilder              ScaNN index + TFRS retrieval model from the item tower
       -> ReleasePusher             outputs/releases/<version>/, only when blessed
 
-Only wiring lives here: configuration comes from pipeline/configs.py, the dataset's columns
-from its dataset spec, and each component's logic from components/ and models/.
+Only wiring lives here: configuration comes from core/config.py, the dataset's columns
+from its dataset spec, and each component's logic from components/ and the libraries below
+them.
 """
 
-import dataclasses
-import json
 import os
 from typing import Optional
 
@@ -32,13 +31,15 @@ from components.index_builder.component import IndexBuilder
 from components.interaction_example_gen.component import InteractionExampleGen
 from components.recall_evaluator.component import RecallEvaluator
 from components.release_pusher.component import ReleasePusher
-from models import export
-from pipeline import configs
-from pipeline import dataset_spec as ds
+from core import config as configs
+from core import dataset_spec as ds
+from core import layout
 
+# Transform and the Trainer run these functions, named by import path; the fingerprint of
+# the packages they import keys TFX's cache (see code_fingerprint).
 PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'
 RUN_FN = 'models.trainer.run_fn'
-MODELS_DIR = os.path.join(configs.REPO_ROOT, 'models')
+MODEL_CODE_PACKAGES = ('core', 'models')
 
 
 def create_pipeline(
@@ -54,13 +55,16 @@ def create_pipeline(
   corpus_checks = _validation(example_gen.outputs['item_corpus'],
                               config.path(config.item_corpus_schema), 'item_corpus')
   schema = events_checks[1]
+  fingerprint = code_fingerprint()
 
   transform = tfx.components.Transform(
       examples=example_gen.outputs['examples'],
       schema=schema.outputs['schema'],
       preprocessing_fn=PREPROCESSING_FN,
-      custom_config=_custom_config(config, spec, 'transform'),
-      splits_config=tfx.proto.SplitsConfig(analyze=['train'], transform=['train', 'eval']),
+      custom_config=configs.to_custom_config(spec, config.transform,
+                                             code_fingerprint=fingerprint),
+      splits_config=tfx.proto.SplitsConfig(analyze=[layout.TRAIN],
+                                           transform=[layout.TRAIN, layout.EVAL]),
       disable_statistics=True)
   for gate in (events_checks[-1], corpus_checks[-1]):
     transform.add_upstream_node(gate)  # nothing trains on data that failed validation
@@ -72,10 +76,8 @@ def create_pipeline(
       schema=schema.outputs['schema'],
       item_corpus=example_gen.outputs['item_corpus'],
       scenario_mapping=example_gen.outputs['scenario_mapping'],
-      run_fn=RUN_FN,
-      custom_config=_custom_config(config, spec, 'transform', 'model', 'distillation',
-                                   'training'),
-      teacher=teacher)
+      run_fn=RUN_FN, dataset_spec=spec, config=config,
+      code_fingerprint=fingerprint, teacher=teacher)
 
   previous_blessed = tfx.dsl.Resolver(
       strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -143,21 +145,12 @@ def _teacher_source(config: configs.DistillationConfig):
   return importer, importer.outputs['result']
 
 
-def models_source_fingerprint(models_dir: str = MODELS_DIR) -> str:
-  """sha256 over the paths and contents of the Python files of models/.
+def code_fingerprint(root: str = configs.REPO_ROOT) -> str:
+  """sha256 over the Python files of the packages Transform and the Trainer run.
 
-  Transform and the Trainer name their code by import path (PREPROCESSING_FN, RUN_FN),
-  which TFX does not fingerprint; with this in their custom_config an edit of the model
-  code reruns them instead of reusing a cached result of the old code.
+  They name their code by import path (PREPROCESSING_FN, RUN_FN), which TFX does not
+  fingerprint; with this in their custom_config an edit of that code reruns them instead
+  of reusing a cached result of the old code.
   """
-  return export.directory_fingerprint(models_dir, suffix='.py')
-
-
-def _custom_config(config: configs.PipelineConfig, spec: ds.DatasetSpec,
-                   *sections: str) -> dict[str, str]:
-  """custom_config for Transform and the Trainer: the dataset spec and config sections,
-  each as JSON under its own name, and the fingerprint of the model code."""
-  result = {'dataset_spec': spec.to_json(), 'models_source': models_source_fingerprint()}
-  for section in sections:
-    result[section] = json.dumps(dataclasses.asdict(getattr(config, section)))
-  return result
+  return ' '.join(layout.directory_fingerprint(os.path.join(root, package), '.py')
+                  for package in MODEL_CODE_PACKAGES)

@@ -15,7 +15,6 @@ in batch mode: some lines were bad, the others were answered).
 
 import os
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')  # before TensorFlow is imported
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # no CUDA-probe noise on stderr
 
 import argparse  # pylint: disable=g-import-not-at-top,wrong-import-position

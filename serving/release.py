@@ -20,14 +20,12 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from components import retrieval_eval
-from components import scenario_mapping
-from components.index_builder import scann_index
-from components.release_pusher import release as release_files
-from models import export
-
-INDEX_DIR = 'index'
-USER_SNAPSHOT_DIR = 'user_snapshot'
+from core import examples
+from core import feature_names as fnames
+from core import layout
+from core import release_format
+from core import scenario_mapping
+from retrieval import scann_index
 
 
 class ReleaseLoadError(Exception):
@@ -64,15 +62,15 @@ def resolve(path: str) -> str:
   if not os.path.isdir(path):
     raise ReleaseLoadError(f'{path} does not exist or is not a directory; pass a release '
                            'directory such as outputs/releases/latest')
-  if not os.path.exists(os.path.join(path, release_files.MANIFEST)):
-    return release_files.latest_release(path) or path
+  if not os.path.exists(os.path.join(path, release_format.MANIFEST)):
+    return release_format.latest_release(path) or path
   return path
 
 
 def _check_files(path: str, manifest: dict) -> None:
   listed = manifest.get('files') or {}
-  actual = release_files.file_checksums(path)
-  actual.pop(release_files.MANIFEST, None)
+  actual = layout.file_checksums(path)
+  actual.pop(release_format.MANIFEST, None)
   missing = sorted(set(listed) - set(actual))
   changed = sorted(name for name in listed if name in actual and actual[name] != listed[name])
   if missing or changed:
@@ -85,29 +83,19 @@ def _check_files(path: str, manifest: dict) -> None:
 def _read_snapshot(directory: str) -> dict:
   """user id -> {feature: list of str or float} from the snapshot's tf.Examples."""
   users = {}
-  for batch in retrieval_eval.record_batches(os.path.join(directory, '*')):
-    for record in batch.numpy():
-      example = tf.train.Example.FromString(record)
-      values = {}
-      for feature, value in example.features.feature.items():
-        kind = value.WhichOneof('kind')
-        if kind == 'bytes_list':
-          values[feature] = [v.decode('utf-8') for v in value.bytes_list.value]
-        elif kind == 'float_list':
-          values[feature] = list(value.float_list.value)
-        elif kind == 'int64_list':
-          values[feature] = list(value.int64_list.value)
-      users[values['user_id'][0]] = values
+  for record in examples.records(os.path.join(directory, '*')):
+    values = examples.to_python(record)
+    users[values[fnames.USER_ID][0]] = values
   return users
 
 
 def load_release(path: str, verify_checksums: bool = True) -> Release:
   """Loads and checks a release; ReleaseLoadError says what is wrong."""
   path = resolve(path)
-  manifest_path = os.path.join(path, release_files.MANIFEST)
+  manifest_path = os.path.join(path, release_format.MANIFEST)
   if not os.path.exists(manifest_path):
     raise ReleaseLoadError(
-        f'{path} has no {release_files.MANIFEST}: it is not a release or it is still being '
+        f'{path} has no {release_format.MANIFEST}: it is not a release or it is still being '
         'written (the manifest is written last); wait for the pipeline or pass a finished '
         'release')
   try:
@@ -115,9 +103,9 @@ def load_release(path: str, verify_checksums: bool = True) -> Release:
       manifest = json.load(f)
   except (OSError, ValueError) as e:
     raise ReleaseLoadError(f'{manifest_path} cannot be read: {e}') from None
-  if manifest.get('format') != release_files.FORMAT_VERSION:
+  if manifest.get('format') != release_format.FORMAT_VERSION:
     raise ReleaseLoadError(f'{path}: release format {manifest.get("format")!r}, this '
-                           f'server reads format {release_files.FORMAT_VERSION}')
+                           f'server reads format {release_format.FORMAT_VERSION}')
   if verify_checksums:
     _check_files(path, manifest)
   if manifest['index']['model_fingerprint'] != manifest['model_fingerprint']:
@@ -125,24 +113,24 @@ def load_release(path: str, verify_checksums: bool = True) -> Release:
         f'release {path}: the index was built by model '
         f'{manifest["index"]["model_fingerprint"][:12]}, the towers are model '
         f'{manifest["model_fingerprint"][:12]}; rebuild the index from this model')
-  index_dir = os.path.join(path, INDEX_DIR)
-  with open(os.path.join(index_dir, scann_index.MANIFEST), encoding='utf-8') as f:
+  index_dir = os.path.join(path, release_format.INDEX_DIR)
+  with open(os.path.join(index_dir, layout.INDEX_MANIFEST_FILE), encoding='utf-8') as f:
     index_manifest = json.load(f)
   if index_manifest['user_tower_fingerprint'] != manifest['user_tower_fingerprint']:
-    raise ReleaseLoadError(f'release {path}: index/{scann_index.MANIFEST} belongs to '
+    raise ReleaseLoadError(f'release {path}: index/{layout.INDEX_MANIFEST_FILE} belongs to '
                            'another user tower; rebuild the index from this model')
   searcher, item_ids, embeddings = scann_index.load(index_dir)
   if not len(item_ids) == len(embeddings) == manifest['index']['corpus_size']:
     raise ReleaseLoadError(
         f'release {path}: {len(item_ids)} item ids, {len(embeddings)} embeddings, manifest '
         f'says {manifest["index"]["corpus_size"]} items; republish the release')
-  user_tower = tf.saved_model.load(os.path.join(path, export.USER_TOWER_DIR))
-  signature = user_tower.signatures[export.USER_SIGNATURE]
+  user_tower = tf.saved_model.load(os.path.join(path, layout.USER_TOWER_DIR))
+  signature = user_tower.signatures[layout.USER_SIGNATURE]
   mapping = scenario_mapping.ScenarioMapping.load(path)
   return Release(
       path=path, manifest=manifest, scenarios=mapping.values, user_signature=signature,
       input_specs=dict(signature.structured_input_signature[1]), searcher=searcher,
       item_ids=item_ids, item_embeddings=embeddings,
       reorder_candidates=index_manifest['parameters']['reorder_candidates'],
-      snapshot=_read_snapshot(os.path.join(path, USER_SNAPSHOT_DIR)),
+      snapshot=_read_snapshot(os.path.join(path, release_format.USER_SNAPSHOT_DIR)),
       saved_model=user_tower)

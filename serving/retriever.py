@@ -19,8 +19,9 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from components import retrieval_eval
-from pipeline import dataset_spec as ds
+from core import feature_names as fnames
+from core import layout
+from retrieval import evaluation
 from serving.release import Release
 
 # List-valued request features in a CSV cell are separated by this.
@@ -99,7 +100,7 @@ class Retriever:
     self._numeric = {name for name, spec in release.input_specs.items()
                      if spec.dtype.is_floating}
     # Request features: every raw input of the user tower except the ones set here.
-    self._request_features = sorted(set(release.input_specs) - {ds.USER_ID, ds.SCENARIO})
+    self._request_features = sorted(set(release.input_specs) - {fnames.USER_ID, fnames.SCENARIO})
 
   @property
   def version(self) -> str:
@@ -114,7 +115,7 @@ class Retriever:
 
   def _feature_values(self, name: str, value: Any) -> list:
     field = f'features.{name}'
-    if name not in self.release.input_specs or name in (ds.USER_ID, ds.SCENARIO):
+    if name not in self.release.input_specs or name in (fnames.USER_ID, fnames.SCENARIO):
       raise RequestError(field, 'is not a user feature of this release; known features: '
                          + ', '.join(self._request_features))
     if name in self._lists:
@@ -143,8 +144,8 @@ class Retriever:
     values = dict(self.release.snapshot.get(request.user_id, {}))
     for name, value in request.features.items():
       values[name] = self._feature_values(name, value)
-    values[ds.USER_ID] = [request.user_id]
-    values[ds.SCENARIO] = [request.scenario]
+    values[fnames.USER_ID] = [request.user_id]
+    values[fnames.SCENARIO] = [request.scenario]
     return values
 
   def embed(self, inputs: Sequence[dict]) -> np.ndarray:
@@ -159,7 +160,7 @@ class Retriever:
       else:
         rows = [v.get(name, [blank])[0] for v in inputs]
       tensors[name] = tf.constant(rows, dtype=spec.dtype)
-    return self.release.user_signature(**tensors)['embedding'].numpy()
+    return self.release.user_signature(**tensors)[layout.EMBEDDING_OUTPUT].numpy()
 
   def search(self, queries: np.ndarray, k: int,
              exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -181,7 +182,7 @@ class Retriever:
 
   def _exact(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     items = self.release.item_embeddings
-    indices = retrieval_eval.exact_top_k(queries, items, k)
+    indices = evaluation.exact_top_k(queries, items, k)
     return indices, np.einsum('bd,bkd->bk', queries, items[indices])
 
   def retrieve(self, requests: Sequence[RetrievalRequest], k: int,

@@ -5,11 +5,11 @@ import os
 import shutil
 import sys
 
-os.environ['TF_USE_LEGACY_KERAS'] = '1'  # before anything imports TensorFlow
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
+import core  # noqa: E402,F401  pylint: disable=g-import-not-at-top (TF_USE_LEGACY_KERAS)
 import pytest  # pylint: disable=g-import-not-at-top
 
 FIXTURE_DIR = os.path.join(REPO_ROOT, 'tests', 'testdata', 'kuairand_fixture')
@@ -18,7 +18,7 @@ KUAIRAND_SPEC = os.path.join(REPO_ROOT, 'schemas', 'kuairand_pure', 'dataset_spe
 
 @pytest.fixture(scope='session')
 def kuairand_spec():
-  from pipeline import dataset_spec
+  from core import dataset_spec
   return dataset_spec.DatasetSpec.from_yaml(KUAIRAND_SPEC)
 
 
@@ -26,7 +26,7 @@ def kuairand_spec():
 def fixture_ingestion(tmp_path_factory, kuairand_spec):
   """The KuaiRand fixture run through the Beam ingestion once: (summary, output dir)."""
   from tests import mini_dataset
-  from pipeline import configs
+  from core import config as configs
   out = tmp_path_factory.mktemp('fixture_ingestion')
   summary = mini_dataset.run_ingestion(FIXTURE_DIR, kuairand_spec, str(out),
                                        configs.IngestionConfig())

@@ -2,17 +2,15 @@
 
 import csv
 import datetime
-import glob
 import os
 from typing import Optional, Sequence
 
 import apache_beam as beam
-import tensorflow as tf
 
-from components.interaction_example_gen import executor
-from components.interaction_example_gen import ingest
-from pipeline import configs
-from pipeline import dataset_spec as ds
+from core import config as configs
+from core import dataset_spec as ds
+from core import examples
+from ingestion import ingest
 
 LOG_HEADER = ('uid', 'iid', 'tab', 'click', 'ts')
 USER_HEADER = ('uid', 'age', 'gender')
@@ -92,23 +90,12 @@ def run_ingestion(data_dir: str, spec: ds.DatasetSpec, out_dir: str,
                   config: configs.IngestionConfig = configs.IngestionConfig(
                       num_scenarios=3)) -> dict:
   """Runs the Beam ingestion like the executor does; returns the summary."""
-  outputs = ingest.OutputPaths(*(os.path.join(out_dir, name) for name in (
-      ingest.TRAIN, ingest.EVAL, ingest.CORPUS, ingest.USERS, 'raw_report.json')))
   beam_args = list(configs.PipelineConfig().beam_pipeline_args)
-  return executor.ingest_and_summarize(lambda: beam.Pipeline(argv=beam_args), spec,
-                                       data_dir, config, outputs)
+  return ingest.ingest_and_summarize(lambda: beam.Pipeline(argv=beam_args), spec,
+                                     data_dir, config, ingest.OutputPaths.under(out_dir))
 
 
 def read_examples(directory: str) -> list[dict]:
   """Every tf.Example in a split directory, as {name: list of python values}."""
-  result = []
-  files = sorted(glob.glob(os.path.join(directory, '*.gz')))
-  for record in tf.data.TFRecordDataset(files, compression_type='GZIP'):
-    example = tf.train.Example.FromString(record.numpy())
-    values = {}
-    for name, feature in example.features.feature.items():
-      kind = feature.WhichOneof('kind')
-      raw = list(getattr(feature, kind).value) if kind else []
-      values[name] = [v.decode() if isinstance(v, bytes) else v for v in raw]
-    result.append(values)
-  return result
+  return [examples.to_python(record)
+          for record in examples.records(os.path.join(directory, '*.gz'))]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline import configs
+from core import config as configs
 
 
 def test_defaults_run_the_bundled_data():
@@ -44,3 +44,16 @@ def test_runtime_root_moves_runtime_paths_only():
 def test_bad_values_name_the_key(override, message):
   with pytest.raises(configs.ConfigError, match=message):
     configs.load_config('', [override])
+
+
+@pytest.mark.parametrize('override,message', [
+    ('model.model=dsmo', "model.model is 'dsmo'; use one of dsmoe, mmoe, two_tower_dnn"),
+    ('distillation.teacher=mdl', "distillation.teacher is 'mdl'; use one of dcn_v2"),
+])
+def test_unregistered_student_or_teacher_is_refused_when_the_pipeline_is_defined(
+    override, message, tmp_path, capsys):
+  from pipeline import kubeflow_v2_runner
+  assert kubeflow_v2_runner.main(['--image', 'x', '--output', str(tmp_path / 'p.json'),
+                                  '--set', override]) == 1
+  assert message in capsys.readouterr().err
+  assert not (tmp_path / 'p.json').exists()

@@ -4,7 +4,7 @@ import datetime
 
 import pytest
 
-from pipeline import dataset_spec as ds
+from core import dataset_spec as ds
 
 
 def test_kuairand_spec_names_the_columns(kuairand_spec):

@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 
-from components.interaction_example_gen import report
-from components.interaction_example_gen.errors import IngestionError
-from pipeline import configs
+from core import config as configs
+from ingestion import report
+from ingestion.errors import IngestionError
 from tests import mini_dataset as mini
 
 

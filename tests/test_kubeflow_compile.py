@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pipeline import configs
+from core import config as configs
 from pipeline import kubeflow_v2_runner
 
 COMPONENTS = {
@@ -81,16 +81,20 @@ def test_teacher_from_an_earlier_run(tmp_path, source, node):
 
 
 def test_model_code_changes_change_the_trainer_inputs(tmp_path):
-  """Transform and the Trainer carry the fingerprint of models/, so an edit misses the cache."""
+  """Transform and the Trainer carry the fingerprint of models/ and core/, so an edit
+  misses the cache."""
   from pipeline import pipeline as dsmoe_pipeline
-  models = tmp_path / 'models'
-  (models / 'towers').mkdir(parents=True)
-  (models / 'towers' / 'dsmoe.py').write_text('x = 1\n')
-  before = dsmoe_pipeline.models_source_fingerprint(str(models))
-  (models / 'towers' / 'dsmoe.py').write_text('x = 2\n')
-  assert dsmoe_pipeline.models_source_fingerprint(str(models)) != before
+  for package in ('models', 'core'):
+    (tmp_path / 'code' / package / 'towers').mkdir(parents=True)
+    (tmp_path / 'code' / package / 'towers' / 'dsmoe.py').write_text('x = 1\n')
+  root = str(tmp_path / 'code')
+  before = dsmoe_pipeline.code_fingerprint(root)
+  for package in ('models', 'core'):
+    (tmp_path / 'code' / package / 'towers' / 'dsmoe.py').write_text('x = 2\n')
+    assert dsmoe_pipeline.code_fingerprint(root) != before
+    before = dsmoe_pipeline.code_fingerprint(root)
   tasks = _compile(tmp_path)['root']['dag']['tasks']
   for task in ('Transform', 'DistillationTrainer'):
     custom = json.loads(tasks[task]['inputs']['parameters']['custom_config'][
         'runtimeValue']['constantValue']['stringValue'])
-    assert custom['models_source'] == dsmoe_pipeline.models_source_fingerprint()
+    assert custom[configs.CODE_FINGERPRINT_KEY] == dsmoe_pipeline.code_fingerprint()

@@ -105,11 +105,11 @@ def test_dsbn_training_on_scenario_0_moves_only_scenario_0_statistics():
 def test_dsbn_mixed_batch_normalises_each_example_with_its_own_scenario():
   layer = _dsbn()
   x = np.array([[1.0, 2.0], [10.0, 20.0], [3.0, 4.0], [30.0, 60.0]], np.float32)
-  domain = np.array([0, 2, 0, 2])
-  y = layer([x, domain], training=True).numpy()
-  for d in (0, 2):
-    rows = x[domain == d]
-    np.testing.assert_allclose(y[domain == d],
+  scenario = np.array([0, 2, 0, 2])
+  y = layer([x, scenario], training=True).numpy()
+  for s in (0, 2):
+    rows = x[scenario == s]
+    np.testing.assert_allclose(y[scenario == s],
                                (rows - rows.mean(0)) / np.sqrt(rows.var(0) + 1e-3),
                                rtol=1e-5)
   np.testing.assert_array_equal(layer.moving_mean.numpy()[1], 0.0)  # scenario 1 absent
@@ -209,12 +209,12 @@ def test_scenario_embedding_maps_raw_values_and_unknowns():
 
 
 def test_scenario_specific_dense_uses_each_scenarios_kernel():
-  layer = layers.ScenarioSpecificDense(3, num_domains=2, activation='relu')
-  x, domain = _random(4, 5), np.array([1, 0, 1, 1])
-  y = layer([x, domain]).numpy()
+  layer = layers.ScenarioSpecificDense(3, num_scenarios=2, activation='relu')
+  x, scenario = _random(4, 5), np.array([1, 0, 1, 1])
+  y = layer([x, scenario]).numpy()
   kernel, bias = layer.kernel.numpy(), layer.bias.numpy()
-  expected = np.stack([np.maximum(x[i] @ kernel[d] + bias[d], 0) for i, d in
-                       enumerate(domain)])
+  expected = np.stack([np.maximum(x[i] @ kernel[s] + bias[s], 0) for i, s in
+                       enumerate(scenario)])
   np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
 
 

@@ -7,13 +7,13 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from core import config as configs
 from models import build
-from models import losses
 from models import data
 from models import features
 from models import layers
+from models import losses
 from models import model_stats
-from pipeline import configs
 
 TRAINING = configs.TrainingConfig(batch_size=128, learning_rate=3e-3, negative_ratio=4)
 
@@ -85,7 +85,7 @@ def test_teacher_training_lowers_the_loss(inputs):
   assert after < 0.9 * before
 
 
-@pytest.mark.parametrize('model', configs.MODELS)
+@pytest.mark.parametrize('model', build.STUDENTS)
 def test_student_training_lowers_the_loss(inputs, model):
   space, batches = inputs
   teacher = None
@@ -116,7 +116,7 @@ def _round_trip(tower, names, space, batch, tmp_path):
                              tower(inputs, training=False).numpy(), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize('model', configs.MODELS)
+@pytest.mark.parametrize('model', build.STUDENTS)
 def test_saved_towers_give_identical_embeddings(inputs, model, tmp_path):
   space, batches = inputs
   student = build.build_student(configs.ModelConfig(model=model), space)
@@ -181,7 +181,7 @@ def test_feature_space_json_round_trip(inputs):
   assert features.FeatureSpace.from_json(space.to_json()) == space
 
 
-@pytest.mark.parametrize('model', configs.MODELS)
+@pytest.mark.parametrize('model', build.STUDENTS)
 def test_towers_and_teacher_rebuild_from_their_config(inputs, model):
   space, batches = inputs
   config = configs.ModelConfig(model=model)

@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import scenario_mapping
-from components.index_builder import scann_index
-from components.release_pusher import release
-from models import export
+from core import layout
+from core import release_format
+from core import scenario_mapping
 from pipeline import local_runner
 from pipeline import run_summary
+from retrieval import scann_index
 from tests.conftest import FIXTURE_DIR
 from tests.conftest import QUICK_TRAINING
 from tests.conftest import REPO_ROOT
@@ -77,10 +77,8 @@ def test_ingestion_outputs(first_run):
   assert glob.glob(os.path.join(gen, 'user_snapshot', '*', 'Split-users', '*.gz'))
   mapping = scenario_mapping.ScenarioMapping.load(_one(os.path.join(gen, 'scenario_mapping',
                                                                     '*')))
-  assert mapping.values == ('1', '4', '0', '2')
-  assert mapping.index_of('0') == 2
-  with pytest.raises(KeyError, match="unknown scenario '9'; known scenarios: 1, 4, 0, 2"):
-    mapping.index_of('9')
+  assert mapping.values == ('1', '4', '0', '2')  # index order
+  assert [s.index for s in mapping.scenarios] == [0, 1, 2, 3]
   with open(_one(os.path.join(gen, 'report', '*', 'summary.json'))) as f:
     summary = json.load(f)
   assert summary['rows_read'] == {'logs': 1394, 'users': 150, 'items': 1145}
@@ -92,7 +90,7 @@ def test_ingestion_outputs(first_run):
 def test_trainer_outputs_towers_teacher_and_logs(first_run):
   trainer = os.path.join(_root(first_run), 'DistillationTrainer')
   model = _one(os.path.join(trainer, 'model', '*', 'Format-Serving'))
-  for tower in (export.USER_TOWER_DIR, export.ITEM_TOWER_DIR):
+  for tower in (layout.USER_TOWER_DIR, layout.ITEM_TOWER_DIR):
     assert tf.saved_model.contains_saved_model(os.path.join(model, tower))
   with open(os.path.join(model, 'training_summary.json')) as f:
     summary = json.load(f)
@@ -131,14 +129,14 @@ def test_release_is_complete_consistent_and_servable(first_run):
   with open(os.path.join(releases, 'LATEST')) as f:
     assert f.read().strip() == version
   path = os.path.join(releases, version)
-  with open(os.path.join(path, release.MANIFEST)) as f:
+  with open(os.path.join(path, release_format.MANIFEST)) as f:
     manifest = json.load(f)
   assert manifest['version'] == version and manifest['scenarios'] == ['1', '4', '0', '2']
   assert manifest['index']['model_fingerprint'] == manifest['model_fingerprint']
-  assert manifest['model_fingerprint'] == export.towers_fingerprint(path)
+  assert manifest['model_fingerprint'] == layout.towers_fingerprint(path)
   assert 0.0 <= manifest['index']['recall_vs_exact']['recall'] <= 1.0
-  checksums = release.file_checksums(path)
-  del checksums[release.MANIFEST]
+  checksums = layout.file_checksums(path)
+  del checksums[release_format.MANIFEST]
   assert checksums == manifest['files']  # every file as written, nothing missing
   for part in ('user_tower', 'item_tower', 'retrieval_model', 'index/scann',
                'index/item_ids.txt', 'scenario_mapping.json', 'evaluation/metrics.json',
@@ -153,7 +151,7 @@ def test_release_is_complete_consistent_and_servable(first_run):
       glob.glob(os.path.join(path, 'user_snapshot', '*.gz')), compression_type='GZIP')]
   assert len(users) == 150
   tower = tf.saved_model.load(os.path.join(path, 'user_tower'))
-  signature = tower.signatures[export.USER_SIGNATURE]
+  signature = tower.signatures[layout.USER_SIGNATURE]
   spec = signature.structured_input_signature[1]
   parsed = tf.io.parse_single_example(users[0], {
       name: tf.io.FixedLenFeature([], s.dtype) if s.shape.rank == 1 else

@@ -5,8 +5,8 @@ import zoneinfo
 
 import pytest
 
-from components.interaction_example_gen import records
-from pipeline import dataset_spec as ds
+from core import dataset_spec as ds
+from ingestion import records
 
 UTC = datetime.timezone.utc
 LOG = ds.LogSpec(path='*', user_id='u', item_id='i', scenario='s', label='y', timestamp='t')

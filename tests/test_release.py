@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from components.release_pusher import release
+from core import layout
+from core import release_format as release
 
 
 def _parts(tmp_path):
@@ -26,7 +27,7 @@ def test_publish_writes_everything_and_points_latest(tmp_path):
   assert manifest['version'] == 'v1' and manifest['format'] == release.FORMAT_VERSION
   assert set(manifest['files']) == {'user_tower/saved_model.pb',
                                     'user_tower/variables/v', 'scenario_mapping.json'}
-  assert manifest['files'] == {k: v for k, v in release.file_checksums(path).items()
+  assert manifest['files'] == {k: v for k, v in layout.file_checksums(path).items()
                                if k != release.MANIFEST}
   assert os.readlink(releases / 'latest') == 'v1'
   assert (releases / 'LATEST').read_text() == 'v1\n'

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from components import retrieval_eval as rev
-from components.recall_evaluator import blessing
-from pipeline import configs
+from core import config as configs
+from retrieval import blessing
+from retrieval import evaluation as rev
 
 
 def test_recall_at_k_per_scenario_by_hand():

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from components import retrieval_eval as rev
-from components.index_builder import scann_index
-from pipeline import configs
+from core import config as configs
+from retrieval import evaluation as rev
+from retrieval import scann_index
 
 
 def test_parameters_follow_the_corpus_size_and_config_overrides():

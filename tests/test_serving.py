@@ -19,7 +19,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from components.release_pusher import release as release_files
+from core import release_format
 from serving import cli
 from serving.release import load_release
 from serving.release import ReleaseLoadError
@@ -42,7 +42,7 @@ def retriever(release_dir):
 def _copy(release_dir, destination, version):
   """A copy of the release under another version name (a 'newer' release)."""
   shutil.copytree(release_dir, destination)
-  path = os.path.join(destination, release_files.MANIFEST)
+  path = os.path.join(destination, release_format.MANIFEST)
   with open(path) as f:
     manifest = json.load(f)
   manifest['version'] = version
@@ -59,7 +59,7 @@ def _known_user(retriever):
 
 def test_load_release_reads_every_part(retriever, release_dir):
   release = retriever.release
-  with open(os.path.join(release_dir, release_files.MANIFEST)) as f:
+  with open(os.path.join(release_dir, release_format.MANIFEST)) as f:
     manifest = json.load(f)
   assert release.version == manifest['version']
   assert release.corpus_size == manifest['index']['corpus_size'] == len(
@@ -73,7 +73,7 @@ def test_releases_dir_and_latest_link_resolve_to_the_newest(release_dir, tmp_pat
   releases = tmp_path / 'releases'
   releases.mkdir()
   _copy(release_dir, releases / 'v2', 'v2')
-  (releases / release_files.LATEST_FILE).write_text('v2\n')
+  (releases / release_format.LATEST_FILE).write_text('v2\n')
   os.symlink('v2', releases / 'latest')
   assert load_release(str(releases), verify_checksums=False).version == 'v2'
   assert load_release(str(releases / 'latest'), verify_checksums=False).version == 'v2'
@@ -82,7 +82,7 @@ def test_releases_dir_and_latest_link_resolve_to_the_newest(release_dir, tmp_pat
 def test_half_written_release_is_refused(release_dir, tmp_path):
   half = tmp_path / 'half'
   shutil.copytree(release_dir, half)
-  os.remove(half / release_files.MANIFEST)
+  os.remove(half / release_format.MANIFEST)
   with pytest.raises(ReleaseLoadError, match='still being written'):
     load_release(str(half))
 
@@ -100,7 +100,7 @@ def test_damaged_release_is_refused_naming_the_file(release_dir, tmp_path):
 
 def test_index_of_another_model_is_refused(release_dir, tmp_path):
   mismatched = _copy(release_dir, tmp_path / 'mismatched', 'v-mismatch')
-  path = os.path.join(mismatched, release_files.MANIFEST)
+  path = os.path.join(mismatched, release_format.MANIFEST)
   with open(path) as f:
     manifest = json.load(f)
   manifest['index']['model_fingerprint'] = 'f' * 64
@@ -416,7 +416,7 @@ def test_hot_swap_keeps_serving_and_refuses_a_broken_release(service, retriever,
   user, s0 = _known_user(retriever), retriever.release.scenarios[0]
   _copy(release_dir, releases / 'v2', 'v2')
   broken = _copy(release_dir, releases / 'broken', 'broken')
-  os.remove(os.path.join(broken, release_files.MANIFEST))
+  os.remove(os.path.join(broken, release_format.MANIFEST))
 
   statuses, versions, stop = [], set(), threading.Event()
 

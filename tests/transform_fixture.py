@@ -3,21 +3,19 @@ component does in the pipeline; gives the models' tests real transformed data.""
 
 import dataclasses
 import functools
-import json
 import os
 
 import apache_beam as beam
-import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata
 from tensorflow_transform.tf_metadata import metadata_io
 from tfx_bsl.public import tfxio
 
+from core import config as configs
+from core import dataset_spec as ds
 from models import features
 from models import preprocessing
-from pipeline import configs
-from pipeline import dataset_spec as ds
 from tests.conftest import REPO_ROOT
 
 EVENTS_SCHEMA = os.path.join(REPO_ROOT, 'schemas', 'kuairand_pure', 'events_schema.pbtxt')
@@ -33,8 +31,8 @@ class TransformedData:
 
 
 def load_schema(path: str = EVENTS_SCHEMA):
-  from tensorflow_metadata.proto.v0 import schema_pb2
   from google.protobuf import text_format
+  from tensorflow_metadata.proto.v0 import schema_pb2
   with open(path) as f:
     return text_format.Parse(f.read(), schema_pb2.Schema())
 
@@ -43,8 +41,7 @@ def transform(ingested_dir: str, spec: ds.DatasetSpec, scenarios: tuple[str, ...
               out_dir: str,
               config: configs.TransformConfig = configs.TransformConfig()) -> TransformedData:
   schema = load_schema()
-  custom_config = {'dataset_spec': spec.to_json(),
-                   'transform': json.dumps(dataclasses.asdict(config))}
+  custom_config = configs.to_custom_config(spec, config)
   fn = functools.partial(preprocessing.preprocessing_fn, custom_config=custom_config)
   sources = {split: tfxio.TFExampleRecord(
       file_pattern=os.path.join(ingested_dir, split, '*.gz'), schema=schema,

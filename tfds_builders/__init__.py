@@ -1,7 +1,3 @@
 """TensorFlow Datasets builders for the bundled data."""
 
-import os
-
-# tf.keras must be Keras 2 (tf_keras) for TensorFlow Recommenders; this has to happen
-# before TensorFlow is first imported, so every package of the project sets it.
-os.environ['TF_USE_LEGACY_KERAS'] = '1'
+import core  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)

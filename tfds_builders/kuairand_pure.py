@@ -19,11 +19,13 @@ import apache_beam as beam
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from components.interaction_example_gen import executor as example_gen_executor
-from components.interaction_example_gen import ingest
-from components.interaction_example_gen import report
-from pipeline import configs
-from pipeline import dataset_spec as ds
+from core import config as configs
+from core import dataset_spec as ds
+from core import examples
+from core import feature_names as fnames
+from core import layout
+from ingestion import ingest
+from ingestion import report
 
 SPEC_PATH = os.path.join(configs.REPO_ROOT, 'schemas', 'kuairand_pure', 'dataset_spec.yaml')
 BUNDLED_DATA_DIR = os.path.join(configs.REPO_ROOT, 'data', 'kuairand_pure')
@@ -50,18 +52,18 @@ class KuairandPure(tfds.core.GeneratorBasedBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     spec = ds.DatasetSpec.from_yaml(SPEC_PATH)
-    features = {ds.ITEM_ID: tf.string}
+    features = {fnames.ITEM_ID: tf.string}
     if self.builder_config.name == _EVENTS:
       features.update({
-          ds.USER_ID: tf.string, ds.SCENARIO: tf.string, ds.LABEL: tf.int64,
-          ds.TIMESTAMP: tf.int64,
-          ds.HISTORY_ITEM_ID: tfds.features.Sequence(tf.string),
-          ds.HISTORY_SCENARIO: tfds.features.Sequence(tf.string),
+          fnames.USER_ID: tf.string, fnames.SCENARIO: tf.string, fnames.LABEL: tf.int64,
+          fnames.TIMESTAMP: tf.int64,
+          fnames.HISTORY_ITEM_ID: tfds.features.Sequence(tf.string),
+          fnames.HISTORY_SCENARIO: tfds.features.Sequence(tf.string),
       })
       features.update(_feature_types(spec.users))
     features.update(_feature_types(spec.items))
     if configs.IngestionConfig().scenario_click_features:
-      features[ds.SCENARIO_CLICKS] = tfds.features.Sequence(tf.float32)
+      features[fnames.SCENARIO_CLICKS] = tfds.features.Sequence(tf.float32)
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict(features),
         homepage='https://kuairand.com/',
@@ -77,33 +79,29 @@ class KuairandPure(tfds.core.GeneratorBasedBuilder):
     except AssertionError:  # TFDS: no manual directory, or an empty one
       data_dir = BUNDLED_DATA_DIR
     spec = ds.DatasetSpec.from_yaml(SPEC_PATH)
-    out = tempfile.mkdtemp(prefix='kuairand_pure_tfds_')
-    outputs = ingest.OutputPaths(*(os.path.join(out, name) for name in (
-        ingest.TRAIN, ingest.EVAL, ingest.CORPUS, ingest.USERS, 'raw_report.json')))
+    outputs = ingest.OutputPaths.under(tempfile.mkdtemp(prefix='kuairand_pure_tfds_'))
     config = configs.IngestionConfig()
     beam_args = list(configs.PipelineConfig().beam_pipeline_args)
-    summary = example_gen_executor.ingest_and_summarize(
+    summary = ingest.ingest_and_summarize(
         lambda: beam.Pipeline(argv=beam_args), spec, data_dir, config, outputs)
     report.check(summary, config)
     self.info.metadata['scenarios'] = summary['scenarios']
     self.info.metadata['cutoff'] = summary['cutoff']
     if self.builder_config.name == _EVENTS:
-      return {ingest.TRAIN: self._generate_examples(outputs.train_dir, spec),
-              ingest.EVAL: self._generate_examples(outputs.eval_dir, spec)}
-    return {ingest.CORPUS: self._generate_examples(outputs.corpus_dir, spec)}
+      return {layout.TRAIN: self._generate_examples(outputs.train_dir),
+              layout.EVAL: self._generate_examples(outputs.eval_dir)}
+    return {layout.CORPUS: self._generate_examples(outputs.corpus_dir)}
 
-  def _generate_examples(self, directory: str, spec: ds.DatasetSpec):
-    names = self.info.features.keys()
-    kinds = _value_kinds(spec)
+  def _generate_examples(self, directory: str):
+    features = self.info.features
     seen = {}
-    files = sorted(tf.io.gfile.glob(os.path.join(directory, '*')))
-    for record in tf.data.TFRecordDataset(files, compression_type='GZIP'):
-      serialized = record.numpy()
+    for serialized in examples.records(os.path.join(directory, '*')):
       digest = hashlib.sha1(serialized).hexdigest()
       seen[digest] = seen.get(digest, -1) + 1  # identical events get distinct keys
-      example = tf.train.Example.FromString(serialized)
+      values = examples.to_python(serialized)
       yield f'{digest}-{seen[digest]}', {
-          name: _value(example.features.feature[name], kinds[name]) for name in names}
+          name: values[name] if isinstance(features[name], tfds.features.Sequence)
+          else values[name][0] for name in features.keys()}
 
 
 def _feature_types(table: ds.FeatureTableSpec) -> dict:
@@ -116,26 +114,3 @@ def _feature_types(table: ds.FeatureTableSpec) -> dict:
     else:
       types[feature.name] = tf.string
   return types
-
-
-def _value_kinds(spec: ds.DatasetSpec) -> dict:
-  """Feature name -> 'bytes', 'bytes_list', 'float' or 'int'."""
-  kinds = {ds.USER_ID: 'bytes', ds.ITEM_ID: 'bytes', ds.SCENARIO: 'bytes',
-           ds.LABEL: 'int', ds.TIMESTAMP: 'int', ds.HISTORY_ITEM_ID: 'bytes_list',
-           ds.HISTORY_SCENARIO: 'bytes_list', ds.SCENARIO_CLICKS: 'float_list'}
-  for feature in spec.users.features + spec.items.features:
-    kinds[feature.name] = ('float' if feature.is_numeric else 'bytes_list'
-                           if feature.kind is ds.FeatureKind.MULTI_CATEGORICAL else 'bytes')
-  return kinds
-
-
-def _value(feature: tf.train.Feature, kind: str):
-  if kind == 'int':
-    return feature.int64_list.value[0]
-  if kind == 'float':
-    return feature.float_list.value[0]
-  if kind == 'bytes':
-    return feature.bytes_list.value[0]
-  if kind == 'float_list':
-    return list(feature.float_list.value)
-  return list(feature.bytes_list.value)

@@ -8,30 +8,30 @@ import tensorflow as tf
 from tfx.components.trainer import executor as trainer_executor
 from tfx.types import artifact_utils
 
-from models import trainer
+from core import layout
 
 
 class Executor(trainer_executor.GenericExecutor):
   """Passes the item corpus, scenario mapping, teacher and a resumable backup directory
-  to run_fn through fn_args.custom_config (keys defined in models/trainer.py)."""
+  to run_fn through fn_args.custom_config (keys in core/layout.py)."""
 
   def _GetFnArgs(self, input_dict, output_dict, exec_properties):
     fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)
     corpus = artifact_utils.get_single_instance(input_dict['item_corpus'])
     split, = artifact_utils.decode_split_names(corpus.split_names)
     config = dict(fn_args.custom_config or {})
-    config[trainer.ITEM_CORPUS] = os.path.join(
-        artifact_utils.get_split_uri([corpus], split), '*')
-    config[trainer.SCENARIO_MAPPING] = artifact_utils.get_single_uri(
+    config[layout.TRAINER_ITEM_CORPUS] = layout.split_pattern(corpus.uri, split)
+    config[layout.TRAINER_SCENARIO_MAPPING] = artifact_utils.get_single_uri(
         input_dict['scenario_mapping'])
     teachers = input_dict.get('teacher') or []
     usable = [t for t in teachers  # an artifact of a run without distillation is empty
-              if tf.io.gfile.exists(os.path.join(t.uri, trainer.TEACHER_CONFIG))]
+              if tf.io.gfile.exists(os.path.join(t.uri, layout.TEACHER_CONFIG_FILE))]
     if usable:
-      config[trainer.TEACHER_INPUT] = usable[-1].uri
-    config[trainer.TEACHER_OUTPUT] = artifact_utils.get_single_uri(
+      config[layout.TRAINER_TEACHER_INPUT] = usable[-1].uri
+    config[layout.TRAINER_TEACHER_OUTPUT] = artifact_utils.get_single_uri(
         output_dict['teacher_model'])
-    config[trainer.BACKUP_DIR] = _backup_dir(input_dict, output_dict, exec_properties)
+    config[layout.TRAINER_BACKUP_DIR] = _backup_dir(input_dict, output_dict,
+                                                    exec_properties)
     fn_args.custom_config = config
     return fn_args
 

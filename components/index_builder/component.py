@@ -6,9 +6,6 @@ parameters, the fingerprint of the model that built it, and ScaNN's recall again
 search on the eval split's queries.
 """
 
-import dataclasses
-import json
-
 from tfx.dsl.components.base import base_component
 from tfx.dsl.components.base import executor_spec
 from tfx.types import channel
@@ -17,7 +14,7 @@ from tfx.types import standard_artifacts
 
 from components import artifacts
 from components.index_builder import executor
-from pipeline import configs
+from core import config as configs
 
 
 class IndexBuilderSpec(component_spec.ComponentSpec):
@@ -37,5 +34,5 @@ class IndexBuilder(base_component.BaseComponent):
   def __init__(self, model, item_corpus, examples, config: configs.IndexConfig):
     super().__init__(spec=IndexBuilderSpec(
         model=model, item_corpus=item_corpus, examples=examples,
-        index_config=json.dumps(dataclasses.asdict(config)),
+        index_config=configs.section_to_json(config),
         index=channel.Channel(type=artifacts.RetrievalIndex)))

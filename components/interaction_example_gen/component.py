@@ -12,9 +12,6 @@ It uses TFX's FileBasedDriver: the driver fingerprints the input files (names, s
 modification times), so a rerun on unchanged files hits the cache and changed files do not.
 """
 
-import dataclasses
-import json
-
 from tfx.components.example_gen import driver
 from tfx.dsl.components.base import base_component
 from tfx.dsl.components.base import executor_spec
@@ -25,8 +22,8 @@ from tfx.types import standard_artifacts
 
 from components import artifacts
 from components.interaction_example_gen import executor
-from pipeline import configs
-from pipeline import dataset_spec as ds
+from core import config as configs
+from core import dataset_spec as ds
 
 
 class InteractionExampleGenSpec(component_spec.ComponentSpec):
@@ -65,7 +62,7 @@ class InteractionExampleGen(base_component.BaseComponent):
         input_base=data_dir,
         input_config=input_config,
         dataset_spec=dataset_spec.to_json(),
-        ingestion_config=json.dumps(dataclasses.asdict(ingestion_config)),
+        ingestion_config=configs.section_to_json(ingestion_config),
         examples=channel.Channel(type=standard_artifacts.Examples),
         item_corpus=channel.Channel(type=standard_artifacts.Examples),
         user_snapshot=channel.Channel(type=standard_artifacts.Examples),

@@ -2,37 +2,21 @@
 
 import json
 import os
-from typing import Any, Callable
+from typing import Any
 
 from absl import logging
-import apache_beam as beam
 import tensorflow as tf
 from tfx.components.util import examples_utils
 from tfx.dsl.components.base import base_beam_executor
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
-from components import scenario_mapping
-from components.interaction_example_gen import ingest
-from components.interaction_example_gen import report
-from pipeline import configs
-from pipeline import dataset_spec as ds
-
-SUMMARY_JSON = 'summary.json'
-SUMMARY_TEXT = 'summary.txt'
-_RAW_REPORT = 'raw_report.json'
-
-
-def ingest_and_summarize(make_pipeline: Callable[[], beam.Pipeline],
-                         spec: ds.DatasetSpec, data_dir: str,
-                         config: configs.IngestionConfig,
-                         outputs: ingest.OutputPaths) -> dict:
-  """Checks the input files, runs the Beam ingestion and returns its summary."""
-  files = ingest.find_input_files(spec, data_dir)
-  with make_pipeline() as pipeline:
-    ingest.build_ingestion(pipeline, spec, files, config, outputs)
-  with tf.io.gfile.GFile(outputs.raw_report) as f:
-    return report.summarize(json.load(f), spec)
+from core import config as configs
+from core import dataset_spec as ds
+from core import layout
+from core import scenario_mapping
+from ingestion import ingest
+from ingestion import report
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
@@ -40,29 +24,31 @@ class Executor(base_beam_executor.BaseBeamExecutor):
   def Do(self, input_dict: dict[str, list], output_dict: dict[str, list],
          exec_properties: dict[str, Any]) -> None:
     spec = ds.DatasetSpec.from_json(exec_properties['dataset_spec'])
-    config = configs.from_dict(configs.IngestionConfig,
-                               json.loads(exec_properties['ingestion_config']))
+    config = configs.section_from_json(configs.IngestionConfig,
+                                       exec_properties['ingestion_config'])
     examples = artifact_utils.get_single_instance(output_dict['examples'])
     corpus = artifact_utils.get_single_instance(output_dict['item_corpus'])
     snapshot = artifact_utils.get_single_instance(output_dict['user_snapshot'])
     report_artifact = artifact_utils.get_single_instance(output_dict['report'])
     mapping_artifact = artifact_utils.get_single_instance(output_dict['scenario_mapping'])
 
-    examples.split_names = artifact_utils.encode_split_names([ingest.TRAIN, ingest.EVAL])
-    corpus.split_names = artifact_utils.encode_split_names([ingest.CORPUS])
-    snapshot.split_names = artifact_utils.encode_split_names([ingest.USERS])
+    examples.split_names = artifact_utils.encode_split_names([layout.TRAIN, layout.EVAL])
+    corpus.split_names = artifact_utils.encode_split_names([layout.CORPUS])
+    snapshot.split_names = artifact_utils.encode_split_names([layout.USERS])
     outputs = ingest.OutputPaths(
-        train_dir=artifact_utils.get_split_uri([examples], ingest.TRAIN),
-        eval_dir=artifact_utils.get_split_uri([examples], ingest.EVAL),
-        corpus_dir=artifact_utils.get_split_uri([corpus], ingest.CORPUS),
-        snapshot_dir=artifact_utils.get_split_uri([snapshot], ingest.USERS),
-        raw_report=os.path.join(report_artifact.uri, _RAW_REPORT))
-    summary = ingest_and_summarize(self._make_beam_pipeline, spec,
-                                   exec_properties['input_base'], config, outputs)
+        train_dir=artifact_utils.get_split_uri([examples], layout.TRAIN),
+        eval_dir=artifact_utils.get_split_uri([examples], layout.EVAL),
+        corpus_dir=artifact_utils.get_split_uri([corpus], layout.CORPUS),
+        snapshot_dir=artifact_utils.get_split_uri([snapshot], layout.USERS),
+        raw_report=os.path.join(report_artifact.uri, layout.INGESTION_RAW_REPORT))
+    summary = ingest.ingest_and_summarize(self._make_beam_pipeline, spec,
+                                          exec_properties['input_base'], config, outputs)
     text = report.format_text(summary)
-    with tf.io.gfile.GFile(os.path.join(report_artifact.uri, SUMMARY_JSON), 'w') as f:
+    with tf.io.gfile.GFile(os.path.join(report_artifact.uri,
+                                        layout.INGESTION_SUMMARY_JSON), 'w') as f:
       json.dump(summary, f, indent=2)
-    with tf.io.gfile.GFile(os.path.join(report_artifact.uri, SUMMARY_TEXT), 'w') as f:
+    with tf.io.gfile.GFile(os.path.join(report_artifact.uri,
+                                        layout.INGESTION_SUMMARY_TEXT), 'w') as f:
       f.write(text + '\n')
     logging.info('%s', text)
     report.check(summary, config)
@@ -77,4 +63,3 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     for artifact in (examples, corpus, snapshot):
       examples_utils.set_payload_format(
           artifact, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
-

@@ -7,8 +7,6 @@ Outputs: evaluation (metrics.json, recall.png, summary.txt) and a standard Model
 (custom property blessed = 1 or 0), so TFX's LatestBlessedModelStrategy finds it.
 """
 
-import dataclasses
-import json
 from typing import Optional
 
 from tfx.dsl.components.base import base_component
@@ -19,7 +17,7 @@ from tfx.types import standard_artifacts
 
 from components import artifacts
 from components.recall_evaluator import executor
-from pipeline import configs
+from core import config as configs
 
 
 class RecallEvaluatorSpec(component_spec.ComponentSpec):
@@ -52,6 +50,6 @@ class RecallEvaluator(base_component.BaseComponent):
     super().__init__(spec=RecallEvaluatorSpec(
         model=model, examples=examples, item_corpus=item_corpus, teacher=teacher,
         baseline_model=baseline_model,
-        evaluation_config=json.dumps(dataclasses.asdict(config)),
+        evaluation_config=configs.section_to_json(config),
         evaluation=channel.Channel(type=standard_artifacts.ModelEvaluation),
         blessing=channel.Channel(type=standard_artifacts.ModelBlessing)))

@@ -2,8 +2,8 @@
 
 Inputs: the model (exported towers), its blessing and evaluation, the index built from
 it, the scenario mapping and the user snapshot. Output: a standard PushedModel artifact
-(custom properties pushed, pushed_version, pushed_destination). The release layout is in
-release.py.
+(custom properties pushed, pushed_version, pushed_destination). The release format is
+core/release_format.py.
 """
 
 from tfx.dsl.components.base import base_component

@@ -1,4 +1,4 @@
-"""Executor of ReleasePusher."""
+"""Executor of ReleasePusher (the release format is core/release_format.py)."""
 
 import datetime
 import json
@@ -11,16 +11,9 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components import scenario_mapping
-from components.index_builder import executor as index_executor
-from components.index_builder import scann_index
-from components.recall_evaluator import executor as evaluator_executor
-from components.release_pusher import release
-from models import export
-from models import trainer
-
-
-INDEX_DIR = 'index'
+from core import layout
+from core import release_format
+from core import scenario_mapping
 
 
 class Executor(base_executor.BaseExecutor):
@@ -30,7 +23,7 @@ class Executor(base_executor.BaseExecutor):
     pushed = artifact_utils.get_single_instance(output_dict['pushed_model'])
     blessing = artifact_utils.get_single_instance(input_dict['model_blessing'])
     evaluation = artifact_utils.get_single_uri(input_dict['evaluation'])
-    with tf.io.gfile.GFile(os.path.join(evaluation, evaluator_executor.METRICS_FILE)) as f:
+    with tf.io.gfile.GFile(os.path.join(evaluation, layout.METRICS_FILE)) as f:
       metrics = json.load(f)
     if not blessing.get_int_custom_property('blessed'):
       logging.warning('model not blessed, no release: %s',
@@ -41,11 +34,11 @@ class Executor(base_executor.BaseExecutor):
     model_dir = path_utils.serving_model_path(
         artifact_utils.get_single_uri(input_dict['model']))
     index = artifact_utils.get_single_uri(input_dict['index'])
-    with tf.io.gfile.GFile(os.path.join(index, scann_index.MANIFEST)) as f:
+    with tf.io.gfile.GFile(os.path.join(index, layout.INDEX_MANIFEST_FILE)) as f:
       index_manifest = json.load(f)
-    fingerprint = export.towers_fingerprint(model_dir)
+    fingerprint = layout.towers_fingerprint(model_dir)
     if index_manifest['model_fingerprint'] != fingerprint:
-      raise release.ReleaseError(
+      raise release_format.ReleaseError(
           f'the index in {index} was built by model {index_manifest["model_fingerprint"]}'
           f', not by the blessed model {fingerprint}')
     released = _latest_release_of(exec_properties['releases_dir'], fingerprint)
@@ -61,30 +54,28 @@ class Executor(base_executor.BaseExecutor):
     snapshot = artifact_utils.get_single_instance(input_dict['user_snapshot'])
     split, = artifact_utils.decode_split_names(snapshot.split_names)
 
-    parts = {
-        export.USER_TOWER_DIR: os.path.join(model_dir, export.USER_TOWER_DIR),
-        export.ITEM_TOWER_DIR: os.path.join(model_dir, export.ITEM_TOWER_DIR),
-        export.FEATURE_SPACE_FILE: os.path.join(model_dir, export.FEATURE_SPACE_FILE),
-        trainer.TRAINING_SUMMARY: os.path.join(model_dir, trainer.TRAINING_SUMMARY),
-        index_executor.RETRIEVAL_MODEL_DIR: os.path.join(
-            index, index_executor.RETRIEVAL_MODEL_DIR),
-        scenario_mapping.FILE_NAME: os.path.join(mapping_dir, scenario_mapping.FILE_NAME),
-        'user_snapshot': artifact_utils.get_split_uri([snapshot], split),
-        'evaluation': evaluation,
-    }
-    for name in (scann_index.SCANN_DIR, scann_index.ITEM_IDS, scann_index.ITEM_EMBEDDINGS,
-                 scann_index.MANIFEST):
-      parts[os.path.join(INDEX_DIR, name)] = os.path.join(index, name)
+    parts = {name: os.path.join(model_dir, name) for name in (
+        layout.USER_TOWER_DIR, layout.ITEM_TOWER_DIR, layout.FEATURE_SPACE_FILE,
+        layout.TRAINING_SUMMARY_FILE)}
+    parts.update({
+        layout.RETRIEVAL_MODEL_DIR: os.path.join(index, layout.RETRIEVAL_MODEL_DIR),
+        layout.SCENARIO_MAPPING_FILE: os.path.join(mapping_dir,
+                                                   layout.SCENARIO_MAPPING_FILE),
+        release_format.USER_SNAPSHOT_DIR: artifact_utils.get_split_uri([snapshot], split),
+        release_format.EVALUATION_DIR: evaluation,
+    })
+    for name in layout.INDEX_FILES:
+      parts[os.path.join(release_format.INDEX_DIR, name)] = os.path.join(index, name)
     mapping = scenario_mapping.ScenarioMapping.load(mapping_dir)
-    version = release.new_version(fingerprint)
+    version = release_format.new_version(fingerprint)
     manifest = {
         'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'pipeline': exec_properties['pipeline_name'],
         'dataset': exec_properties['dataset'],
         'scenarios': list(mapping.values),
         'model_fingerprint': fingerprint,
-        'user_tower_fingerprint': export.directory_fingerprint(
-            os.path.join(model_dir, export.USER_TOWER_DIR)),
+        'user_tower_fingerprint': layout.directory_fingerprint(
+            os.path.join(model_dir, layout.USER_TOWER_DIR)),
         'index': {'corpus_size': index_manifest['corpus_size'],
                   'dimension': index_manifest['dimension'],
                   'model_fingerprint': index_manifest['model_fingerprint'],
@@ -93,18 +84,17 @@ class Executor(base_executor.BaseExecutor):
                    ('model', 'popular', 'popular_per_scenario')},
         'ks': metrics['ks'],
     }
-    path = release.publish(exec_properties['releases_dir'], version, parts, manifest)
+    path = release_format.publish(exec_properties['releases_dir'], version, parts, manifest)
     logging.info('released %s', path)
     pushed.set_int_custom_property('pushed', 1)
     pushed.set_string_custom_property('pushed_version', version)
     pushed.set_string_custom_property('pushed_destination', path)
 
 
-
 def _latest_release_of(releases_dir: str, fingerprint: str) -> str:
   """The latest release's directory if it holds the model `fingerprint`, else ''."""
-  path = release.latest_release(releases_dir)
-  manifest = path and os.path.join(path, release.MANIFEST)
+  path = release_format.latest_release(releases_dir)
+  manifest = path and os.path.join(path, release_format.MANIFEST)
   if not manifest or not tf.io.gfile.exists(manifest):
     return ''
   with tf.io.gfile.GFile(manifest) as f:

@@ -4,37 +4,38 @@ import tensorflow as tf
 
 
 class ScenarioSpecificDense(tf.keras.layers.Layer):
-  """y = x W[d] + b[d], with W [D, d_in, units] and b [D, units] chosen by scenario d.
+  """y = x W[s] + b[s], with W [S, d_in, units] and b [S, units] chosen by scenario s.
 
-  Computed as all D projections of x, keeping each example's own: D times the work of a
+  Computed as all S projections of x, keeping each example's own: S times the work of a
   Dense layer, in static shapes (so the FLOPs profiler counts it). Fine for the handful of
   scenarios of the baselines; for hundreds of scenarios partition the batch instead.
   Shapes: x [B, d_in], scenario index [B] -> y [B, units].
   Call with `layer([x, scenario_index])`.
   """
 
-  def __init__(self, units: int, num_domains: int, activation=None, **kwargs):
+  def __init__(self, units: int, num_scenarios: int, activation=None, **kwargs):
     super().__init__(**kwargs)
     self.units = units
-    self.num_domains = num_domains
+    self.num_scenarios = num_scenarios
     self.activation = tf.keras.activations.get(activation)
 
   def build(self, input_shape):
     d_in = int(input_shape[0][-1])
-    self.kernel = self.add_weight(name='kernel', shape=(self.num_domains, d_in, self.units),
+    self.kernel = self.add_weight(name='kernel',
+                                  shape=(self.num_scenarios, d_in, self.units),
                                   initializer='glorot_uniform')
-    self.bias = self.add_weight(name='bias', shape=(self.num_domains, self.units),
+    self.bias = self.add_weight(name='bias', shape=(self.num_scenarios, self.units),
                                 initializer='zeros')
     super().build(input_shape)
 
   def call(self, inputs):
-    x, domain = inputs
-    domain = tf.cast(tf.reshape(domain, [-1]), tf.int32)
-    every = tf.einsum('bi,dio->bdo', x, self.kernel) + self.bias  # [B, D, units]
-    return self.activation(tf.gather(every, domain, batch_dims=1))
+    x, scenario = inputs
+    scenario = tf.cast(tf.reshape(scenario, [-1]), tf.int32)
+    every = tf.einsum('bi,sio->bso', x, self.kernel) + self.bias  # [B, S, units]
+    return self.activation(tf.gather(every, scenario, batch_dims=1))
 
   def get_config(self):
     config = super().get_config()
-    config.update({'units': self.units, 'num_domains': self.num_domains,
+    config.update({'units': self.units, 'num_scenarios': self.num_scenarios,
                    'activation': tf.keras.activations.serialize(self.activation)})
     return config

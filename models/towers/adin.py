@@ -8,7 +8,7 @@ ADIN model,
   2. a shared network and a scenario-specific network, each Dense -> DSBN -> PReLU;
   3. a fusion layer over both (concatenation -> Dense -> PReLU);
   4. a scenario-specific forward network to the user embedding.
-Not reproduced: the self-training strategy (pseudo labels across domains) and the
+Not reproduced: the self-training strategy (pseudo labels across scenarios) and the
 sampled-softmax loss; like every student here, ADIN trains with BCE on clicks + random
 negatives. The item tower is the shared scenario-independent one (one index for all).
 """

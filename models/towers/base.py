@@ -2,13 +2,13 @@
 
 import tensorflow as tf
 
+from core import feature_names as fnames
 from models import features
 from models.layers import ScenarioPopularityPrior
 from models.towers.encoders import flatten_fields
 from models.towers.encoders import ItemEncoder
 from models.towers.encoders import mlp
 from models.towers.encoders import UserEncoder
-from pipeline import dataset_spec as ds
 
 
 class Tower(tf.keras.Model):
@@ -26,9 +26,9 @@ class Tower(tf.keras.Model):
     # Append the scenario popularity prior (models/layers/scenario_popularity_prior.py):
     # the embedding then has output_dim + number of scenarios entries.
     self.scenario_prior = scenario_prior
-    if scenario_prior and ds.SCENARIO_CLICKS not in {
+    if scenario_prior and fnames.SCENARIO_CLICKS not in {
         n.name for n in feature_space.item.numeric_lists}:
-      raise ValueError(f'scenario_prior needs the item feature {ds.SCENARIO_CLICKS!r} '
+      raise ValueError(f'scenario_prior needs the item feature {fnames.SCENARIO_CLICKS!r} '
                        '(ingestion.scenario_click_features: true)')
 
   @property
@@ -105,7 +105,7 @@ class ItemTower(Tower):
     v = self.out(self.hidden(flatten_fields(self.encoder(inputs)), training=training))
     if not self.scenario_prior:
       return v
-    clicks = tf.cast(inputs[ds.SCENARIO_CLICKS], v.dtype)  # [B, S], log(1 + clicks)
+    clicks = tf.cast(inputs[fnames.SCENARIO_CLICKS], v.dtype)  # [B, S], log(1 + clicks)
     return tf.concat([v, clicks], axis=1)
 
   def get_config(self):

@@ -1,7 +1,5 @@
 """The DSMOE user tower: the SAP-based MMOE over the user's encoded features."""
 
-import tensorflow as tf
-
 from models import features
 from models.layers import SAPMixtureOfExperts
 from models.towers.base import UserTower
@@ -31,11 +29,6 @@ class DSMOEUserTower(UserTower):
   def embed(self, inputs, training=None):
     fields, e_s, scenario_index = self.encoder(inputs)
     return self.mixture([flatten_fields(fields), e_s, scenario_index], training=training)
-
-  def gate_weights(self, scenario: tf.Tensor) -> tf.Tensor:
-    """alpha [B, K] for raw scenario values (for the case study of expert specialisation)."""
-    _, e_s = self.encoder._scenario(scenario)  # pylint: disable=protected-access
-    return self.mixture.gate_weights(e_s)
 
   def get_config(self):
     return self._config(embedding_dim=self.embedding_dim, num_experts=self.num_experts,

@@ -2,11 +2,11 @@
 
 import tensorflow as tf
 
+from core import feature_names as fnames
 from models import features
 from models.layers import BehaviorSequenceEmbedding
 from models.layers import FeatureEmbedding
 from models.layers import ScenarioEmbedding
-from pipeline import dataset_spec as ds
 
 
 def _fields(tower: features.TowerInputs) -> dict:
@@ -41,12 +41,12 @@ class UserEncoder(tf.keras.layers.Layer):
 
   def scenario_index(self, inputs) -> tf.Tensor:
     """The scenario's index [B] under the ingestion's mapping."""
-    return self._scenario.index(inputs[ds.SCENARIO])
+    return self._scenario.index(inputs[fnames.SCENARIO])
 
   def call(self, inputs):
-    scenario_index, e_s = self._scenario(inputs[ds.SCENARIO])
-    history = self._history([inputs[ds.HISTORY_ITEM_ID],
-                             self._scenario.index(inputs[ds.HISTORY_SCENARIO])])
+    scenario_index, e_s = self._scenario(inputs[fnames.SCENARIO])
+    history = self._history([inputs[fnames.HISTORY_ITEM_ID],
+                             self._scenario.index(inputs[fnames.HISTORY_SCENARIO])])
     fields = tf.concat([self._user(inputs), history[:, None], e_s[:, None]], axis=1)
     return fields, e_s, scenario_index
 

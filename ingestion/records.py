@@ -12,7 +12,8 @@ from typing import Iterable, NamedTuple, Sequence, Union
 
 import tensorflow as tf
 
-from pipeline import dataset_spec as ds
+from core import dataset_spec as ds
+from core import feature_names as fnames
 
 
 class BadRow(NamedTuple):
@@ -235,7 +236,7 @@ def scenario_clicks_proto(counts: Sequence[float]) -> bytes:
   """A serialized tf.train.Features with only `scenario_clicks`; appended to a serialized
   Features message it adds that feature (protobuf merges concatenated messages)."""
   features = tf.train.Features()
-  features.feature[ds.SCENARIO_CLICKS].float_list.value.extend(counts)
+  features.feature[fnames.SCENARIO_CLICKS].float_list.value.extend(counts)
   return features.SerializeToString()
 
 
@@ -259,14 +260,14 @@ def event_example(event: Event, history: Sequence[HistoryEntry],
   """The tf.Example of one event: log columns, history, user and item features."""
   example = tf.train.Example()
   feature = example.features.feature
-  feature[ds.USER_ID].bytes_list.value.append(event.user_id.encode())
-  feature[ds.ITEM_ID].bytes_list.value.append(event.item_id.encode())
-  feature[ds.SCENARIO].bytes_list.value.append(event.scenario.encode())
-  feature[ds.LABEL].int64_list.value.append(event.label)
-  feature[ds.TIMESTAMP].int64_list.value.append(event.timestamp_ms)
-  feature[ds.HISTORY_ITEM_ID].bytes_list.value.extend(
+  feature[fnames.USER_ID].bytes_list.value.append(event.user_id.encode())
+  feature[fnames.ITEM_ID].bytes_list.value.append(event.item_id.encode())
+  feature[fnames.SCENARIO].bytes_list.value.append(event.scenario.encode())
+  feature[fnames.LABEL].int64_list.value.append(event.label)
+  feature[fnames.TIMESTAMP].int64_list.value.append(event.timestamp_ms)
+  feature[fnames.HISTORY_ITEM_ID].bytes_list.value.extend(
       h.item_id.encode() for h in history)
-  feature[ds.HISTORY_SCENARIO].bytes_list.value.extend(
+  feature[fnames.HISTORY_SCENARIO].bytes_list.value.extend(
       h.scenario.encode() for h in history)
   example.features.MergeFrom(user_features)
   example.features.MergeFrom(item_features)
@@ -278,9 +279,9 @@ def user_example(user_id: str, history: Sequence[HistoryEntry],
   """The tf.Example of one user of the snapshot: id, history at the cutoff, features."""
   example = tf.train.Example()
   feature = example.features.feature
-  feature[ds.USER_ID].bytes_list.value.append(user_id.encode())
-  feature[ds.HISTORY_ITEM_ID].bytes_list.value.extend(h.item_id.encode() for h in history)
-  feature[ds.HISTORY_SCENARIO].bytes_list.value.extend(
+  feature[fnames.USER_ID].bytes_list.value.append(user_id.encode())
+  feature[fnames.HISTORY_ITEM_ID].bytes_list.value.extend(h.item_id.encode() for h in history)
+  feature[fnames.HISTORY_SCENARIO].bytes_list.value.extend(
       h.scenario.encode() for h in history)
   example.features.MergeFrom(user_features)
   return example
@@ -289,6 +290,6 @@ def user_example(user_id: str, history: Sequence[HistoryEntry],
 def item_example(item_id: str, item_features: tf.train.Features) -> tf.train.Example:
   """The tf.Example of one item of the corpus: its id and features."""
   example = tf.train.Example()
-  example.features.feature[ds.ITEM_ID].bytes_list.value.append(item_id.encode())
+  example.features.feature[fnames.ITEM_ID].bytes_list.value.append(item_id.encode())
   example.features.MergeFrom(item_features)
   return example

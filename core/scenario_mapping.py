@@ -11,7 +11,7 @@ import os
 
 import tensorflow as tf
 
-FILE_NAME = 'scenario_mapping.json'
+from core import layout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,14 +31,6 @@ class ScenarioMapping:
   def values(self) -> tuple[str, ...]:
     return tuple(s.value for s in self.scenarios)
 
-  def index_of(self, value: str) -> int:
-    """The index of a raw scenario value; KeyError names the known values."""
-    for scenario in self.scenarios:
-      if scenario.value == value:
-        return scenario.index
-    raise KeyError(f'unknown scenario {value!r}; known scenarios: '
-                   f'{", ".join(self.values)}')
-
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2)
 
@@ -49,10 +41,10 @@ class ScenarioMapping:
 
   def save(self, directory: str) -> None:
     tf.io.gfile.makedirs(directory)
-    with tf.io.gfile.GFile(os.path.join(directory, FILE_NAME), 'w') as f:
+    with tf.io.gfile.GFile(os.path.join(directory, layout.SCENARIO_MAPPING_FILE), 'w') as f:
       f.write(self.to_json())
 
   @classmethod
   def load(cls, directory: str) -> 'ScenarioMapping':
-    with tf.io.gfile.GFile(os.path.join(directory, FILE_NAME)) as f:
+    with tf.io.gfile.GFile(os.path.join(directory, layout.SCENARIO_MAPPING_FILE)) as f:
       return cls.from_json(f.read())

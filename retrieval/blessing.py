@@ -2,7 +2,7 @@
 
 from typing import Optional
 
-from pipeline import configs
+from core import config as configs
 
 
 def bless(recall: dict, config: configs.EvaluationConfig) -> tuple[bool, list[str]]:

@@ -1,4 +1,4 @@
-"""A release: one self-contained, versioned directory that serving loads.
+"""The release format: one self-contained, versioned directory that serving loads.
 
     <releases>/<version>/
       manifest.json          written last: version, fingerprints, metrics, file checksums
@@ -19,20 +19,28 @@ and a release without a manifest is incomplete.
 """
 
 import datetime
-import hashlib
 import json
 import os
 from typing import Optional
 
 import tensorflow as tf
 
+from core import errors
+from core import layout
+
 MANIFEST = 'manifest.json'
 LATEST_LINK = 'latest'
 LATEST_FILE = 'LATEST'
 FORMAT_VERSION = 1
+# Directories of a release besides the artifacts' own names (core/layout.py): the user
+# tower, item tower, feature space, training summary, retrieval model and scenario
+# mapping keep the names they have in their artifacts.
+INDEX_DIR = 'index'  # the index artifact's files (layout.INDEX_FILES)
+USER_SNAPSHOT_DIR = 'user_snapshot'
+EVALUATION_DIR = 'evaluation'
 
 
-class ReleaseError(ValueError):
+class ReleaseError(errors.InputError):
   """The parts of a release do not belong together."""
 
 
@@ -42,20 +50,6 @@ def copy_tree(source: str, destination: str) -> None:
     tf.io.gfile.makedirs(target)
     for name in files:
       tf.io.gfile.copy(os.path.join(root, name), os.path.join(target, name), overwrite=True)
-
-
-def file_checksums(directory: str) -> dict[str, str]:
-  """Relative path -> sha256 of every file below `directory`."""
-  checksums = {}
-  for root, _, files in tf.io.gfile.walk(directory):
-    for name in files:
-      path = os.path.join(root, name)
-      digest = hashlib.sha256()
-      with tf.io.gfile.GFile(path, 'rb') as f:
-        while chunk := f.read(1 << 20):
-          digest.update(chunk)
-      checksums[os.path.relpath(path, directory)] = digest.hexdigest()
-  return dict(sorted(checksums.items()))
 
 
 def new_version(model_fingerprint: str, now: Optional[datetime.datetime] = None) -> str:
@@ -83,7 +77,7 @@ def publish(releases_dir: str, version: str, parts: dict[str, str],
       tf.io.gfile.makedirs(os.path.dirname(destination))
       tf.io.gfile.copy(source, destination, overwrite=True)
   manifest = dict(manifest, format=FORMAT_VERSION, version=version,
-                  files=file_checksums(staging))
+                  files=layout.file_checksums(staging))
   with tf.io.gfile.GFile(os.path.join(staging, MANIFEST), 'w') as f:
     json.dump(manifest, f, indent=2)
   if local:

@@ -14,8 +14,8 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from components.interaction_example_gen.errors import IngestionError
-from components.interaction_example_gen.records import BadRow
+from ingestion.errors import IngestionError
+from ingestion.records import BadRow
 
 
 class CsvRow(NamedTuple):

@@ -1,6 +1,6 @@
 """The ScaNN index of the item corpus: parameters, build, files, recall against exact.
 
-Files of an index directory:
+Files of an index directory (names in core/layout.py):
     scann/                 the serialized ScaNN searcher (scann.scann_ops_pybind)
     item_ids.txt           the item id of each index row, one per line
     item_embeddings.npy    the item embeddings [N, d] (for exact search and rebuilding)
@@ -15,12 +15,8 @@ import numpy as np
 import scann
 import tensorflow as tf
 
-from pipeline import configs
-
-SCANN_DIR = 'scann'
-ITEM_IDS = 'item_ids.txt'
-ITEM_EMBEDDINGS = 'item_embeddings.npy'
-MANIFEST = 'index_manifest.json'
+from core import config as configs
+from core import layout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,21 +65,22 @@ def build_searcher(embeddings: np.ndarray, params: ScannParameters):
 
 
 def save(directory: str, searcher, item_ids: np.ndarray, embeddings: np.ndarray) -> None:
-  scann_dir = os.path.join(directory, SCANN_DIR)
+  scann_dir = os.path.join(directory, layout.SCANN_DIR)
   tf.io.gfile.makedirs(scann_dir)
   searcher.serialize(scann_dir)
-  with tf.io.gfile.GFile(os.path.join(directory, ITEM_IDS), 'w') as f:
+  with tf.io.gfile.GFile(os.path.join(directory, layout.ITEM_IDS_FILE), 'w') as f:
     f.write(''.join(f'{item}\n' for item in item_ids))
-  with tf.io.gfile.GFile(os.path.join(directory, ITEM_EMBEDDINGS), 'wb') as f:
+  with tf.io.gfile.GFile(os.path.join(directory, layout.ITEM_EMBEDDINGS_FILE), 'wb') as f:
     np.save(f, embeddings.astype(np.float32))
 
 
 def load(directory: str):
   """(searcher, item ids [N], embeddings [N, d]) of a saved index."""
-  searcher = scann.scann_ops_pybind.load_searcher(os.path.join(directory, SCANN_DIR))
-  with tf.io.gfile.GFile(os.path.join(directory, ITEM_IDS)) as f:
+  searcher = scann.scann_ops_pybind.load_searcher(
+      os.path.join(directory, layout.SCANN_DIR))
+  with tf.io.gfile.GFile(os.path.join(directory, layout.ITEM_IDS_FILE)) as f:
     item_ids = np.array(f.read().splitlines())
-  with tf.io.gfile.GFile(os.path.join(directory, ITEM_EMBEDDINGS), 'rb') as f:
+  with tf.io.gfile.GFile(os.path.join(directory, layout.ITEM_EMBEDDINGS_FILE), 'rb') as f:
     embeddings = np.load(f)
   return searcher, item_ids, embeddings
 

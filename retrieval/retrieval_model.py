@@ -11,10 +11,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from components.index_builder import scann_index
-from models import export
-
-RETRIEVE_SIGNATURE = 'retrieve'
+from core import layout
+from retrieval import scann_index
 
 
 class _Retrieval(tf.Module):
@@ -25,8 +23,8 @@ class _Retrieval(tf.Module):
     self.index = index
 
   def retrieve(self, **raw_user_features):
-    embedding = self.user_tower.signatures[export.USER_SIGNATURE](
-        **raw_user_features)['embedding']
+    embedding = self.user_tower.signatures[layout.USER_SIGNATURE](
+        **raw_user_features)[layout.EMBEDDING_OUTPUT]
     scores, item_ids = self.index(embedding)
     return {'item_ids': item_ids, 'scores': scores}
 
@@ -42,8 +40,9 @@ def save_retrieval_model(user_tower_dir: str, item_ids: np.ndarray,
       num_reordering_candidates=params.reorder_candidates)
   index.index(tf.constant(embeddings, tf.float32), tf.constant(item_ids))
   module = _Retrieval(user_tower, index)
-  specs = user_tower.signatures[export.USER_SIGNATURE].structured_input_signature[1]
+  specs = user_tower.signatures[layout.USER_SIGNATURE].structured_input_signature[1]
   retrieve = tf.function(module.retrieve).get_concrete_function(**specs)
-  tf.saved_model.save(module, directory, signatures={RETRIEVE_SIGNATURE: retrieve,
-                                                     'serving_default': retrieve},
-                      options=tf.saved_model.SaveOptions(namespace_whitelist=['Scann']))
+  tf.saved_model.save(
+      module, directory,
+      signatures={layout.RETRIEVE_SIGNATURE: retrieve, 'serving_default': retrieve},
+      options=tf.saved_model.SaveOptions(namespace_whitelist=['Scann']))

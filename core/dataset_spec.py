@@ -5,37 +5,26 @@ the interaction log (user id, item id, scenario, label, timestamp), the user and
 tables with the kind of every feature column, and how events are split by time into train and
 eval. Pointing the pipeline at new logs means writing such a file, not changing code.
 
-The tf.Examples the ingestion writes use the canonical names below for the log columns, and the
-feature's `name` (by default its column name) for every user and item feature.
+The tf.Examples the ingestion writes use the canonical names of feature_names.py for the log
+columns, and the feature's `name` (by default its column name) for every user and item feature.
 """
 
 import dataclasses
 import datetime
 import enum
 import json
-import os
 from typing import Any, Mapping, Optional, Sequence, Union
 import zoneinfo
 
 import yaml
 
-# Canonical tf.Example feature names of an event.
-USER_ID = 'user_id'
-ITEM_ID = 'item_id'
-SCENARIO = 'scenario'
-LABEL = 'label'
-TIMESTAMP = 'timestamp'  # int64, milliseconds since the Unix epoch
-HISTORY_ITEM_ID = 'history_item_id'  # the user's last clicked items, oldest first
-HISTORY_SCENARIO = 'history_scenario'  # raw scenario value of each history click
-# The item's clicks in each served scenario during the training period (an item feature).
-SCENARIO_CLICKS = 'scenario_clicks'
-RESERVED_FEATURE_NAMES = (USER_ID, ITEM_ID, SCENARIO, LABEL, TIMESTAMP,
-                          HISTORY_ITEM_ID, HISTORY_SCENARIO, SCENARIO_CLICKS)
+from core import errors
+from core import feature_names
 
 TIMESTAMP_FORMATS = ('epoch_ms', 'epoch_s', 'iso8601')
 
 
-class SpecError(ValueError):
+class SpecError(errors.InputError):
   """A dataset spec is invalid; the message names the field and the fix."""
 
 
@@ -267,7 +256,7 @@ def _check_names(spec: DatasetSpec, source: str) -> None:
   seen = {}
   for table_name, table in (('users', spec.users), ('items', spec.items)):
     for feature in table.features:
-      if feature.name in RESERVED_FEATURE_NAMES:
+      if feature.name in feature_names.RESERVED:
         raise SpecError(
             f'{source}: {table_name}.features.{feature.column}: the feature name '
             f'{feature.name!r} is reserved for the log columns; give it another name '

@@ -8,13 +8,12 @@ IngestionError when the input cannot make a usable dataset.
 import datetime
 from typing import Any
 
-from components.interaction_example_gen import ingest
-from components.interaction_example_gen.errors import IngestionError
-from components.interaction_example_gen.records import BadRow
-from pipeline import configs
-from pipeline import dataset_spec as ds
-
-TABLES = ('logs', 'users', 'items')
+from core import config as configs
+from core import dataset_spec as ds
+from core import layout
+from ingestion import counts as keys
+from ingestion.errors import IngestionError
+from ingestion.records import BadRow
 
 
 def summarize(raw: dict, spec: ds.DatasetSpec) -> dict[str, Any]:
@@ -29,53 +28,50 @@ def summarize(raw: dict, spec: ds.DatasetSpec) -> dict[str, Any]:
 
   scenarios = [dict(s, index=i) for i, s in enumerate(raw['scenarios'])]
   splits = {}
-  for split in (ingest.TRAIN, ingest.EVAL):
-    per_scenario = {s['value']: {'events': count(f'events/{split}/{s["value"]}'),
-                                 'positives': count(f'positives/{split}/{s["value"]}')}
+  for split in (layout.TRAIN, layout.EVAL):
+    per_scenario = {s['value']: {'events': count(keys.events(split, s['value'])),
+                                 'positives': count(keys.positives(split, s['value']))}
                     for s in scenarios}
     splits[split] = {
         'events': sum(v['events'] for v in per_scenario.values()),
         'positives': sum(v['positives'] for v in per_scenario.values()),
         'scenarios': per_scenario,
     }
-  dropped_by_scenario = dict(sorted(prefixed('dropped/scenario_not_selected/').items(),
+  dropped_by_scenario = dict(sorted(prefixed(keys.DROPPED_SCENARIO_PREFIX).items(),
                                     key=lambda kv: (-kv[1], kv[0])))
-  malformed_events = count('bad_rows/logs')
+  malformed_events = count(keys.bad_rows('logs'))
   tz = spec.split.tzinfo
   return {
       'dataset': spec.name,
       'cutoff': _iso(raw['cutoff_ms'], tz),
       'cutoff_ms': raw['cutoff_ms'],
       'last_event': _iso(raw['max_timestamp_ms'], tz),
-      'rows_read': {t: count(f'rows_read/{t}') for t in TABLES},
-      'bad_rows': {t: count(f'bad_rows/{t}') for t in TABLES},
+      'rows_read': {t: count(keys.rows_read(t)) for t in keys.TABLES},
+      'bad_rows': {t: count(keys.bad_rows(t)) for t in keys.TABLES},
       'bad_row_samples': raw['bad_rows'],
       'events': {
-          'read': count('rows_read/logs'),
-          'kept': splits[ingest.TRAIN]['events'] + splits[ingest.EVAL]['events'],
+          'read': count(keys.rows_read('logs')),
+          'kept': splits[layout.TRAIN]['events'] + splits[layout.EVAL]['events'],
           'dropped': {'malformed': malformed_events,
                       'scenario_not_selected': sum(dropped_by_scenario.values())},
           'dropped_by_scenario': dropped_by_scenario,
       },
       'scenarios': scenarios,
       'splits': splits,
-      'item_corpus': {'items': count('corpus/items'),
-                      'without_features': count('items_without_features')},
-      'user_snapshot': {'users': count('snapshot/users')},
-      'defaults': {
-          'users_without_features': count('users_without_features'),
-          'events_with_default_user_features': count('events_with_default_user_features'),
-          'items_without_features': count('items_without_features'),
-          'events_with_default_item_features': count('events_with_default_item_features'),
-      },
-      'missing_values': {'users': prefixed('missing_values/users/'),
-                         'items': prefixed('missing_values/items/')},
+      'item_corpus': {'items': count(keys.CORPUS_ITEMS),
+                      'without_features': count(keys.ITEMS_WITHOUT_FEATURES)},
+      'user_snapshot': {'users': count(keys.SNAPSHOT_USERS)},
+      'defaults': {name: count(name) for name in (
+          keys.USERS_WITHOUT_FEATURES, keys.EVENTS_WITH_DEFAULT_USER_FEATURES,
+          keys.ITEMS_WITHOUT_FEATURES, keys.EVENTS_WITH_DEFAULT_ITEM_FEATURES)},
+      'missing_values': {table: prefixed(keys.missing_value(table, ''))
+                         for table in ('users', 'items')},
   }
 
 
 def check(summary: dict, config: configs.IngestionConfig) -> None:
   """Raises IngestionError when the data is unusable or too many rows are malformed."""
-  for table in TABLES:
+  for table in keys.TABLES:
     read, bad = summary['rows_read'][table], summary['bad_rows'][table]
     if bad and bad > config.max_bad_row_fraction * read:
       samples = [BadRow(**r) for r in summary['bad_row_samples'] if r['table'] == table]
@@ -96,7 +92,7 @@ def check(summary: dict, config: configs.IngestionConfig) -> None:
     raise IngestionError(
         f'ingestion.scenarios lists {", ".join(map(repr, empty))}, which has no event in '
         f'the training split; list only scenario values that occur in the logs')
-  for split in (ingest.TRAIN, ingest.EVAL):
+  for split in (layout.TRAIN, layout.EVAL):
     if summary['splits'][split]['events'] == 0:
       raise IngestionError(
           f'the {split} split is empty: the cutoff is {summary["cutoff"]} and the last '
@@ -121,7 +117,7 @@ def format_text(summary: dict) -> str:
       f'  {"scenario":>8} {"index":>5} {"train events":>13} {"train pos":>10} '
       f'{"eval events":>12} {"eval pos":>9}',
   ]
-  train, eval_ = summary['splits'][ingest.TRAIN], summary['splits'][ingest.EVAL]
+  train, eval_ = summary['splits'][layout.TRAIN], summary['splits'][layout.EVAL]
   for s in summary['scenarios']:
     t, e = train['scenarios'][s['value']], eval_['scenarios'][s['value']]
     lines.append(f'  {s["value"]:>8} {s["index"]:>5} {t["events"]:>13,} '
@@ -133,10 +129,10 @@ def format_text(summary: dict) -> str:
   lines += [
       f'  item corpus: {summary["item_corpus"]["items"]:,} items; user snapshot: '
       f'{summary["user_snapshot"]["users"]:,} users (history as of the cutoff)',
-      f'  defaults: {defaults["users_without_features"]:,} users '
-      f'({defaults["events_with_default_user_features"]:,} events) and '
-      f'{defaults["items_without_features"]:,} items '
-      f'({defaults["events_with_default_item_features"]:,} events) had no feature row; '
+      f'  defaults: {defaults[keys.USERS_WITHOUT_FEATURES]:,} users '
+      f'({defaults[keys.EVENTS_WITH_DEFAULT_USER_FEATURES]:,} events) and '
+      f'{defaults[keys.ITEMS_WITHOUT_FEATURES]:,} items '
+      f'({defaults[keys.EVENTS_WITH_DEFAULT_ITEM_FEATURES]:,} events) had no feature row; '
       f'empty cells filled: users {missing["users"]:,}, items {missing["items"]:,}',
   ]
   bad = {t: n for t, n in summary['bad_rows'].items() if n}

@@ -20,21 +20,21 @@ selection go to a raw report (JSON) that `report.py` turns into the ingestion su
 import collections
 import dataclasses
 import json
-from typing import Iterator, Optional, Sequence
+import os
+from typing import Callable, Iterator, Optional, Sequence
 
 import apache_beam as beam
 import tensorflow as tf
 from tfx.components.example_gen import write_split
 
-from components.interaction_example_gen import csv_tables
-from components.interaction_example_gen import records
-from pipeline import configs
-from pipeline import dataset_spec as ds
+from core import config as configs
+from core import dataset_spec as ds
+from core import layout
+from ingestion import counts
+from ingestion import csv_tables
+from ingestion import records
+from ingestion import report
 
-TRAIN = 'train'
-EVAL = 'eval'
-CORPUS = 'corpus'
-USERS = 'users'  # the user snapshot's split
 BAD_ROW_SAMPLES = 20
 
 _BAD = 'bad'
@@ -55,6 +55,25 @@ class OutputPaths:
   corpus_dir: str
   snapshot_dir: str
   raw_report: str  # JSON file
+
+  @classmethod
+  def under(cls, directory: str) -> 'OutputPaths':
+    """Every output in its own subdirectory of `directory` (outside a TFX pipeline)."""
+    return cls(*(os.path.join(directory, name) for name in (
+        layout.TRAIN, layout.EVAL, layout.CORPUS, layout.USERS,
+        layout.INGESTION_RAW_REPORT)))
+
+
+def ingest_and_summarize(make_pipeline: Callable[[], beam.Pipeline],
+                         spec: ds.DatasetSpec, data_dir: str,
+                         config: configs.IngestionConfig, outputs: OutputPaths) -> dict:
+  """Checks the input files, runs the Beam ingestion and returns its summary
+  (report.summarize); the pipeline's executor and the TFDS builder both run this."""
+  files = find_input_files(spec, data_dir)
+  with make_pipeline() as pipeline:
+    build_ingestion(pipeline, spec, files, config, outputs)
+  with tf.io.gfile.GFile(outputs.raw_report) as f:
+    return report.summarize(json.load(f), spec)
 
 
 def find_input_files(spec: ds.DatasetSpec, data_dir: str) -> InputFiles:
@@ -116,7 +135,7 @@ def build_ingestion(pipeline: beam.Pipeline, spec: ds.DatasetSpec, files: InputF
       | 'JoinItems' >> beam.CoGroupByKey()
       | 'AttachItemFeatures' >> beam.ParDo(
           _AttachItemFeatures(spec.items, options.scenario_click_features), cutoff_side,
-          beam.pvalue.AsSingleton(scenarios)).with_outputs(_BAD, _COUNT, CORPUS,
+          beam.pvalue.AsSingleton(scenarios)).with_outputs(_BAD, _COUNT, layout.CORPUS,
                                                            main='events'))
 
   examples = (
@@ -125,26 +144,27 @@ def build_ingestion(pipeline: beam.Pipeline, spec: ds.DatasetSpec, files: InputF
       | 'JoinUsers' >> beam.CoGroupByKey()
       | 'BuildExamples' >> beam.ParDo(
           _BuildUserExamples(spec.users, options.history_length), cutoff_side,
-          beam.pvalue.AsSingleton(scenarios)).with_outputs(_BAD, _COUNT, EVAL, USERS,
-                                                           main=TRAIN))
+          beam.pvalue.AsSingleton(scenarios)).with_outputs(
+              _BAD, _COUNT, layout.EVAL, layout.USERS, main=layout.TRAIN))
 
-  _ = examples[TRAIN] | 'WriteTrain' >> write_split.WriteSplit(outputs.train_dir, None)
-  _ = examples[EVAL] | 'WriteEval' >> write_split.WriteSplit(outputs.eval_dir, None)
-  corpus = with_items[CORPUS]
+  _ = examples[layout.TRAIN] | 'WriteTrain' >> write_split.WriteSplit(outputs.train_dir,
+                                                                      None)
+  _ = examples[layout.EVAL] | 'WriteEval' >> write_split.WriteSplit(outputs.eval_dir, None)
+  corpus = with_items[layout.CORPUS]
   _ = corpus | 'WriteCorpus' >> write_split.WriteSplit(outputs.corpus_dir, None)
-  snapshot = examples[USERS]
+  snapshot = examples[layout.USERS]
   _ = snapshot | 'WriteSnapshot' >> write_split.WriteSplit(outputs.snapshot_dir, None)
 
-  counts = [log_rows.count, user_rows.count, item_rows.count,
+  tallies = [log_rows.count, user_rows.count, item_rows.count,
             users[_COUNT], items[_COUNT], with_items[_COUNT], examples[_COUNT],
             corpus | 'CountCorpus' >> beam.combiners.Count.Globally()
-            | 'CorpusKey' >> beam.Map(lambda n: ('corpus/items', n)),
+            | 'CorpusKey' >> beam.Map(lambda n: (counts.CORPUS_ITEMS, n)),
             snapshot | 'CountSnapshot' >> beam.combiners.Count.Globally()
-            | 'SnapshotKey' >> beam.Map(lambda n: ('snapshot/users', n))]
+            | 'SnapshotKey' >> beam.Map(lambda n: (counts.SNAPSHOT_USERS, n))]
   bad_rows = ((log_rows.bad, events[_BAD], users[_BAD], items[_BAD], with_items[_BAD],
                examples[_BAD]) | 'AllBadRows' >> beam.Flatten())
-  counts.append(bad_rows | 'BadRowKeys' >> beam.Map(lambda b: (f'bad_rows/{b.table}', 1)))
-  all_counts = (counts | 'AllCounts' >> beam.Flatten()
+  tallies.append(bad_rows | 'BadRowKeys' >> beam.Map(lambda b: (counts.bad_rows(b.table), 1)))
+  all_counts = (tallies | 'AllCounts' >> beam.Flatten()
                 | 'SumCounts' >> beam.CombinePerKey(sum)
                 | 'CountsDict' >> beam.combiners.ToDict())
   bad_samples = bad_rows | 'FirstBadRows' >> beam.combiners.Top.Smallest(
@@ -153,7 +173,7 @@ def build_ingestion(pipeline: beam.Pipeline, spec: ds.DatasetSpec, files: InputF
   _ = (pipeline
        | 'ReportSeed' >> beam.Create([None])
        | 'RawReport' >> beam.Map(
-           _raw_report, counts=beam.pvalue.AsSingleton(all_counts),
+           _raw_report, totals=beam.pvalue.AsSingleton(all_counts),
            bad_rows=beam.pvalue.AsSingleton(bad_samples),
            scenarios=beam.pvalue.AsSingleton(scenarios), cutoff_ms=cutoff_side,
            max_timestamp_ms=beam.pvalue.AsSingleton(max_timestamp))
@@ -165,7 +185,7 @@ def build_ingestion(pipeline: beam.Pipeline, spec: ds.DatasetSpec, files: InputF
 class _TableRead:
   rows: beam.PCollection  # CsvRow
   bad: beam.PCollection  # BadRow
-  count: beam.PCollection  # ('rows_read/<table>', n)
+  count: beam.PCollection  # (counts.rows_read(table), n)
 
 
 def _read(pipeline, label: str, table: str, paths: Sequence[str],
@@ -178,7 +198,7 @@ def _read(pipeline, label: str, table: str, paths: Sequence[str],
   count = ((rows, read[csv_tables.ReadCsvRows.BAD])
            | f'{label}RowsAndBad' >> beam.Flatten()
            | f'Count{label}' >> beam.combiners.Count.Globally()
-           | f'{label}CountKey' >> beam.Map(lambda n: (f'rows_read/{table}', n)))
+           | f'{label}CountKey' >> beam.Map(lambda n: (counts.rows_read(table), n)))
   return _TableRead(rows, read[csv_tables.ReadCsvRows.BAD], count)
 
 
@@ -210,7 +230,7 @@ class _ParseFeatureRows(beam.DoFn):
       yield beam.pvalue.TaggedOutput(_BAD, parsed)
       return
     for column in parsed.missing:
-      yield beam.pvalue.TaggedOutput(_COUNT, (f'missing_values/{self._table}/{column}', 1))
+      yield beam.pvalue.TaggedOutput(_COUNT, (counts.missing_value(self._table, column), 1))
     yield parsed
 
 
@@ -249,25 +269,25 @@ class _AttachItemFeatures(beam.DoFn):
       yield beam.pvalue.TaggedOutput(_BAD, bad)
     features = records.features_proto(row.values if row else self._defaults)
     served = [s.value for s in scenarios]
-    counts = (records.scenario_clicks(grouped['events'], served, cutoff_ms)
+    clicks = (records.scenario_clicks(grouped['events'], served, cutoff_ms)
               if self._clicks else None)
     corpus = records.item_example(item_id, features)
     features_bytes = features.SerializeToString()
-    if counts is not None:
-      corpus.features.MergeFromString(records.scenario_clicks_proto(counts))
-    yield beam.pvalue.TaggedOutput(CORPUS, corpus)
+    if clicks is not None:
+      corpus.features.MergeFromString(records.scenario_clicks_proto(clicks))
+    yield beam.pvalue.TaggedOutput(layout.CORPUS, corpus)
     num_events = 0
     for event in grouped['events']:
       num_events += 1
       event_features = features_bytes
-      if counts is not None:
+      if clicks is not None:
         event_features += records.scenario_clicks_proto(
-            records.scenario_clicks_without(counts, event, served, cutoff_ms))
+            records.scenario_clicks_without(clicks, event, served, cutoff_ms))
       yield event.user_id, (event, event_features)
     if row is None:
-      yield beam.pvalue.TaggedOutput(_COUNT, ('items_without_features', 1))
+      yield beam.pvalue.TaggedOutput(_COUNT, (counts.ITEMS_WITHOUT_FEATURES, 1))
       yield beam.pvalue.TaggedOutput(_COUNT,
-                                     ('events_with_default_item_features', num_events))
+                                     (counts.EVENTS_WITH_DEFAULT_ITEM_FEATURES, num_events))
 
 
 class _BuildUserExamples(beam.DoFn):
@@ -292,28 +312,29 @@ class _BuildUserExamples(beam.DoFn):
     snapshot = records.user_example(
         user_id, records.history_at_cutoff(user_events, cutoff_ms, self._history_length),
         user_features)
-    yield beam.pvalue.TaggedOutput(USERS, snapshot.SerializeToString())
+    yield beam.pvalue.TaggedOutput(layout.USERS, snapshot.SerializeToString())
     if not events:  # a user of the feature table who has no event
       return
-    counts = collections.Counter()
+    tally = collections.Counter()
     if row is None:
-      counts['users_without_features'] += 1
-      counts['events_with_default_user_features'] += len(events)
+      tally[counts.USERS_WITHOUT_FEATURES] += 1
+      tally[counts.EVENTS_WITH_DEFAULT_USER_FEATURES] += len(events)
     selected = {s.value for s in scenarios}
     event_histories = records.histories(user_events, cutoff_ms, self._history_length)
     for (event, item_features_bytes), history in zip(events, event_histories):
       if event.scenario not in selected:
-        counts[f'dropped/scenario_not_selected/{event.scenario}'] += 1
+        tally[counts.dropped_scenario(event.scenario)] += 1
         continue
-      split = TRAIN if event.timestamp_ms < cutoff_ms else EVAL
-      counts[f'events/{split}/{event.scenario}'] += 1
-      counts[f'positives/{split}/{event.scenario}'] += event.label
+      split = layout.TRAIN if event.timestamp_ms < cutoff_ms else layout.EVAL
+      tally[counts.events(split, event.scenario)] += 1
+      tally[counts.positives(split, event.scenario)] += event.label
       example = records.event_example(
           event, history, user_features,
           tf.train.Features.FromString(item_features_bytes))
       serialized = example.SerializeToString()
-      yield serialized if split == TRAIN else beam.pvalue.TaggedOutput(EVAL, serialized)
-    for key, value in counts.items():
+      yield (serialized if split == layout.TRAIN else
+             beam.pvalue.TaggedOutput(layout.EVAL, serialized))
+    for key, value in tally.items():
       yield beam.pvalue.TaggedOutput(_COUNT, (key, value))
 
 
@@ -335,10 +356,10 @@ def _max_or_none(values) -> Optional[int]:
   return max((v for v in values if v is not None), default=None)
 
 
-def _raw_report(_, counts: dict, bad_rows: list, scenarios: list, cutoff_ms: int,
+def _raw_report(_, totals: dict, bad_rows: list, scenarios: list, cutoff_ms: int,
                 max_timestamp_ms: Optional[int]) -> str:
   return json.dumps({
-      'counts': counts,
+      'counts': totals,
       'bad_rows': [r._asdict() for r in bad_rows],
       'scenarios': [s._asdict() for s in scenarios],
       'cutoff_ms': cutoff_ms,

@@ -1,0 +1,20 @@
+"""The tf.Example contract: canonical feature names of events, items and users.
+
+The ingestion writes events, the item corpus and the user snapshot with these names for the
+log columns and the derived features, and each user or item feature under its dataset-spec
+`name`; tf.Transform, the models, evaluation and serving read them.
+"""
+
+USER_ID = 'user_id'
+ITEM_ID = 'item_id'
+SCENARIO = 'scenario'  # the raw scenario value, as in the logs
+LABEL = 'label'  # int64, 1 = positive (click)
+TIMESTAMP = 'timestamp'  # int64, milliseconds since the Unix epoch
+HISTORY_ITEM_ID = 'history_item_id'  # the user's last clicked items, oldest first
+HISTORY_SCENARIO = 'history_scenario'  # raw scenario value of each history click
+# The item's clicks in each served scenario during the training period (an item feature).
+SCENARIO_CLICKS = 'scenario_clicks'
+
+# A user or item feature of the dataset spec may not take one of these names.
+RESERVED = (USER_ID, ITEM_ID, SCENARIO, LABEL, TIMESTAMP, HISTORY_ITEM_ID, HISTORY_SCENARIO,
+            SCENARIO_CLICKS)

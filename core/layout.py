@@ -1,0 +1,102 @@
+"""Artifact layout: every file, directory, split, signature and custom_config name that
+one part of the project writes and another reads, and the fingerprints of directories.
+
+Writers and readers import the name from here; nothing else spells it. The release
+directory, which is assembled from these artifacts, is in release_format.py.
+"""
+
+import hashlib
+import json
+import os
+
+import tensorflow as tf
+
+# ---- InteractionExampleGen: splits of its Examples outputs ---------------------------
+TRAIN = 'train'  # examples: events before the cutoff
+EVAL = 'eval'  # examples: events at or after the cutoff
+CORPUS = 'corpus'  # item_corpus: every item with its features
+USERS = 'users'  # user_snapshot: every user's features and history as of the cutoff
+
+# ---- InteractionExampleGen: the report and the scenario mapping ----------------------
+INGESTION_SUMMARY_JSON = 'summary.json'
+INGESTION_SUMMARY_TEXT = 'summary.txt'
+INGESTION_RAW_REPORT = 'raw_report.json'  # the Beam pipeline's counts, before summarizing
+SCENARIO_MAPPING_FILE = 'scenario_mapping.json'
+
+# ---- Trainer: the model artifact (its serving model directory) -----------------------
+USER_TOWER_DIR = 'user_tower'  # SavedModel: raw user features -> embedding
+ITEM_TOWER_DIR = 'item_tower'  # SavedModel: raw item features -> embedding
+FEATURE_SPACE_FILE = 'feature_space.json'  # models/features.py FeatureSpace
+TRAINING_SUMMARY_FILE = 'training_summary.json'
+# Signatures of the exported towers (models/export.py).
+USER_SIGNATURE = 'user_embedding'
+USER_EXAMPLES_SIGNATURE = 'user_embedding_examples'
+ITEM_SIGNATURE = 'item_embedding'
+ITEM_EXAMPLES_SIGNATURE = 'item_embedding_examples'
+EMBEDDING_OUTPUT = 'embedding'
+
+# ---- Trainer: the teacher artifact ----------------------------------------------------
+TEACHER_WEIGHTS = 'weights/teacher'  # Keras checkpoint prefix
+TEACHER_CONFIG_FILE = 'teacher_config.json'
+TEACHER_SERVING_DIR = 'serving'  # SavedModel with TEACHER_EXAMPLES_SIGNATURE
+TEACHER_EXAMPLES_SIGNATURE = 'teacher_logit_examples'
+LOGIT_OUTPUT = 'logit'
+
+# ---- Trainer: keys its executor adds to the run_fn's custom_config --------------------
+TRAINER_ITEM_CORPUS = 'item_corpus_pattern'  # raw item corpus files (random negatives)
+TRAINER_SCENARIO_MAPPING = 'scenario_mapping_dir'
+TRAINER_TEACHER_INPUT = 'teacher_dir'  # absent: train a teacher
+TRAINER_TEACHER_OUTPUT = 'teacher_output_dir'
+TRAINER_BACKUP_DIR = 'backup_dir'  # checkpoints that survive a killed Trainer
+
+# ---- RecallEvaluator: the evaluation and blessing artifacts ---------------------------
+METRICS_FILE = 'metrics.json'
+CHART_FILE = 'recall.png'
+EVALUATION_SUMMARY_FILE = 'summary.txt'
+BLESSED_FILE = 'BLESSED'
+NOT_BLESSED_FILE = 'NOT_BLESSED'
+
+# ---- IndexBuilder: the index artifact -------------------------------------------------
+SCANN_DIR = 'scann'  # the serialized ScaNN searcher
+ITEM_IDS_FILE = 'item_ids.txt'  # the item id of each index row, one per line
+ITEM_EMBEDDINGS_FILE = 'item_embeddings.npy'  # [N, d] float32
+INDEX_MANIFEST_FILE = 'index_manifest.json'  # parameters, fingerprints, recall vs exact
+RETRIEVAL_MODEL_DIR = 'retrieval_model'  # TFRS ScaNN SavedModel
+RETRIEVE_SIGNATURE = 'retrieve'
+INDEX_FILES = (SCANN_DIR, ITEM_IDS_FILE, ITEM_EMBEDDINGS_FILE, INDEX_MANIFEST_FILE)
+
+
+def split_pattern(artifact_uri: str, split: str) -> str:
+  """The files of one split of an Examples artifact (TFX's Split-<name> directories)."""
+  return os.path.join(artifact_uri, f'Split-{split}', '*')
+
+
+def file_checksums(directory: str, suffix: str = '') -> dict[str, str]:
+  """Relative path -> sha256 of every file below `directory` whose name ends with
+  `suffix`, sorted by path. The one walk the fingerprints and release checks share."""
+  checksums = {}
+  for root, _, files in tf.io.gfile.walk(directory):
+    for name in files:
+      if not name.endswith(suffix):
+        continue
+      path = os.path.join(root, name)
+      digest = hashlib.sha256()
+      with tf.io.gfile.GFile(path, 'rb') as f:
+        while chunk := f.read(1 << 20):
+          digest.update(chunk)
+      checksums[os.path.relpath(path, directory)] = digest.hexdigest()
+  return dict(sorted(checksums.items()))
+
+
+def directory_fingerprint(directory: str, suffix: str = '') -> str:
+  """sha256 over the relative paths and contents of the files `file_checksums` lists."""
+  listing = json.dumps(file_checksums(directory, suffix), sort_keys=True)
+  return hashlib.sha256(listing.encode()).hexdigest()
+
+
+def towers_fingerprint(model_directory: str) -> str:
+  """The fingerprint of a trained model: its two exported towers together."""
+  return hashlib.sha256(json.dumps([
+      directory_fingerprint(os.path.join(model_directory, USER_TOWER_DIR)),
+      directory_fingerprint(os.path.join(model_directory, ITEM_TOWER_DIR))]).encode()
+  ).hexdigest()

@@ -1,0 +1,40 @@
+"""The keys of the ingestion's counters: the Beam pipeline (ingest.py) counts under these,
+the report (report.py) reads them. Keys with a "/" end in a table, split, scenario or
+column; the PREFIX constants select all of one kind."""
+
+TABLES = ('logs', 'users', 'items')
+
+CORPUS_ITEMS = 'corpus/items'
+SNAPSHOT_USERS = 'snapshot/users'
+USERS_WITHOUT_FEATURES = 'users_without_features'
+EVENTS_WITH_DEFAULT_USER_FEATURES = 'events_with_default_user_features'
+ITEMS_WITHOUT_FEATURES = 'items_without_features'
+EVENTS_WITH_DEFAULT_ITEM_FEATURES = 'events_with_default_item_features'
+DROPPED_SCENARIO_PREFIX = 'dropped/scenario_not_selected/'
+MISSING_VALUES_PREFIX = 'missing_values/'
+
+
+def rows_read(table: str) -> str:
+  return f'rows_read/{table}'
+
+
+def bad_rows(table: str) -> str:
+  return f'bad_rows/{table}'
+
+
+def events(split: str, scenario: str) -> str:
+  return f'events/{split}/{scenario}'
+
+
+def positives(split: str, scenario: str) -> str:
+  return f'positives/{split}/{scenario}'
+
+
+def dropped_scenario(scenario: str) -> str:
+  """An event of a scenario that was not selected."""
+  return f'{DROPPED_SCENARIO_PREFIX}{scenario}'
+
+
+def missing_value(table: str, column: str) -> str:
+  """An empty cell that got the spec's default."""
+  return f'{MISSING_VALUES_PREFIX}{table}/{column}'
