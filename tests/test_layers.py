@@ -102,17 +102,28 @@ def test_dsbn_training_on_scenario_0_moves_only_scenario_0_statistics():
   np.testing.assert_array_equal(moving_var[1:], 1.0)
 
 
-def test_dsbn_mixed_batch_normalises_each_example_with_its_own_scenario():
+@pytest.mark.parametrize('training', [True, False])
+def test_dsbn_mixed_batch_normalises_each_example_with_its_own_scenario(training):
+  """Each example gets its own scenario's statistics (the batch's in training, the moving
+  ones in inference) and its own scenario's gamma and beta, all non-trivial."""
   layer = _dsbn()
-  x = np.array([[1.0, 2.0], [10.0, 20.0], [3.0, 4.0], [30.0, 60.0]], np.float32)
-  scenario = np.array([0, 2, 0, 2])
-  y = layer([x, scenario], training=True).numpy()
+  layer.gamma.assign(_random(3, 2))
+  layer.beta.assign(_random(3, 2))
+  layer.moving_mean.assign(_random(3, 2))
+  layer.moving_variance.assign(RNG.uniform(0.5, 2.0, (3, 2)).astype(np.float32))
+  gamma, beta = layer.gamma.numpy(), layer.beta.numpy()
+  moving_mean, moving_var = layer.moving_mean.numpy(), layer.moving_variance.numpy()
+  x = np.array([[1.0, 2.0], [10.0, 20.0], [3.0, 4.0], [30.0, 60.0], [2.0, 9.0]], np.float32)
+  scenario = np.array([0, 2, 0, 2, 0])
+  y = layer([x, scenario], training=training).numpy()
   for s in (0, 2):
     rows = x[scenario == s]
+    mean, var = ((rows.mean(0), rows.var(0)) if training else
+                 (moving_mean[s], moving_var[s]))
     np.testing.assert_allclose(y[scenario == s],
-                               (rows - rows.mean(0)) / np.sqrt(rows.var(0) + 1e-3),
-                               rtol=1e-5)
-  np.testing.assert_array_equal(layer.moving_mean.numpy()[1], 0.0)  # scenario 1 absent
+                               (rows - mean) / np.sqrt(var + 1e-3) * gamma[s] + beta[s],
+                               rtol=1e-5, atol=1e-5)
+  np.testing.assert_array_equal(layer.moving_mean.numpy()[1], moving_mean[1])  # 1 absent
 
 
 def test_dsbn_inference_uses_each_scenarios_moving_statistics():
@@ -145,18 +156,88 @@ def test_gate_weights_sum_to_one_and_depend_only_on_the_scenario():
   assert not np.allclose(alpha[0], alpha[3])
 
 
-def test_mixture_is_the_gate_weighted_sum_of_experts_then_sap_forward():
+def _randomize(layer) -> dict:
+  """Random values in every weight of a built layer; {name below the layer: array}.
+
+  Variances are positive, everything else (PReLU slopes, gamma, beta, biases) is
+  non-trivial, so a wrongly wired weight shows in the output."""
+  weights = {}
+  for variable in layer.weights:
+    name = variable.name.split('/', 1)[1].rsplit(':', 1)[0]  # e.g. expert_0/sap/bias
+    value = (RNG.uniform(0.5, 2.0, variable.shape) if name.endswith('moving_variance')
+             else RNG.normal(size=variable.shape)).astype(np.float32)
+    variable.assign(value)
+    weights[name] = value
+  return weights
+
+
+def _np_sap(w, prefix, x, e):
+  b_s = e @ w[f'{prefix}/scenario_kernel'] + w[f'{prefix}/scenario_bias']  # [B, R]
+  low_rank = ((x @ w[f'{prefix}/low_rank_a']) * b_s) @ w[f'{prefix}/low_rank_b']
+  return x @ w[f'{prefix}/shared_kernel'] + low_rank + w[f'{prefix}/bias']
+
+
+def _np_mixture(w, x, e, scenario, num_experts, training, epsilon=1e-3):
+  """SAP-MMoE from its weights alone: DSBN(PReLU(SAP_k(x | e))) mixed by softmax(W e + b),
+  then the forward SAP (section 3.3 of the paper)."""
+  experts = []
+  for k in range(num_experts):
+    h = _np_sap(w, f'expert_{k}/sap', x, e)
+    alpha = w[f'expert_{k}/prelu/alpha']
+    h = np.maximum(h, 0) + alpha * np.minimum(h, 0)
+    if training:  # each example with the batch statistics of its own scenario
+      mean = np.stack([h[scenario == s].mean(0) for s in scenario])
+      var = np.stack([h[scenario == s].var(0) for s in scenario])
+    else:
+      mean = w[f'expert_{k}/dsbn/moving_mean'][scenario]
+      var = w[f'expert_{k}/dsbn/moving_variance'][scenario]
+    experts.append(w[f'expert_{k}/dsbn/gamma'][scenario] * (h - mean) /
+                   np.sqrt(var + epsilon) + w[f'expert_{k}/dsbn/beta'][scenario])
+  logits = e @ w['gate/kernel'] + w['gate/bias']
+  gates = np.exp(logits - logits.max(1, keepdims=True))
+  gates /= gates.sum(1, keepdims=True)  # [B, K]
+  mixed = sum(gates[:, k:k + 1] * experts[k] for k in range(num_experts))
+  return _np_sap(w, 'sap_forward', mixed, e)
+
+
+@pytest.mark.parametrize('training', [False, True])
+def test_mixture_matches_numpy_from_the_raw_weights_on_a_mixed_batch(training):
   block = _block()
-  e_table = _random(3, 4)
-  scenario = np.array([0, 1, 2, 1])
-  x, e = _random(4, 8), e_table[scenario]
-  out = block([x, e, scenario], training=False).numpy()
-  alpha = block.gate_weights(e).numpy()
-  experts = np.stack([expert([x, e, scenario], training=False).numpy()
-                      for expert in block._experts], axis=1)  # pylint: disable=protected-access
-  mixed = (alpha[:, :, None] * experts).sum(axis=1)
-  expected = block._forward([mixed, e]).numpy()  # pylint: disable=protected-access
-  np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+  scenario = np.array([0, 2, 1, 2, 0, 1, 1])  # every scenario, interleaved
+  x, e = _random(7, 8), _random(7, 4)
+  block([x, e, scenario], training=False)  # build
+  weights = _randomize(block)
+  out = block([x, e, scenario], training=training).numpy()
+  expected = _np_mixture(weights, x, e, scenario, num_experts=3, training=training)
+  np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('use_sap,use_dsbn', [(False, True), (True, False), (False, False)])
+def test_ablated_expert_is_dense_or_shared_batch_norm_in_numpy(use_sap, use_dsbn):
+  """w/o SAP the expert ignores e_s (a Dense layer); w/o DSBN it ignores the scenario index
+  (one BatchNormalization); checked against numpy, inference mode."""
+  expert = layers.ScenarioAdaptiveExpert(6, num_scenarios=3, rank=2, use_sap=use_sap,
+                                         use_dsbn=use_dsbn)
+  x, e, scenario = _random(5, 8), _random(5, 4), np.array([0, 1, 2, 1, 0])
+  expert([x, e, scenario], training=False)
+  w = _randomize(expert)
+  h = (_np_sap(w, 'sap', x, e) if use_sap else x @ w['dense/kernel'] + w['dense/bias'])
+  h = np.maximum(h, 0) + w['prelu/alpha'] * np.minimum(h, 0)
+  if use_dsbn:
+    norm = {n: w[f'dsbn/{n}'][scenario] for n in ('gamma', 'beta', 'moving_mean',
+                                                   'moving_variance')}
+    epsilon = 1e-3
+  else:
+    norm = {n: w[f'bn/{n}'] for n in ('gamma', 'beta', 'moving_mean', 'moving_variance')}
+    epsilon = tf.keras.layers.BatchNormalization().epsilon
+  expected = (norm['gamma'] * (h - norm['moving_mean']) /
+              np.sqrt(norm['moving_variance'] + epsilon) + norm['beta'])
+  np.testing.assert_allclose(expert([x, e, scenario], training=False).numpy(), expected,
+                             rtol=1e-4, atol=1e-4)
+  other_e = expert([x, _random(5, 4), scenario], training=False).numpy()
+  other_scenario = expert([x, e, (scenario + 1) % 3], training=False).numpy()
+  assert np.allclose(other_e, expected, atol=1e-5) == (not use_sap)
+  assert np.allclose(other_scenario, expected, atol=1e-5) == (not use_dsbn)
 
 
 @pytest.mark.parametrize('use_sap,use_dsbn,projection,normalization', [

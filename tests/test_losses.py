@@ -54,3 +54,40 @@ def test_sample_weights_weight_each_example():
   kl = (2 * 0.0915163 + (0.1 * math.log(0.1 / 0.3) + 0.9 * math.log(0.9 / 0.7))) / 3
   np.testing.assert_allclose(terms['task_loss'].numpy(), bce, rtol=1e-5)
   np.testing.assert_allclose(terms['distillation_loss'].numpy(), kl, rtol=1e-5)
+
+
+class _Column(tf.keras.Model):
+  """A stand-in tower or teacher: returns one input column, so logits are chosen by hand."""
+
+  def __init__(self, key):
+    super().__init__()
+    self.key = key
+
+  def call(self, inputs, training=None):
+    return inputs[self.key]
+
+
+def _distilled_terms(student_p, teacher_p, weight=0.5):
+  """The TwoTowerModel's loss terms when its towers score `student_p` and its teacher
+  `teacher_p` (probabilities), labels all 1."""
+  from models.two_tower import TwoTowerModel  # pylint: disable=g-import-not-at-top
+  model = TwoTowerModel(_Column('u'), _Column('v'), _Column('t'), distillation_weight=weight)
+  model.compile(tf.keras.optimizers.SGD(0.0))
+  n = len(student_p)
+  inputs = {'u': np.array([[logit(p)] for p in student_p], np.float32),  # <u, v> = logit
+            'v': np.ones((n, 1), np.float32),
+            't': np.array([logit(p) for p in teacher_p], np.float32)}
+  return model.evaluate(inputs, np.ones(n, np.float32), batch_size=n, verbose=0,
+                        return_dict=True)
+
+
+def test_two_tower_model_distils_kl_teacher_to_student_in_that_order():
+  """KL(p_teacher || p_student): swapping the two changes the KL by the hand-computed
+  KL(0.6 || 0.8) - KL(0.8 || 0.6) = 0.1046496 - 0.0915163."""
+  right = _distilled_terms(student_p=[0.6], teacher_p=[0.8])
+  swapped = _distilled_terms(student_p=[0.8], teacher_p=[0.6])
+  np.testing.assert_allclose(right['distillation_loss'], 0.0915163, rtol=1e-4)
+  np.testing.assert_allclose(swapped['distillation_loss'] - right['distillation_loss'],
+                             0.1046496 - 0.0915163, rtol=1e-3)
+  # The total is BCE + weight * KL: -ln 0.6 + 0.5 * 0.0915163.
+  np.testing.assert_allclose(right['loss'], -math.log(0.6) + 0.5 * 0.0915163, rtol=1e-4)

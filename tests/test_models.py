@@ -100,10 +100,15 @@ def test_student_training_lowers_the_loss(inputs, model):
   after = student.evaluate(_dataset(batches), verbose=0, return_dict=True)
   assert after['loss'] < 0.9 * before['loss']
   assert after['task_loss'] < before['task_loss']
-  if teacher:
-    assert 'distillation_loss' in after and after['loss'] > after['task_loss']
+  if teacher:  # the loss is BCE + 1.0 * KL, and the student moved towards the teacher
+    np.testing.assert_allclose(after['loss'], after['task_loss'] + after['distillation_loss'],
+                               rtol=1e-4)
+    assert after['distillation_loss'] < before['distillation_loss']
     for old, new in zip(teacher_weights, teacher.weights):  # frozen
       np.testing.assert_array_equal(old, new.numpy())
+  else:
+    assert 'distillation_loss' not in after
+    np.testing.assert_allclose(after['loss'], after['task_loss'], rtol=1e-6)
 
 
 def _round_trip(tower, names, space, batch, tmp_path):
@@ -116,12 +121,22 @@ def _round_trip(tower, names, space, batch, tmp_path):
                              tower(inputs, training=False).numpy(), rtol=1e-6, atol=1e-6)
 
 
+def _moving_means(model) -> list:
+  return [v.numpy() for v in model.variables if 'moving_mean' in v.name]
+
+
 @pytest.mark.parametrize('model', build.STUDENTS)
 def test_saved_towers_give_identical_embeddings(inputs, model, tmp_path):
   space, batches = inputs
   student = build.build_student(configs.ModelConfig(model=model), space)
   student.compile(tf.keras.optimizers.Adam(TRAINING.learning_rate))
+  student(batches[0][0])
+  initial = _moving_means(student.user_tower)
   student.fit(_dataset(batches[:2]), epochs=1, verbose=0)  # non-trivial BN statistics
+  trained = _moving_means(student.user_tower)
+  assert len(trained) == {'dsmoe': 3, 'mmoe': 3, 'adin': 2}.get(model, 0)
+  for before, after in zip(initial, trained):
+    assert np.abs(after - before).max() > 1e-3  # the round trip carries moved statistics
   batch = batches[0][0]
   _round_trip(student.user_tower, space.user_tower_features, space, batch, tmp_path / 'u')
   _round_trip(student.item_tower, space.item_tower_features, space, batch, tmp_path / 'i')
@@ -231,3 +246,55 @@ def test_popularity_prior_needs_the_scenario_click_feature():
     configs.load_config('', ['ingestion.scenario_click_features=false'])
   configs.load_config('', ['ingestion.scenario_click_features=false',
                            'model.scenario_popularity_prior=false'])
+
+
+def _only_scenarios(batches, keep):
+  """The anchors and negatives of `keep` scenarios, as one (features, labels) dataset."""
+  features_ = {k: tf.concat([b[0][k] for b in batches], 0) for k in batches[0][0]}
+  labels = tf.concat([b[1] for b in batches], 0)
+  mask = np.isin(features_['scenario'].numpy().astype(str), keep)
+  return tf.data.Dataset.from_tensor_slices(
+      ({k: tf.boolean_mask(v, mask) for k, v in features_.items()},
+       tf.boolean_mask(labels, mask))).batch(TRAINING.batch_size)
+
+
+def test_fit_moves_the_dsbn_statistics_of_the_scenarios_it_sees_only(inputs):
+  """Keras' fit reaches every expert's DSBN with training=True: the moving statistics of
+  the scenarios in the batches move, those of an absent scenario stay at their start."""
+  space, batches = inputs
+  student = build.build_student(configs.ModelConfig(), space)
+  student.compile(tf.keras.optimizers.Adam(TRAINING.learning_rate))
+  student(batches[0][0])
+  dsbns = [m for m in student.user_tower.submodules
+           if isinstance(m, layers.DomainSpecificBatchNormalization)]
+  assert len(dsbns) == 3
+  start = [(d.moving_mean.numpy(), d.moving_variance.numpy()) for d in dsbns]
+  present = ['1', '4', '0']  # the fixture's scenarios are 1, 4, 0, 2 (indices 0..3)
+  student.fit(_only_scenarios(batches, present), epochs=1, verbose=0)
+  for dsbn, (mean, variance) in zip(dsbns, start):
+    moved_mean = np.abs(dsbn.moving_mean.numpy() - mean).max(axis=1)  # per scenario
+    moved_variance = np.abs(dsbn.moving_variance.numpy() - variance).max(axis=1)
+    assert (moved_mean[:3] > 1e-4).all() and (moved_variance[:3] > 1e-4).all()
+    assert moved_mean[3] == 0 and moved_variance[3] == 0  # scenario 2 never came
+
+
+def _with_items_of_other_examples(batch, space):
+  """The same users and scenarios, each with another example's item fields."""
+  swapped = dict(batch)
+  for name in space.item_tower_features:
+    swapped[name] = tf.roll(batch[name], shift=1, axis=0)
+  return swapped
+
+
+def test_teacher_crosses_user_and_item_but_the_user_tower_sees_no_item(inputs):
+  space, batches = inputs
+  batch = batches[0][0]
+  changed = _with_items_of_other_examples(batch, space)
+  assert not np.array_equal(batch['item_id'].numpy(), changed['item_id'].numpy())
+  teacher = build.build_teacher(configs.DistillationConfig(), configs.ModelConfig(), space)
+  logits = teacher(batch, training=False).numpy()
+  assert np.abs(teacher(changed, training=False).numpy() - logits).max() > 1e-3
+  for model in build.STUDENTS:
+    user = build.build_user_tower(configs.ModelConfig(model=model), space)
+    np.testing.assert_array_equal(user(batch, training=False).numpy(),
+                                  user(changed, training=False).numpy())
