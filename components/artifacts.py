@@ -22,3 +22,9 @@ class RetrievalIndex(artifact.Artifact):
   """A ScaNN index of the item corpus, its item ids and embeddings, a TFRS ScaNN
   retrieval SavedModel, and index_manifest.json (parameters, model fingerprint, recall)."""
   TYPE_NAME = 'dsmoe.RetrievalIndex'
+
+
+class ModelComparison(artifact.Artifact):
+  """A model against the previous blessed one on the same test queries (comparison.json,
+  summary.txt), with the regressions that stop a release."""
+  TYPE_NAME = 'dsmoe.ModelComparison'

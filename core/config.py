@@ -21,6 +21,7 @@ import yaml
 
 from core import dataset_spec as ds
 from core import errors
+from core import feature_names
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,10 +41,14 @@ class IngestionConfig:
   history_length: int = 20
   # Share of malformed rows per table that is dropped (and counted) instead of failing.
   max_bad_row_fraction: float = 0.0
-  # Add the item feature `scenario_clicks`: the item's clicks in each served scenario
-  # during the training period (a training click does not count itself). It lets the
-  # scenario-independent item tower carry per-scenario popularity.
+  # Beyond the paper: add the item feature `scenario_clicks`, the item's clicks in each
+  # served scenario before the example's window (a training click does not count itself).
+  # It lets the scenario-independent item tower carry per-scenario popularity.
   scenario_click_features: bool = True
+  # Beyond the paper: add the item feature `scenario_recent_clicks`, the same clicks
+  # exponentially decayed with this half-life, as of the example (recent popularity).
+  recent_click_features: bool = False
+  recent_clicks_half_life_days: float = 1.0
 
   def __post_init__(self):
     if self.num_scenarios < 1:
@@ -54,6 +59,20 @@ class IngestionConfig:
       raise ConfigError('ingestion.max_bad_row_fraction must be in [0, 1)')
     if len(set(self.scenarios)) != len(self.scenarios):
       raise ConfigError('ingestion.scenarios lists a value twice')
+    if self.recent_clicks_half_life_days <= 0:
+      raise ConfigError('ingestion.recent_clicks_half_life_days must be > 0')
+
+  @property
+  def popularity_features(self) -> tuple[str, ...]:
+    """The item popularity features (beyond the paper) this ingestion writes."""
+    on = {feature_names.SCENARIO_CLICKS: self.scenario_click_features,
+          feature_names.SCENARIO_RECENT_CLICKS: self.recent_click_features}
+    return tuple(name for name in feature_names.POPULARITY_FEATURES if on[name])
+
+  @property
+  def popularity_features_left_out(self) -> tuple[str, ...]:
+    return tuple(name for name in feature_names.POPULARITY_FEATURES
+                 if name not in self.popularity_features)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,12 +108,19 @@ class ModelConfig:
   use_dsbn: bool = True  # ablation "w/o DSBN": one shared BatchNormalization
   history_pooling: str = 'mean'  # 'mean' or 'max' over the behaviour sequence
   hidden_units: tuple[int, ...] = (256, 128)  # MLP towers (item tower, DNN baseline)
+  # Beyond the paper: the item popularity features (written by the ingestion flags of the
+  # same names) the item tower reads; () for none, the paper's item tower.
+  popularity_features: tuple[str, ...] = (feature_names.SCENARIO_CLICKS,)
   # Beyond the paper: a learned per-scenario popularity term inside the dot product
-  # (models/layers/scenario_popularity_prior.py); needs ingestion.scenario_click_features.
-  # Embeddings get one entry per scenario more than output_dim.
+  # (models/layers/scenario_popularity_prior.py) over popularity_features. Embeddings get
+  # S entries per popularity feature more than output_dim.
   scenario_popularity_prior: bool = True
 
   def __post_init__(self):
+    unknown = set(self.popularity_features) - set(feature_names.POPULARITY_FEATURES)
+    if unknown:
+      raise ConfigError(f'model.popularity_features lists {", ".join(sorted(unknown))}; use '
+                        f'some of {", ".join(feature_names.POPULARITY_FEATURES)}')
     if self.history_pooling not in ('mean', 'max'):
       raise ConfigError("model.history_pooling must be 'mean' or 'max'")
     for name in ('embedding_dim', 'output_dim', 'num_experts', 'expert_units', 'rank'):
@@ -108,6 +134,7 @@ class DistillationConfig:
   enabled: bool = True  # ablation "w/o distillation": BCE only, no teacher
   weight: float = 1.0  # lambda in BCE + lambda * KL(p_teacher || p_student)
   teacher: str = 'dcn_v2'  # a name of models/build.py's TEACHERS
+  # At most this many epochs; early stopping on the validation AUC keeps the best one.
   teacher_epochs: int = 20
   # 'train': train a teacher in this run; 'latest': reuse the newest teacher an earlier
   # run of this pipeline trained (train one if there is none); or the path of a teacher
@@ -119,6 +146,8 @@ class DistillationConfig:
   def __post_init__(self):
     if self.weight < 0:
       raise ConfigError('distillation.weight must be >= 0')
+    if self.teacher_epochs < 1:
+      raise ConfigError('distillation.teacher_epochs must be >= 1')
     if not self.teacher_source:
       raise ConfigError("distillation.teacher_source must be 'train', 'latest' or a path")
 
@@ -129,14 +158,22 @@ class TrainingConfig:
   except the learning rate and epochs, sized for `make run` on 2 CPU cores.
 
   The paper trains up to 50 epochs at lr 1e-4 on a GPU. At batch 4096 KuaiRand-Pure's
-  58,502 training clicks make 15 steps an epoch; at 1e-4 a DSMOE reached Recall@50 0.008
-  after 5 epochs (measured), so the default is 1e-3 for 30 epochs. Set
+  training clicks make about 13 steps an epoch; at 1e-4 a DSMOE reached Recall@50 0.008
+  after 5 epochs (measured), so the default is 1e-3 for at most 30 epochs. Set
   learning_rate: 1e-4 and epochs: 50 for the paper's schedule.
+
+  `epochs` (and distillation.teacher_epochs) are maxima: training stops when the
+  validation metric (the student's Recall@early_stopping_k over the full corpus, the
+  teacher's AUC) has not improved for `patience` validations, and keeps the best epoch's
+  weights. A refit (the model a release serves, trained on all days) trains exactly the
+  epochs kept here.
   """
   learning_rate: float = 1e-3
   weight_decay: float = 1e-6
   batch_size: int = 4096
   epochs: int = 30
+  patience: int = 3
+  early_stopping_k: int = 50
   # Random negatives: items drawn from the item corpus, label 0, per anchor event.
   negative_ratio: int = 4
   # Their distribution: probability proportional to (training clicks + 1) ** power;
@@ -148,8 +185,16 @@ class TrainingConfig:
   scenario_balance_power: float = 0.0
   # Also train on exposures without a click as negatives (the paper: clicks + random only).
   exposure_negatives: bool = False
-  # Loss and AUC on the eval split (with random negatives) every N epochs and at the end.
-  validation_every_epochs: int = 5
+  # A random negative that is the anchor's own clicked item is no negative: weight 0.
+  remove_accidental_hits: bool = True
+  # Beyond the paper: per anchor, this many items of other anchors of the batch as extra
+  # negatives (they follow the click distribution, as in-batch softmax negatives do).
+  in_batch_negatives: int = 0
+  # Beyond the paper: subtract log(N q(i)) from the logits in the loss, q the negatives'
+  # sampling distribution, so the score does not learn it (models/data.py).
+  logq_correction: bool = False
+  # Validation (student: Recall@early_stopping_k; teacher: AUC) every N epochs.
+  validation_every_epochs: int = 1
   # tf.distribute: 'default' (one device), 'mirrored' (all local GPUs/CPUs) or
   # 'multi_worker_mirrored' (workers described by TF_CONFIG, see BUILD.md).
   strategy: str = 'default'
@@ -159,6 +204,11 @@ class TrainingConfig:
     if self.batch_size < 1 or self.epochs < 1 or self.negative_ratio < 0:
       raise ConfigError('training.batch_size and training.epochs must be >= 1, '
                         'training.negative_ratio >= 0')
+    if self.in_batch_negatives < 0 or self.negative_ratio + self.in_batch_negatives < 1:
+      raise ConfigError('training.in_batch_negatives must be >= 0, and there must be a '
+                        'negative (negative_ratio + in_batch_negatives >= 1)')
+    if self.patience < 1 or self.early_stopping_k < 1:
+      raise ConfigError('training.patience and training.early_stopping_k must be >= 1')
     if self.learning_rate <= 0:
       raise ConfigError('training.learning_rate must be > 0')
     if self.negative_sampling_power < 0 or self.scenario_balance_power < 0:
@@ -173,11 +223,22 @@ class TrainingConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
-  """Recall@K per scenario over the full item corpus, and the blessing rule."""
+  """Recall@K per scenario over the full item corpus on the test split, and the blessing.
+
+  The blessing compares the model with the most popular items per scenario by a paired
+  Poisson bootstrap over the test queries (retrieval/bootstrap.py, TFMA's method): for
+  each scenario and K, an interval of recall(model) - recall(popular per scenario).
+  """
   recall_ks: tuple[int, ...] = (50, 100)  # about 1% of the corpus, as in the paper
-  # Blessed only if, on every scenario and every K, recall exceeds the per-scenario
-  # most-popular baseline by more than this (absolute recall, e.g. 0.01 = 1 point).
-  bless_margin: float = 0.0
+  # Not blessed when, on any scenario and K, the model is significantly worse than
+  # per-scenario popularity by more than this (the interval's upper bound below -margin)...
+  worse_margin: float = 0.0
+  # ...or when, for any K, the query-weighted overall difference is not significantly
+  # above this (the interval's lower bound at or below it).
+  overall_min_gain: float = 0.0
+  confidence: float = 0.95
+  bootstrap_resamples: int = 1000
+  bootstrap_seed: int = 0
   # If set, also not blessed when recall drops by more than this against the previous
   # blessed model on any scenario and K.
   max_drop_vs_blessed: Optional[float] = None
@@ -185,6 +246,10 @@ class EvaluationConfig:
   def __post_init__(self):
     if not self.recall_ks or min(self.recall_ks) < 1:
       raise ConfigError('evaluation.recall_ks must list positive integers')
+    if not 0 < self.confidence < 1:
+      raise ConfigError('evaluation.confidence must be in (0, 1)')
+    if self.bootstrap_resamples < 2:
+      raise ConfigError('evaluation.bootstrap_resamples must be at least 2')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,10 +292,17 @@ class PipelineConfig:
   index: IndexConfig = IndexConfig()
 
   def __post_init__(self):
-    if self.model.scenario_popularity_prior and not self.ingestion.scenario_click_features:
-      raise ConfigError('model.scenario_popularity_prior needs '
-                        'ingestion.scenario_click_features: true (or set '
-                        'model.scenario_popularity_prior: false)')
+    missing = set(self.model.popularity_features) - set(self.ingestion.popularity_features)
+    if missing:
+      raise ConfigError(f'model.popularity_features reads {", ".join(sorted(missing))}, which '
+                        f'the ingestion does not write: turn on its ingestion flag '
+                        f'(ingestion.scenario_click_features, recent_click_features) or take '
+                        f'it out of model.popularity_features')
+    if self.model.scenario_popularity_prior and not self.model.popularity_features:
+      raise ConfigError('model.scenario_popularity_prior needs a popularity feature in '
+                        'model.popularity_features (and its ingestion flag on: '
+                        'ingestion.scenario_click_features or recent_click_features), or '
+                        'set model.scenario_popularity_prior: false')
 
   def path(self, relative: str) -> str:
     """A path as components see it at run time (relative: from the repository root)."""
@@ -259,17 +331,27 @@ class PipelineConfig:
                         'metadata.db')
 
 
-def load_config(yaml_path: str = '', overrides: Sequence[str] = ()) -> PipelineConfig:
-  """Defaults, then the YAML file, then `key.sub=value` overrides."""
+PRESETS_DIR = os.path.join(REPO_ROOT, 'presets')
+
+
+def presets() -> tuple[str, ...]:
+  """The names of the presets in presets/ (NAME.yaml)."""
+  return tuple(sorted(name[:-5] for name in os.listdir(PRESETS_DIR)
+                      if name.endswith('.yaml')))
+
+
+def load_config(yaml_path: str = '', overrides: Sequence[str] = (),
+                preset: str = '') -> PipelineConfig:
+  """Defaults, then the preset (presets/NAME.yaml), then the YAML file, then `key.sub=value`
+  overrides."""
   raw: dict = {}
+  if preset:
+    if preset not in presets():
+      raise ConfigError(f'unknown preset {preset!r}; the presets are '
+                        f'{", ".join(presets())} (files in {PRESETS_DIR})')
+    raw = _read_yaml(os.path.join(PRESETS_DIR, f'{preset}.yaml'))
   if yaml_path:
-    try:
-      with open(yaml_path, encoding='utf-8') as f:
-        raw = yaml.safe_load(f) or {}
-    except (OSError, yaml.YAMLError) as e:
-      raise ConfigError(f'cannot read the config file {yaml_path!r}: {e}') from None
-    if not isinstance(raw, dict):
-      raise ConfigError(f'{yaml_path}: the config must be a mapping')
+    _merge(raw, _read_yaml(yaml_path))
   for override in overrides:
     key, sep, value = override.partition('=')
     if not sep:
@@ -282,6 +364,26 @@ def load_config(yaml_path: str = '', overrides: Sequence[str] = ()) -> PipelineC
         raise ConfigError(f'override {override!r}: {part!r} is not a section')
     node[leaf] = yaml.safe_load(value)
   return from_dict(PipelineConfig, raw)
+
+
+def _read_yaml(path: str) -> dict:
+  try:
+    with open(path, encoding='utf-8') as f:
+      raw = yaml.safe_load(f) or {}
+  except (OSError, yaml.YAMLError) as e:
+    raise ConfigError(f'cannot read the config file {path!r}: {e}') from None
+  if not isinstance(raw, dict):
+    raise ConfigError(f'{path}: the config must be a mapping')
+  return raw
+
+
+def _merge(base: dict, update: dict) -> None:
+  """Nested update: sections merge key by key, values replace."""
+  for key, value in update.items():
+    if isinstance(value, dict) and isinstance(base.get(key), dict):
+      _merge(base[key], value)
+    else:
+      base[key] = value
 
 
 def from_dict(cls, raw: Mapping[str, Any], prefix: str = ''):

@@ -2,8 +2,9 @@
 
 One YAML file per dataset (see `schemas/kuairand_pure/dataset_spec.yaml`) names the columns of
 the interaction log (user id, item id, scenario, label, timestamp), the user and item feature
-tables with the kind of every feature column, and how events are split by time into train and
-eval. Pointing the pipeline at new logs means writing such a file, not changing code.
+tables with the kind of every feature column, and how events are split by time into train,
+validation and test windows. Pointing the pipeline at new logs means writing such a file, not
+changing code.
 
 The tf.Examples the ingestion writes use the canonical names of feature_names.py for the log
 columns, and the feature's `name` (by default its column name) for every user and item feature.
@@ -13,7 +14,7 @@ import dataclasses
 import datetime
 import enum
 import json
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, NamedTuple, Optional, Sequence, Union
 import zoneinfo
 
 import yaml
@@ -92,35 +93,52 @@ class LogSpec:
     return (self.user_id, self.item_id, self.scenario, self.label, self.timestamp)
 
 
+class SplitBoundaries(NamedTuple):
+  """The two boundaries of a time split, in epoch ms:
+
+      train  <  validation_start  <=  validation  <  test_start  <=  test
+  """
+  validation_start_ms: int
+  test_start_ms: int
+
+
 @dataclasses.dataclass(frozen=True)
 class SplitSpec:
-  """Time split: events before the cutoff train, events at or after it evaluate.
+  """Time split into three consecutive windows: train, then validation, then test.
 
-  Exactly one of `eval_cutoff` (an ISO-8601 time) and `eval_days` (the last N calendar days
-  of the log, in `timezone`, evaluate) is set.
+  Either explicit starts (`validation_start` and `test_start`, ISO-8601 times) or window
+  lengths in calendar days of `timezone` counted back from the log's last day (`test_days`,
+  and `validation_days` before them). Everything before the validation window trains.
   """
-  eval_cutoff: Optional[str] = None
-  eval_days: Optional[int] = None
-  timezone: str = 'UTC'  # for eval_days, and for timestamps without an offset
+  validation_start: Optional[str] = None
+  test_start: Optional[str] = None
+  validation_days: Optional[int] = None
+  test_days: Optional[int] = None
+  timezone: str = 'UTC'  # for the day counts, and for times without an offset
 
   @property
   def tzinfo(self) -> datetime.tzinfo:
     return zoneinfo.ZoneInfo(self.timezone)
 
-  def cutoff_ms(self, max_timestamp_ms: Optional[int] = None) -> int:
-    """The cutoff in epoch ms; `eval_days` needs the log's last timestamp."""
-    if self.eval_cutoff is not None:
-      cutoff = datetime.datetime.fromisoformat(self.eval_cutoff)
-      if cutoff.tzinfo is None:
-        cutoff = cutoff.replace(tzinfo=self.tzinfo)
-      return int(cutoff.timestamp() * 1000)
+  def boundaries(self, max_timestamp_ms: Optional[int] = None) -> SplitBoundaries:
+    """The boundaries in epoch ms; the day counts need the log's last timestamp."""
+    if self.test_start is not None:
+      return SplitBoundaries(self._epoch_ms(self.validation_start),
+                             self._epoch_ms(self.test_start))
     if max_timestamp_ms is None:
-      raise ValueError('eval_days needs the last timestamp of the log')
-    last = datetime.datetime.fromtimestamp(max_timestamp_ms / 1000, self.tzinfo)
-    first_eval_day = last.date() - datetime.timedelta(days=self.eval_days - 1)
-    midnight = datetime.datetime.combine(first_eval_day, datetime.time(),
-                                         tzinfo=self.tzinfo)
-    return int(midnight.timestamp() * 1000)
+      raise ValueError('test_days and validation_days need the last timestamp of the log')
+    last_day = datetime.datetime.fromtimestamp(max_timestamp_ms / 1000, self.tzinfo).date()
+    first_test_day = last_day - datetime.timedelta(days=self.test_days - 1)
+    first_validation_day = first_test_day - datetime.timedelta(days=self.validation_days)
+    midnight = lambda day: int(datetime.datetime.combine(
+        day, datetime.time(), tzinfo=self.tzinfo).timestamp() * 1000)
+    return SplitBoundaries(midnight(first_validation_day), midnight(first_test_day))
+
+  def _epoch_ms(self, text: str) -> int:
+    moment = datetime.datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+      moment = moment.replace(tzinfo=self.tzinfo)
+    return int(moment.timestamp() * 1000)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,29 +245,49 @@ def _parse_table(where: '_Where', raw: Any, field: str) -> FeatureTableSpec:
                           features=tuple(features))
 
 
+_SPLIT_EXAMPLE = ("validation_days: 1 and test_days: 2, or validation_start: "
+                  "'2022-05-02T00:00:00+08:00' and test_start: '2022-05-03T00:00:00+08:00'")
+
+
 def _parse_split(where: '_Where', raw: Any) -> SplitSpec:
-  split = where.mapping(raw, 'split', optional=('eval_cutoff', 'eval_days', 'timezone'))
-  cutoff, days = split.get('eval_cutoff'), split.get('eval_days')
-  if (cutoff is None) == (days is None):
-    raise SpecError(f'{where.source}: split: set exactly one of eval_cutoff (an ISO-8601 '
-                    f"time such as '2022-05-03T00:00:00+08:00') and eval_days (an integer)")
+  if isinstance(raw, dict) and ('eval_cutoff' in raw or 'eval_days' in raw):
+    raise SpecError(f'{where.source}: split.eval_cutoff and split.eval_days are replaced by a '
+                    f'validation and a test window: set {_SPLIT_EXAMPLE}')
+  split = where.mapping(raw, 'split', optional=('validation_start', 'test_start',
+                                                'validation_days', 'test_days', 'timezone'))
+  starts = [split.get('validation_start'), split.get('test_start')]
+  days = [split.get('validation_days'), split.get('test_days')]
+  by_starts = all(v is not None for v in starts) and all(v is None for v in days)
+  by_days = all(v is not None for v in days) and all(v is None for v in starts)
+  if not by_starts and not by_days:
+    raise SpecError(f'{where.source}: split: set either both starts or both day counts: '
+                    f'{_SPLIT_EXAMPLE}')
   timezone = where.string(split.get('timezone', 'UTC'), 'split.timezone')
   try:
     zoneinfo.ZoneInfo(timezone)
   except (zoneinfo.ZoneInfoNotFoundError, ValueError):
     raise SpecError(f'{where.source}: split.timezone {timezone!r} is not an IANA time zone '
                     f"such as 'UTC' or 'Asia/Shanghai'") from None
-  if cutoff is not None:
-    cutoff = cutoff.isoformat() if isinstance(cutoff, datetime.datetime) else str(cutoff)
-    try:
-      datetime.datetime.fromisoformat(cutoff)
-    except ValueError:
-      raise SpecError(f'{where.source}: split.eval_cutoff {cutoff!r} is not an ISO-8601 '
-                      f"time such as '2022-05-03T00:00:00+08:00'") from None
-  if days is not None and (not isinstance(days, int) or days < 1):
-    raise SpecError(f'{where.source}: split.eval_days must be a positive integer, '
-                    f'got {days!r}')
-  return SplitSpec(eval_cutoff=cutoff, eval_days=days, timezone=timezone)
+  if by_starts:
+    for i, (key, value) in enumerate(zip(('validation_start', 'test_start'), starts)):
+      text = value.isoformat() if isinstance(value, datetime.datetime) else str(value)
+      try:
+        datetime.datetime.fromisoformat(text)
+      except ValueError:
+        raise SpecError(f'{where.source}: split.{key} {text!r} is not an ISO-8601 time such '
+                        f"as '2022-05-02T00:00:00+08:00'") from None
+      starts[i] = text
+    spec = SplitSpec(validation_start=starts[0], test_start=starts[1], timezone=timezone)
+    bounds = spec.boundaries()
+    if bounds.validation_start_ms >= bounds.test_start_ms:
+      raise SpecError(f'{where.source}: split.validation_start must be before '
+                      f'split.test_start')
+    return spec
+  for key, value in zip(('validation_days', 'test_days'), days):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+      raise SpecError(f'{where.source}: split.{key} must be a positive integer, '
+                      f'got {value!r}')
+  return SplitSpec(validation_days=days[0], test_days=days[1], timezone=timezone)
 
 
 def _check_names(spec: DatasetSpec, source: str) -> None:

@@ -12,9 +12,13 @@ LABEL = 'label'  # int64, 1 = positive (click)
 TIMESTAMP = 'timestamp'  # int64, milliseconds since the Unix epoch
 HISTORY_ITEM_ID = 'history_item_id'  # the user's last clicked items, oldest first
 HISTORY_SCENARIO = 'history_scenario'  # raw scenario value of each history click
-# The item's clicks in each served scenario during the training period (an item feature).
+# Item features derived from the log (beyond the DSMOE paper; each behind an ingestion
+# flag): the item's clicks in each served scenario before the example's time...
 SCENARIO_CLICKS = 'scenario_clicks'
+# ...and the same clicks exponentially decayed (recent popularity), as of the example.
+SCENARIO_RECENT_CLICKS = 'scenario_recent_clicks'
+POPULARITY_FEATURES = (SCENARIO_CLICKS, SCENARIO_RECENT_CLICKS)
 
 # A user or item feature of the dataset spec may not take one of these names.
-RESERVED = (USER_ID, ITEM_ID, SCENARIO, LABEL, TIMESTAMP, HISTORY_ITEM_ID, HISTORY_SCENARIO,
-            SCENARIO_CLICKS)
+RESERVED = (USER_ID, ITEM_ID, SCENARIO, LABEL, TIMESTAMP, HISTORY_ITEM_ID,
+            HISTORY_SCENARIO) + POPULARITY_FEATURES

@@ -12,10 +12,18 @@ import os
 import tensorflow as tf
 
 # ---- InteractionExampleGen: splits of its Examples outputs ---------------------------
-TRAIN = 'train'  # examples: events before the cutoff
-EVAL = 'eval'  # examples: events at or after the cutoff
-CORPUS = 'corpus'  # item_corpus: every item with its features
-USERS = 'users'  # user_snapshot: every user's features and history as of the cutoff
+# examples: the events of each time window (dataset_spec.SplitSpec), features as of the
+# event (train) or the window's start (validation, test); ALL: every event as a training
+# example, for the model refit on all days that a release serves.
+# item_corpus: every item, its time-dependent features as of the end of the training
+# window (TRAIN), the start of the test window (TEST) or the last event (ALL).
+TRAIN = 'train'
+VALIDATION = 'validation'
+TEST = 'test'
+ALL = 'all'
+EXAMPLE_SPLITS = (TRAIN, VALIDATION, TEST, ALL)
+CORPUS_SPLITS = (TRAIN, TEST, ALL)
+USERS = 'users'  # user_snapshot: every user's features and history as of the last event
 
 # ---- InteractionExampleGen: the report and the scenario mapping ----------------------
 INGESTION_SUMMARY_JSON = 'summary.json'
@@ -38,6 +46,7 @@ EMBEDDING_OUTPUT = 'embedding'
 # ---- Trainer: the teacher artifact ----------------------------------------------------
 TEACHER_WEIGHTS = 'weights/teacher'  # Keras checkpoint prefix
 TEACHER_CONFIG_FILE = 'teacher_config.json'
+TEACHER_SUMMARY_FILE = 'teacher_summary.json'  # how it was trained, the epoch kept
 TEACHER_SERVING_DIR = 'serving'  # SavedModel with TEACHER_EXAMPLES_SIGNATURE
 TEACHER_EXAMPLES_SIGNATURE = 'teacher_logit_examples'
 LOGIT_OUTPUT = 'logit'
@@ -48,6 +57,9 @@ TRAINER_SCENARIO_MAPPING = 'scenario_mapping_dir'
 TRAINER_TEACHER_INPUT = 'teacher_dir'  # absent: train a teacher
 TRAINER_TEACHER_OUTPUT = 'teacher_output_dir'
 TRAINER_BACKUP_DIR = 'backup_dir'  # checkpoints that survive a killed Trainer
+TRAINER_VALIDATION_EVENTS = 'validation_events_pattern'  # raw validation split (recall)
+TRAINER_FIXED_EPOCHS = 'fixed_epochs'  # JSON {"teacher": n, "student": m}: a refit
+TRAINER_RECALL_KS = 'recall_ks'  # JSON [k, ...]: the validation Recall@K it reports
 
 # ---- RecallEvaluator: the evaluation and blessing artifacts ---------------------------
 METRICS_FILE = 'metrics.json'
@@ -55,6 +67,10 @@ CHART_FILE = 'recall.png'
 EVALUATION_SUMMARY_FILE = 'summary.txt'
 BLESSED_FILE = 'BLESSED'
 NOT_BLESSED_FILE = 'NOT_BLESSED'
+
+# ---- BlessedModelComparison: the model against the previous blessed one ---------------
+COMPARISON_FILE = 'comparison.json'
+COMPARISON_SUMMARY_FILE = 'summary.txt'
 
 # ---- IndexBuilder: the index artifact -------------------------------------------------
 SCANN_DIR = 'scann'  # the serialized ScaNN searcher

@@ -1,15 +1,19 @@
 """The release format: one self-contained, versioned directory that serving loads.
 
     <releases>/<version>/
-      manifest.json          written last: version, fingerprints, metrics, file checksums
+      manifest.json          written last: version, fingerprints, which data the served
+                             model saw, test metrics with intervals, file checksums
       user_tower/            SavedModel, raw features -> user embedding (models/export.py)
       item_tower/            SavedModel, raw item features -> item embedding
       feature_space.json     the model-input contract
       index/                 ScaNN searcher, item ids, item embeddings, index_manifest.json
       retrieval_model/       TFRS ScaNN SavedModel: raw user features -> top-K ids, scores
       scenario_mapping.json  raw scenario value -> index
-      user_snapshot/         tf.Examples: every user's features and history at the cutoff
-      evaluation/            metrics.json, recall.png, summary.txt
+      training_summary.json  how the served model was trained (epochs, data)
+      user_snapshot/         tf.Examples: every user's features and history as of the last
+                             event of the logs
+      evaluation/            the test evaluation of the same model trained on the train
+                             window: metrics.json, recall.png, summary.txt
     <releases>/latest        symlink to the newest version (local file systems)
     <releases>/LATEST        the newest version's name (every file system)
 

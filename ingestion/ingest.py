@@ -1,17 +1,22 @@
 """The ingestion as a Beam pipeline: raw logs + feature tables -> tf.Example TFRecords.
 
     logs ----parse----> events --+-- join items (CoGroupByKey on item id) --> item corpus
-                                 |                 |
+                                 |                 |             (as of 3 moments)
     item table --parse-----------+                 v
                                      join users (CoGroupByKey on user id), per user:
     user table --parse------------->   sort by time, histories, scenario filter, time split
                                                    |
-                                   train / eval TFRecords + user snapshot (features and
-                                   history as of the cutoff, for every user)
+                          train / validation / test / all TFRecords + user snapshot
+                          (features and history as of the last event, for every user)
 
-Side inputs: the train/eval cutoff (from the spec, or from the log's last day for
-`eval_days`) and the selected scenarios (from positives per scenario in the training split).
+Side inputs: the split boundaries (from the spec, or from the log's last day for day
+counts) and the selected scenarios (from positives per scenario in the training split).
 Both joins are CoGroupByKeys, so feature tables of any size work on a distributed runner.
+
+Time: a train example sees the user's history before its event; a validation or test example
+sees the history (and the time-dependent item features) as of its window's start, as a
+model serving that window would (records.as_of_ms, records.clicks_end_ms). The split `all`
+repeats every event as a training example over all days, for the model a release serves.
 
 Every dropped or defaulted row is counted; the counts, the first bad rows and the scenario
 selection go to a raw report (JSON) that `report.py` turns into the ingestion summary.
@@ -21,7 +26,7 @@ import collections
 import dataclasses
 import json
 import os
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 import apache_beam as beam
 import tensorflow as tf
@@ -29,6 +34,7 @@ from tfx.components.example_gen import write_split
 
 from core import config as configs
 from core import dataset_spec as ds
+from core import feature_names as fnames
 from core import layout
 from ingestion import counts
 from ingestion import csv_tables
@@ -50,18 +56,19 @@ class InputFiles:
 
 @dataclasses.dataclass(frozen=True)
 class OutputPaths:
-  train_dir: str
-  eval_dir: str
-  corpus_dir: str
-  snapshot_dir: str
+  examples: Mapping[str, str]  # split (layout.EXAMPLE_SPLITS) -> directory
+  item_corpus: Mapping[str, str]  # split (layout.CORPUS_SPLITS) -> directory
+  user_snapshot: str  # directory
   raw_report: str  # JSON file
 
   @classmethod
   def under(cls, directory: str) -> 'OutputPaths':
-    """Every output in its own subdirectory of `directory` (outside a TFX pipeline)."""
-    return cls(*(os.path.join(directory, name) for name in (
-        layout.TRAIN, layout.EVAL, layout.CORPUS, layout.USERS,
-        layout.INGESTION_RAW_REPORT)))
+    """Every output in its own subdirectory of `directory` (outside a TFX pipeline):
+    examples/<split>, item_corpus/<split>, user_snapshot, raw_report.json."""
+    return cls({s: os.path.join(directory, 'examples', s) for s in layout.EXAMPLE_SPLITS},
+               {s: os.path.join(directory, 'item_corpus', s) for s in layout.CORPUS_SPLITS},
+               os.path.join(directory, 'user_snapshot'),
+               os.path.join(directory, layout.INGESTION_RAW_REPORT))
 
 
 def ingest_and_summarize(make_pipeline: Callable[[], beam.Pipeline],
@@ -115,52 +122,58 @@ def build_ingestion(pipeline: beam.Pipeline, spec: ds.DatasetSpec, files: InputF
   max_timestamp = (events.events
                    | 'Timestamps' >> beam.Map(lambda e: e.timestamp_ms)
                    | 'MaxTimestamp' >> beam.CombineGlobally(_max_or_none))
-  cutoff = max_timestamp | 'Cutoff' >> beam.Map(
-      lambda last: spec.split.cutoff_ms(last) if last is not None else 0)
-  cutoff_side = beam.pvalue.AsSingleton(cutoff)
+  bounds = max_timestamp | 'SplitBoundaries' >> beam.Map(
+      lambda last: spec.split.boundaries(last) if last is not None else
+      ds.SplitBoundaries(0, 0))
+  bounds_side = beam.pvalue.AsSingleton(bounds)
+  # "As of the last event": everything up to and including the log's last millisecond.
+  end_side = beam.pvalue.AsSingleton(
+      max_timestamp | 'End' >> beam.Map(lambda last: (last or 0) + 1))
 
   scenarios = (
       events.events
-      | 'ScenarioOfEvent' >> beam.Map(_scenario_train_counts, cutoff_side)
+      | 'ScenarioOfEvent' >> beam.Map(_scenario_train_counts, bounds_side)
       | 'CountPerScenario' >> beam.CombinePerKey(_sum_pairs)
       | 'ScenarioCounts' >> beam.Map(
           lambda kv: records.ScenarioCount(kv[0], kv[1][0], kv[1][1]))
       | 'AllScenarioCounts' >> beam.combiners.ToList()
       | 'SelectScenarios' >> beam.Map(records.select_scenarios, options.num_scenarios,
                                       options.scenarios))
+  scenarios_side = beam.pvalue.AsSingleton(scenarios)
 
   with_items = (
       {'events': events.events | 'KeyByItem' >> beam.Map(lambda e: (e.item_id, e)),
        'features': items.rows | 'KeyItemRows' >> beam.Map(lambda r: (r.id, r))}
       | 'JoinItems' >> beam.CoGroupByKey()
       | 'AttachItemFeatures' >> beam.ParDo(
-          _AttachItemFeatures(spec.items, options.scenario_click_features), cutoff_side,
-          beam.pvalue.AsSingleton(scenarios)).with_outputs(_BAD, _COUNT, layout.CORPUS,
-                                                           main='events'))
+          _AttachItemFeatures(spec.items, options), bounds_side, end_side,
+          scenarios_side).with_outputs(_BAD, _COUNT, *_corpus_tags(), main='events'))
 
   examples = (
       {'events': with_items.events,
        'features': users.rows | 'KeyUserRows' >> beam.Map(lambda r: (r.id, r))}
       | 'JoinUsers' >> beam.CoGroupByKey()
       | 'BuildExamples' >> beam.ParDo(
-          _BuildUserExamples(spec.users, options.history_length), cutoff_side,
-          beam.pvalue.AsSingleton(scenarios)).with_outputs(
-              _BAD, _COUNT, layout.EVAL, layout.USERS, main=layout.TRAIN))
+          _BuildUserExamples(spec.users, options.history_length), bounds_side,
+          scenarios_side).with_outputs(_BAD, _COUNT, layout.USERS,
+                                       *layout.EXAMPLE_SPLITS[1:],
+                                       main=layout.EXAMPLE_SPLITS[0]))
 
-  _ = examples[layout.TRAIN] | 'WriteTrain' >> write_split.WriteSplit(outputs.train_dir,
-                                                                      None)
-  _ = examples[layout.EVAL] | 'WriteEval' >> write_split.WriteSplit(outputs.eval_dir, None)
-  corpus = with_items[layout.CORPUS]
-  _ = corpus | 'WriteCorpus' >> write_split.WriteSplit(outputs.corpus_dir, None)
+  for split in layout.EXAMPLE_SPLITS:
+    _ = examples[split] | f'Write-examples-{split}' >> write_split.WriteSplit(
+        outputs.examples[split], None)
+  for split, tag in zip(layout.CORPUS_SPLITS, _corpus_tags()):
+    _ = with_items[tag] | f'Write-corpus-{split}' >> write_split.WriteSplit(
+        outputs.item_corpus[split], None)
   snapshot = examples[layout.USERS]
-  _ = snapshot | 'WriteSnapshot' >> write_split.WriteSplit(outputs.snapshot_dir, None)
+  _ = snapshot | 'WriteSnapshot' >> write_split.WriteSplit(outputs.user_snapshot, None)
 
   tallies = [log_rows.count, user_rows.count, item_rows.count,
-            users[_COUNT], items[_COUNT], with_items[_COUNT], examples[_COUNT],
-            corpus | 'CountCorpus' >> beam.combiners.Count.Globally()
-            | 'CorpusKey' >> beam.Map(lambda n: (counts.CORPUS_ITEMS, n)),
-            snapshot | 'CountSnapshot' >> beam.combiners.Count.Globally()
-            | 'SnapshotKey' >> beam.Map(lambda n: (counts.SNAPSHOT_USERS, n))]
+             users[_COUNT], items[_COUNT], with_items[_COUNT], examples[_COUNT],
+             with_items[_corpus_tags()[0]] | 'CountCorpus' >> beam.combiners.Count.Globally()
+             | 'CorpusKey' >> beam.Map(lambda n: (counts.CORPUS_ITEMS, n)),
+             snapshot | 'CountSnapshot' >> beam.combiners.Count.Globally()
+             | 'SnapshotKey' >> beam.Map(lambda n: (counts.SNAPSHOT_USERS, n))]
   bad_rows = ((log_rows.bad, events[_BAD], users[_BAD], items[_BAD], with_items[_BAD],
                examples[_BAD]) | 'AllBadRows' >> beam.Flatten())
   tallies.append(bad_rows | 'BadRowKeys' >> beam.Map(lambda b: (counts.bad_rows(b.table), 1)))
@@ -174,11 +187,15 @@ def build_ingestion(pipeline: beam.Pipeline, spec: ds.DatasetSpec, files: InputF
        | 'ReportSeed' >> beam.Create([None])
        | 'RawReport' >> beam.Map(
            _raw_report, totals=beam.pvalue.AsSingleton(all_counts),
-           bad_rows=beam.pvalue.AsSingleton(bad_samples),
-           scenarios=beam.pvalue.AsSingleton(scenarios), cutoff_ms=cutoff_side,
-           max_timestamp_ms=beam.pvalue.AsSingleton(max_timestamp))
+           bad_rows=beam.pvalue.AsSingleton(bad_samples), scenarios=scenarios_side,
+           bounds=bounds_side, max_timestamp_ms=beam.pvalue.AsSingleton(max_timestamp))
        | 'WriteRawReport' >> beam.io.WriteToText(outputs.raw_report, num_shards=1,
                                                  shard_name_template=''))
+
+
+def _corpus_tags() -> tuple[str, ...]:
+  """Beam output tags of the item corpus splits (distinct from the examples' tags)."""
+  return tuple(f'corpus_{split}' for split in layout.CORPUS_SPLITS)
 
 
 @dataclasses.dataclass
@@ -249,41 +266,67 @@ def _unique_row(table: str, id_column: str, rows) -> tuple[Optional[records.Feat
 
 
 class _AttachItemFeatures(beam.DoFn):
-  """(item id, {events, features}) -> (user id, (event, item features)) + corpus example.
+  """(item id, {events, features}) -> (user id, (event, item features)) + corpus examples.
 
-  The item's tf.train.Features travel serialized, built once per item; with
-  scenario_click_features each event's copy also gets the item's training clicks per
-  served scenario, less the event's own click (the corpus gets the full counts).
+  The item features of an event come in two views, serialized: the view of the event's
+  own split (train, validation or test) and the refit view (all). The static features are
+  built once per item; the popularity features (beyond the paper, each behind its
+  ingestion flag) are as of each view:
+    scenario_clicks         the item's clicks per served scenario before
+                            records.clicks_end_ms of the view, less the event's own click;
+    scenario_recent_clicks  the same clicks exponentially decayed, as of records.as_of_ms.
+  The corpus gets one example per corpus split, as of the end of the training window
+  (train), the start of the test window (test) and the last event (all).
   """
 
-  def __init__(self, spec: ds.FeatureTableSpec, scenario_click_features: bool):
+  def __init__(self, spec: ds.FeatureTableSpec, options: configs.IngestionConfig):
     self._spec = spec
     self._defaults = records.default_feature_values(spec)
-    self._clicks = scenario_click_features
+    self._clicks = options.scenario_click_features
+    self._recent = options.recent_click_features
+    self._half_life_ms = options.recent_clicks_half_life_days * 86_400_000
 
-  def process(self, element, cutoff_ms: int,
+  def process(self, element, bounds: ds.SplitBoundaries, end_ms: int,
               scenarios: Sequence[records.ScenarioCount]) -> Iterator:
     item_id, grouped = element
     row, duplicates = _unique_row('items', self._spec.id_column, grouped['features'])
     for bad in duplicates:
       yield beam.pvalue.TaggedOutput(_BAD, bad)
-    features = records.features_proto(row.values if row else self._defaults)
+    events = grouped['events']
+    features_bytes = records.features_proto(
+        row.values if row else self._defaults).SerializeToString()
     served = [s.value for s in scenarios]
-    clicks = (records.scenario_clicks(grouped['events'], served, cutoff_ms)
-              if self._clicks else None)
-    corpus = records.item_example(item_id, features)
-    features_bytes = features.SerializeToString()
-    if clicks is not None:
-      corpus.features.MergeFromString(records.scenario_clicks_proto(clicks))
-    yield beam.pvalue.TaggedOutput(layout.CORPUS, corpus)
+    totals = {view: records.scenario_clicks(events, served, records.clicks_end_ms(view, bounds))
+              for view in layout.CORPUS_SPLITS} if self._clicks else {}
+    decayed = (records.DecayedClicks(events, served, self._half_life_ms) if self._recent
+               else None)
+
+    def popularity(view: str, as_of_ms: int, event=None) -> bytes:
+      values = {}
+      if self._clicks:
+        counts_view = layout.TRAIN if view == layout.VALIDATION else view
+        values[fnames.SCENARIO_CLICKS] = (
+            records.scenario_clicks_without(totals[counts_view], event, served,
+                                            records.clicks_end_ms(view, bounds))
+            if event is not None else totals[counts_view])
+      if decayed:
+        values[fnames.SCENARIO_RECENT_CLICKS] = decayed.at(as_of_ms)
+      return records.float_lists_proto(values) if values else b''
+
+    corpus_as_of = {layout.TRAIN: bounds.validation_start_ms,
+                    layout.TEST: bounds.test_start_ms, layout.ALL: end_ms}
+    for split, tag in zip(layout.CORPUS_SPLITS, _corpus_tags()):
+      corpus = records.item_example(item_id, tf.train.Features.FromString(
+          features_bytes + popularity(split, corpus_as_of[split])))
+      yield beam.pvalue.TaggedOutput(tag, corpus)
     num_events = 0
-    for event in grouped['events']:
+    for event in events:
       num_events += 1
-      event_features = features_bytes
-      if clicks is not None:
-        event_features += records.scenario_clicks_proto(
-            records.scenario_clicks_without(clicks, event, served, cutoff_ms))
-      yield event.user_id, (event, event_features)
+      split = records.split_of(event.timestamp_ms, bounds)
+      views = tuple(features_bytes + popularity(
+          view, records.as_of_ms(event.timestamp_ms, view, bounds), event)
+                    for view in (split, layout.ALL))
+      yield event.user_id, (event, views)
     if row is None:
       yield beam.pvalue.TaggedOutput(_COUNT, (counts.ITEMS_WITHOUT_FEATURES, 1))
       yield beam.pvalue.TaggedOutput(_COUNT,
@@ -291,15 +334,16 @@ class _AttachItemFeatures(beam.DoFn):
 
 
 class _BuildUserExamples(beam.DoFn):
-  """All events of one user -> serialized tf.Examples tagged by split, and the user's
-  snapshot (features and history as of the cutoff) tagged USERS."""
+  """All events of one user -> serialized tf.Examples tagged by split (each event in its
+  time window's split and, as a training example, in ALL), and the user's snapshot
+  (features and history as of the last event) tagged USERS."""
 
   def __init__(self, spec: ds.FeatureTableSpec, history_length: int):
     self._spec = spec
     self._history_length = history_length
     self._defaults = records.default_feature_values(spec)
 
-  def process(self, element, cutoff_ms: int,
+  def process(self, element, bounds: ds.SplitBoundaries,
               scenarios: Sequence[records.ScenarioCount]) -> Iterator:
     user_id, grouped = element
     events = sorted(grouped['events'],
@@ -309,10 +353,9 @@ class _BuildUserExamples(beam.DoFn):
       yield beam.pvalue.TaggedOutput(_BAD, bad)
     user_features = records.features_proto(row.values if row else self._defaults)
     user_events = [e for e, _ in events]
-    snapshot = records.user_example(
-        user_id, records.history_at_cutoff(user_events, cutoff_ms, self._history_length),
-        user_features)
-    yield beam.pvalue.TaggedOutput(layout.USERS, snapshot.SerializeToString())
+    [history] = records.histories(user_events, [None], self._history_length)
+    yield beam.pvalue.TaggedOutput(layout.USERS, records.user_example(
+        user_id, history, user_features).SerializeToString())
     if not events:  # a user of the feature table who has no event
       return
     tally = collections.Counter()
@@ -320,26 +363,31 @@ class _BuildUserExamples(beam.DoFn):
       tally[counts.USERS_WITHOUT_FEATURES] += 1
       tally[counts.EVENTS_WITH_DEFAULT_USER_FEATURES] += len(events)
     selected = {s.value for s in scenarios}
-    event_histories = records.histories(user_events, cutoff_ms, self._history_length)
-    for (event, item_features_bytes), history in zip(events, event_histories):
+    splits = [records.split_of(e.timestamp_ms, bounds) for e in user_events]
+    split_histories = records.histories(
+        user_events, [records.as_of_ms(e.timestamp_ms, split, bounds)
+                      for e, split in zip(user_events, splits)], self._history_length)
+    all_histories = records.histories(user_events, [e.timestamp_ms for e in user_events],
+                                      self._history_length)
+    for (event, views), split, *histories in zip(events, splits, split_histories,
+                                                 all_histories):
       if event.scenario not in selected:
         tally[counts.dropped_scenario(event.scenario)] += 1
         continue
-      split = layout.TRAIN if event.timestamp_ms < cutoff_ms else layout.EVAL
       tally[counts.events(split, event.scenario)] += 1
       tally[counts.positives(split, event.scenario)] += event.label
-      example = records.event_example(
-          event, history, user_features,
-          tf.train.Features.FromString(item_features_bytes))
-      serialized = example.SerializeToString()
-      yield (serialized if split == layout.TRAIN else
-             beam.pvalue.TaggedOutput(layout.EVAL, serialized))
+      for tag, item_bytes, history in zip((split, layout.ALL), views, histories):
+        example = records.event_example(event, history, user_features,
+                                        tf.train.Features.FromString(item_bytes))
+        serialized = example.SerializeToString()
+        yield (serialized if tag == layout.EXAMPLE_SPLITS[0] else
+               beam.pvalue.TaggedOutput(tag, serialized))
     for key, value in tally.items():
       yield beam.pvalue.TaggedOutput(_COUNT, (key, value))
 
 
-def _scenario_train_counts(event: records.Event, cutoff_ms: int):
-  in_train = event.timestamp_ms < cutoff_ms
+def _scenario_train_counts(event: records.Event, bounds: ds.SplitBoundaries):
+  in_train = event.timestamp_ms < bounds.validation_start_ms
   return event.scenario, (int(in_train), int(in_train and event.label == 1))
 
 
@@ -356,12 +404,13 @@ def _max_or_none(values) -> Optional[int]:
   return max((v for v in values if v is not None), default=None)
 
 
-def _raw_report(_, totals: dict, bad_rows: list, scenarios: list, cutoff_ms: int,
-                max_timestamp_ms: Optional[int]) -> str:
+def _raw_report(_, totals: dict, bad_rows: list, scenarios: list,
+                bounds: ds.SplitBoundaries, max_timestamp_ms: Optional[int]) -> str:
   return json.dumps({
       'counts': totals,
       'bad_rows': [r._asdict() for r in bad_rows],
       'scenarios': [s._asdict() for s in scenarios],
-      'cutoff_ms': cutoff_ms,
+      'validation_start_ms': bounds.validation_start_ms,
+      'test_start_ms': bounds.test_start_ms,
       'max_timestamp_ms': max_timestamp_ms,
   })

@@ -8,12 +8,13 @@ line, the column, the value found and what was expected.
 import bisect
 import datetime
 import math
-from typing import Iterable, NamedTuple, Sequence, Union
+from typing import Iterable, NamedTuple, Optional, Sequence, Union
 
 import tensorflow as tf
 
 from core import dataset_spec as ds
 from core import feature_names as fnames
+from core import layout
 
 
 class BadRow(NamedTuple):
@@ -155,38 +156,57 @@ def default_feature_values(table: ds.FeatureTableSpec) -> dict:
   return {f.name: f.missing_value for f in table.features}
 
 
-def histories(events: Sequence[Event], cutoff_ms: int,
+def split_of(timestamp_ms: int, bounds: ds.SplitBoundaries) -> str:
+  """The time window of an event: train, validation or test."""
+  if timestamp_ms < bounds.validation_start_ms:
+    return layout.TRAIN
+  return layout.VALIDATION if timestamp_ms < bounds.test_start_ms else layout.TEST
+
+
+def as_of_ms(timestamp_ms: int, view: str, bounds: ds.SplitBoundaries) -> int:
+  """The moment an example of `view` sees the world at: its behaviour sequence and recent
+  item clicks count what happened strictly before it.
+
+  A training example (views train and all) is as of its own event; a validation or test
+  example as of its window's start, which is all a model serving that window knew.
+  """
+  if view == layout.VALIDATION:
+    return bounds.validation_start_ms
+  if view == layout.TEST:
+    return bounds.test_start_ms
+  return timestamp_ms
+
+
+def clicks_end_ms(view: str, bounds: ds.SplitBoundaries) -> Optional[int]:
+  """An item's click counts (`scenario_clicks`) in `view` count the clicks before this time:
+  the training period for train and validation, everything before the test window for
+  test, every click for the refit view `all` (None)."""
+  if view in (layout.TRAIN, layout.VALIDATION):
+    return bounds.validation_start_ms
+  return bounds.test_start_ms if view == layout.TEST else None
+
+
+def histories(events: Sequence[Event], ends_ms: Sequence[Optional[int]],
               length: int) -> list[list[HistoryEntry]]:
   """The behaviour sequence of each of one user's events.
 
-  For an event at time t, the user's last `length` clicks (label 1, any scenario) with a
-  timestamp strictly before min(t, cutoff_ms), oldest first. Clicks at the same millisecond
-  as the event are not in its history, and no click at or after the cutoff is in any
-  history: an eval event sees the user as they were at the cutoff.
+  For event i, the user's last `length` clicks (label 1, any scenario) with a timestamp
+  strictly before ends_ms[i] (None: every click), oldest first. With ends_ms[i] the
+  event's own time, clicks at the same millisecond are not in its history.
 
   Args:
     events: all events of one user, sorted by timestamp.
-    cutoff_ms: the train/eval cutoff.
+    ends_ms: one end per event (as_of_ms of its view).
     length: the maximum history length L.
   """
   clicks = [HistoryEntry(e.timestamp_ms, e.item_id, e.scenario) for e in events
             if e.label == 1]
   click_times = [c.timestamp_ms for c in clicks]
   result = []
-  for event in events:
-    end = bisect.bisect_left(click_times, min(event.timestamp_ms, cutoff_ms))
+  for end_ms in ends_ms:
+    end = len(clicks) if end_ms is None else bisect.bisect_left(click_times, end_ms)
     result.append(clicks[max(0, end - length):end])
   return result
-
-
-def history_at_cutoff(events: Sequence[Event], cutoff_ms: int,
-                      length: int) -> list[HistoryEntry]:
-  """The user's last `length` clicks strictly before the cutoff: what serving sees.
-
-  The same history every eval event of the user gets (see `histories`).
-  """
-  sentinel = Event('', '', '', 0, cutoff_ms, '', 0)
-  return histories(list(events) + [sentinel], cutoff_ms, length)[-1]
 
 
 class ScenarioCount(NamedTuple):
@@ -212,31 +232,68 @@ def select_scenarios(counts: Iterable[ScenarioCount], num_scenarios: int,
 
 
 def scenario_clicks(events: Iterable[Event], scenarios: Sequence[str],
-                    cutoff_ms: int) -> list[float]:
-  """One item's clicks before the cutoff in each of `scenarios`, in their order."""
+                    end_ms: Optional[int]) -> list[float]:
+  """One item's clicks before `end_ms` (None: all) in each of `scenarios`, in their order."""
   position = {s: i for i, s in enumerate(scenarios)}
   counts = [0.0] * len(scenarios)
   for event in events:
-    if event.label == 1 and event.timestamp_ms < cutoff_ms and event.scenario in position:
+    if event.label == 1 and _before(event, end_ms) and event.scenario in position:
       counts[position[event.scenario]] += 1.0
   return counts
 
 
 def scenario_clicks_without(counts: Sequence[float], event: Event,
-                            scenarios: Sequence[str], cutoff_ms: int) -> list[float]:
-  """The counts an event's example gets: without the event's own training click, so no
-  training example carries its label in a feature."""
+                            scenarios: Sequence[str], end_ms: Optional[int]) -> list[float]:
+  """The counts an event's example gets: without the event's own click when the counts
+  include it, so no training example carries its label in a feature."""
   counts = list(counts)
-  if event.label == 1 and event.timestamp_ms < cutoff_ms and event.scenario in scenarios:
+  if event.label == 1 and _before(event, end_ms) and event.scenario in scenarios:
     counts[list(scenarios).index(event.scenario)] -= 1.0
   return counts
 
 
-def scenario_clicks_proto(counts: Sequence[float]) -> bytes:
-  """A serialized tf.train.Features with only `scenario_clicks`; appended to a serialized
-  Features message it adds that feature (protobuf merges concatenated messages)."""
+def _before(event: Event, end_ms: Optional[int]) -> bool:
+  return end_ms is None or event.timestamp_ms < end_ms
+
+
+class DecayedClicks:
+  """An item's exponentially decayed clicks per scenario as of any moment t:
+
+      d_s(t) = sum over its clicks c in scenario s with t_c < t of 2 ** (-(t - t_c) / h)
+
+  with half-life h: a click counts 1 now, 1/2 after h, 1/4 after 2h. Prefix sums of
+  2 ** ((t_c - t_0) / h) over the time-sorted clicks make each query one bisection.
+  """
+
+  def __init__(self, events: Iterable[Event], scenarios: Sequence[str],
+               half_life_ms: float):
+    self._h = float(half_life_ms)
+    times = {s: sorted(e.timestamp_ms for e in events
+                       if e.label == 1 and e.scenario == s) for s in scenarios}
+    self._t0 = min((t[0] for t in times.values() if t), default=0)
+    self._times = [times[s] for s in scenarios]
+    self._prefix = []
+    for clicks in self._times:
+      total, prefix = 0.0, [0.0]
+      for t in clicks:
+        total += 2.0 ** ((t - self._t0) / self._h)
+        prefix.append(total)
+      self._prefix.append(prefix)
+
+  def at(self, t_ms: int) -> list[float]:
+    """d_s(t) for every scenario, in order (clicks strictly before t_ms)."""
+    scale = 2.0 ** (-(t_ms - self._t0) / self._h)
+    return [prefix[bisect.bisect_left(times, t_ms)] * scale
+            for times, prefix in zip(self._times, self._prefix)]
+
+
+def float_lists_proto(values: dict) -> bytes:
+  """A serialized tf.train.Features with float lists by name (e.g. `scenario_clicks`);
+  appended to a serialized Features message it adds them (protobuf merges concatenated
+  messages)."""
   features = tf.train.Features()
-  features.feature[fnames.SCENARIO_CLICKS].float_list.value.extend(counts)
+  for name, value_list in values.items():
+    features.feature[name].float_list.value.extend(value_list)
   return features.SerializeToString()
 
 
@@ -276,7 +333,7 @@ def event_example(event: Event, history: Sequence[HistoryEntry],
 
 def user_example(user_id: str, history: Sequence[HistoryEntry],
                  user_features: tf.train.Features) -> tf.train.Example:
-  """The tf.Example of one user of the snapshot: id, history at the cutoff, features."""
+  """The tf.Example of one user of the snapshot: id, history, features."""
   example = tf.train.Example()
   feature = example.features.feature
   feature[fnames.USER_ID].bytes_list.value.append(user_id.encode())

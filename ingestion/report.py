@@ -15,6 +15,8 @@ from ingestion import counts as keys
 from ingestion.errors import IngestionError
 from ingestion.records import BadRow
 
+WINDOWS = (layout.TRAIN, layout.VALIDATION, layout.TEST)  # the splits of distinct events
+
 
 def summarize(raw: dict, spec: ds.DatasetSpec) -> dict[str, Any]:
   """The structured summary of one ingestion run."""
@@ -28,7 +30,7 @@ def summarize(raw: dict, spec: ds.DatasetSpec) -> dict[str, Any]:
 
   scenarios = [dict(s, index=i) for i, s in enumerate(raw['scenarios'])]
   splits = {}
-  for split in (layout.TRAIN, layout.EVAL):
+  for split in WINDOWS:
     per_scenario = {s['value']: {'events': count(keys.events(split, s['value'])),
                                  'positives': count(keys.positives(split, s['value']))}
                     for s in scenarios}
@@ -43,15 +45,18 @@ def summarize(raw: dict, spec: ds.DatasetSpec) -> dict[str, Any]:
   tz = spec.split.tzinfo
   return {
       'dataset': spec.name,
-      'cutoff': _iso(raw['cutoff_ms'], tz),
-      'cutoff_ms': raw['cutoff_ms'],
+      'validation_start': _iso(raw['validation_start_ms'], tz),
+      'validation_start_ms': raw['validation_start_ms'],
+      'test_start': _iso(raw['test_start_ms'], tz),
+      'test_start_ms': raw['test_start_ms'],
       'last_event': _iso(raw['max_timestamp_ms'], tz),
+      'last_event_ms': raw['max_timestamp_ms'],
       'rows_read': {t: count(keys.rows_read(t)) for t in keys.TABLES},
       'bad_rows': {t: count(keys.bad_rows(t)) for t in keys.TABLES},
       'bad_row_samples': raw['bad_rows'],
       'events': {
           'read': count(keys.rows_read('logs')),
-          'kept': splits[layout.TRAIN]['events'] + splits[layout.EVAL]['events'],
+          'kept': sum(splits[split]['events'] for split in WINDOWS),
           'dropped': {'malformed': malformed_events,
                       'scenario_not_selected': sum(dropped_by_scenario.values())},
           'dropped_by_scenario': dropped_by_scenario,
@@ -84,20 +89,21 @@ def check(summary: dict, config: configs.IngestionConfig) -> None:
   scenarios = summary['scenarios']
   if not scenarios:
     raise IngestionError(
-        f'no event before the cutoff {summary["cutoff"]} is a positive, so no scenario can '
-        f'be selected (last event: {summary["last_event"]}); check the label column and '
-        f'split in the dataset spec')
+        f'no event before the validation window ({summary["validation_start"]}) is a '
+        f'positive, so no scenario can be selected (last event: {summary["last_event"]}); '
+        f'check the label column and the split in the dataset spec')
   empty = [s['value'] for s in scenarios if s['train_events'] == 0]
   if empty:
     raise IngestionError(
         f'ingestion.scenarios lists {", ".join(map(repr, empty))}, which has no event in '
         f'the training split; list only scenario values that occur in the logs')
-  for split in (layout.TRAIN, layout.EVAL):
+  for split in WINDOWS:
     if summary['splits'][split]['events'] == 0:
       raise IngestionError(
-          f'the {split} split is empty: the cutoff is {summary["cutoff"]} and the last '
-          f'event is at {summary["last_event"]}; move split.eval_cutoff or '
-          f'split.eval_days in the dataset spec')
+          f'the {split} split is empty: validation starts {summary["validation_start"]}, '
+          f'test starts {summary["test_start"]} and the last event is at '
+          f'{summary["last_event"]}; move the split in the dataset spec (validation_start '
+          f'and test_start, or validation_days and test_days)')
 
 
 def format_text(summary: dict) -> str:
@@ -107,28 +113,30 @@ def format_text(summary: dict) -> str:
   dropped = events['dropped']
   by_scenario = ', '.join(f'{v}: {n:,}' for v, n in events['dropped_by_scenario'].items())
   lines = [
-      f'Ingestion of {summary["dataset"]}: train < {summary["cutoff"]} <= eval '
-      f'(last event {summary["last_event"]})',
+      f'Ingestion of {summary["dataset"]}: train < {summary["validation_start"]} <= '
+      f'validation < {summary["test_start"]} <= test (last event {summary["last_event"]})',
       f'  rows read: logs {read["logs"]:,}, users {read["users"]:,}, '
       f'items {read["items"]:,}',
       f'  events kept: {events["kept"]:,}; dropped: malformed {dropped["malformed"]:,}, '
       f'scenario not selected {dropped["scenario_not_selected"]:,}'
       + (f' ({by_scenario})' if by_scenario else ''),
-      f'  {"scenario":>8} {"index":>5} {"train events":>13} {"train pos":>10} '
-      f'{"eval events":>12} {"eval pos":>9}',
+      f'  {"scenario":>8} {"index":>5} ' + ' '.join(
+          f'{split + " events":>17} {"pos":>7}' for split in WINDOWS),
   ]
-  train, eval_ = summary['splits'][layout.TRAIN], summary['splits'][layout.EVAL]
+  splits = summary['splits']
   for s in summary['scenarios']:
-    t, e = train['scenarios'][s['value']], eval_['scenarios'][s['value']]
-    lines.append(f'  {s["value"]:>8} {s["index"]:>5} {t["events"]:>13,} '
-                 f'{t["positives"]:>10,} {e["events"]:>12,} {e["positives"]:>9,}')
-  lines.append(f'  {"all":>8} {"":>5} {train["events"]:>13,} {train["positives"]:>10,} '
-               f'{eval_["events"]:>12,} {eval_["positives"]:>9,}')
+    cells = ' '.join(f'{splits[w]["scenarios"][s["value"]]["events"]:>17,} '
+                     f'{splits[w]["scenarios"][s["value"]]["positives"]:>7,}'
+                     for w in WINDOWS)
+    lines.append(f'  {s["value"]:>8} {s["index"]:>5} {cells}')
+  cells = ' '.join(f'{splits[w]["events"]:>17,} {splits[w]["positives"]:>7,}'
+                   for w in WINDOWS)
+  lines.append(f'  {"all":>8} {"":>5} {cells}')
   defaults = summary['defaults']
   missing = {t: sum(v.values()) for t, v in summary['missing_values'].items()}
   lines += [
       f'  item corpus: {summary["item_corpus"]["items"]:,} items; user snapshot: '
-      f'{summary["user_snapshot"]["users"]:,} users (history as of the cutoff)',
+      f'{summary["user_snapshot"]["users"]:,} users (history as of the last event)',
       f'  defaults: {defaults[keys.USERS_WITHOUT_FEATURES]:,} users '
       f'({defaults[keys.EVENTS_WITH_DEFAULT_USER_FEATURES]:,} events) and '
       f'{defaults[keys.ITEMS_WITHOUT_FEATURES]:,} items '

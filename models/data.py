@@ -1,47 +1,63 @@
-"""Input pipelines: transformed examples -> (features, labels) batches with random negatives.
+"""Input pipelines: transformed examples -> (features, labels, weights) batches with negatives.
 
-    transformed TFRecords --parse--> dense model inputs (models/features.py)
+    transformed TFRecords, sorted by content (the order does not depend on how Beam wrote
+    them) --parse--> dense model inputs (models/features.py)
       -> keep the positives (clicks), or every exposure with `exposure_negatives`
-      -> cached in memory once, reshuffled every epoch
+      -> cached in memory once, reshuffled every epoch (seeded)
       -> batches of `batch_size` anchors
       -> + `negative_ratio` random negatives per anchor: the anchor's user features and
          scenario with an item drawn from the item corpus, label 0; an item's chance is
-         proportional to (its training clicks + 1) ** negative_sampling_power
-         (0: uniform)
-      -> with scenario_balance_power > 0, a loss weight per example from its scenario's
-         number of anchors: (features, labels, weights)
+         proportional to (its training clicks + 1) ** negative_sampling_power (0: uniform)
+      -> + `in_batch_negatives` per anchor (beyond the paper): the items of other anchors
+         of the batch, so popular items are negatives as often as they are positives
+      -> loss weight per example: 0 for an accidental hit (a negative whose item is the
+         anchor's own clicked item, `remove_accidental_hits`), times the scenario's weight
+         with `scenario_balance_power` > 0
+      -> with `logq_correction` (beyond the paper), a per-example logit offset
+         log(N q(i)) for the item's probability q(i) under the negatives' sampling, so the
+         model's score does not carry that distribution (see `sampling_log_offsets`)
+
+The random draws are stateless, seeded from `training.seed` and a per-batch seed stream:
+the same data and seed give the same batches, whatever the thread scheduling.
 """
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
 from core import config as configs
+from core import examples as example_files
 from core import feature_names as fnames
 from models import features
+from models import losses
 
-_READ_BATCH = 1024
+_PARSE_BATCH = 1024
 
 
-def _gzip_reader(filenames):
-  return tf.data.TFRecordDataset(filenames, compression_type='GZIP')
+def sorted_records(file_pattern: str) -> np.ndarray:
+  """Every serialized record of the files, sorted by content: a stable order."""
+  records = list(example_files.records(file_pattern))
+  return np.array(sorted(records), dtype=object)
 
 
 def transformed_examples(file_pattern: str, tft_output: tft.TFTransformOutput,
-                         space: features.FeatureSpace, shuffle: bool, seed: int,
-                         num_epochs=None) -> tf.data.Dataset:
-  """Single examples (unbatched) of dense model inputs, the label included."""
+                         space: features.FeatureSpace) -> tf.data.Dataset:
+  """Single examples (unbatched) of dense model inputs, the label included, in a stable
+  order."""
   names = space.user_tower_features + space.item_tower_features + (fnames.LABEL,)
-  dataset = tf.data.experimental.make_batched_features_dataset(
-      file_pattern, _READ_BATCH, tft_output.transformed_feature_spec(),
-      reader=_gzip_reader, num_epochs=num_epochs, shuffle=shuffle,
-      shuffle_buffer_size=20 * _READ_BATCH, shuffle_seed=seed, drop_final_batch=False)
-  return dataset.map(lambda batch: features.dense_model_inputs(batch, space, names),
-                     num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+  spec = tft_output.transformed_feature_spec()
+  return (tf.data.Dataset.from_tensor_slices(sorted_records(file_pattern))
+          .batch(_PARSE_BATCH)
+          .map(lambda batch: features.dense_model_inputs(
+              tf.io.parse_example(batch, spec), space, names),
+               num_parallel_calls=tf.data.AUTOTUNE)
+          .unbatch())
 
 
 def corpus_item_features(raw_corpus_pattern: str, tft_output: tft.TFTransformOutput,
                          space: features.FeatureSpace) -> tuple[tf.Tensor, dict]:
-  """Every corpus item: (raw item ids [N], dense transformed item features [N, ...]).
+  """Every corpus item, in a stable order: (raw item ids [N], dense transformed item
+  features [N, ...]).
 
   The corpus holds raw item features; the transform graph (pruned to item features)
   turns them into model inputs exactly as for training events.
@@ -50,11 +66,12 @@ def corpus_item_features(raw_corpus_pattern: str, tft_output: tft.TFTransformOut
   item_raw = {name: raw_spec[name] for name in space.item_tower_features}
   transform = tft_output.transform_features_layer()
   ids, columns = [], {name: [] for name in space.item_tower_features}
-  dataset = tf.data.experimental.make_batched_features_dataset(
-      raw_corpus_pattern, 4096, item_raw, reader=_gzip_reader, num_epochs=1,
-      shuffle=False)
-  for raw in dataset:
-    ids.append(tf.reshape(raw[fnames.ITEM_ID], [-1]))
+  records = sorted_records(raw_corpus_pattern)
+  for start in range(0, len(records), 4096):
+    raw = tf.io.parse_example(records[start:start + 4096], item_raw)
+    ids.append(tf.reshape(tf.sparse.to_dense(raw[fnames.ITEM_ID])
+                          if isinstance(raw[fnames.ITEM_ID], tf.SparseTensor)
+                          else raw[fnames.ITEM_ID], [-1]))
     dense = features.dense_model_inputs(transform(raw), space, space.item_tower_features)
     for name, value in dense.items():
       columns[name].append(value)
@@ -64,71 +81,100 @@ def corpus_item_features(raw_corpus_pattern: str, tft_output: tft.TFTransformOut
 SHUFFLE_BUFFER = 200_000
 
 
-def training_batches(file_pattern: str, tft_output: tft.TFTransformOutput,
-                     space: features.FeatureSpace, corpus_items: dict,
-                     config: configs.TrainingConfig, shuffle: bool = True,
-                     num_epochs=None) -> tf.data.Dataset:
-  """(features, labels) batches: anchors plus random negatives from the corpus.
-
-  The anchors are parsed once and cached in memory (about 1 KB each), so later epochs
-  only reshuffle and draw new negatives; `num_epochs` None repeats forever.
-  """
-  examples = transformed_examples(file_pattern, tft_output, space, False, config.seed, 1)
+def anchors(file_pattern: str, tft_output: tft.TFTransformOutput,
+            space: features.FeatureSpace, config: configs.TrainingConfig) -> tf.data.Dataset:
+  """The training examples every batch starts from: clicks (and, with
+  exposure_negatives, exposures without a click), single examples."""
+  examples = transformed_examples(file_pattern, tft_output, space)
   if not config.exposure_negatives:
     examples = examples.filter(lambda x: x[fnames.LABEL] > 0)
-  examples = examples.cache()
+  return examples
+
+
+def item_click_counts(anchor_examples: tf.data.Dataset,
+                      space: features.FeatureSpace) -> tf.Tensor:
+  """Clicks per item vocabulary id among the anchors [item vocab size]."""
+  return (anchor_examples.filter(lambda x: x[fnames.LABEL] > 0)
+          .map(lambda x: x[fnames.ITEM_ID]).batch(65536)
+          .reduce(tf.zeros([space.item_vocab_size], tf.float32),
+                  lambda total, ids: total + tf.math.bincount(
+                      tf.cast(ids, tf.int32), minlength=space.item_vocab_size,
+                      maxlength=space.item_vocab_size, dtype=tf.float32)))
+
+
+def training_batches(anchor_examples: tf.data.Dataset, space: features.FeatureSpace,
+                     corpus_items: dict, config: configs.TrainingConfig,
+                     shuffle: bool = True, num_epochs=None) -> tf.data.Dataset:
+  """(features, labels, weights) batches: anchors plus their negatives (module docstring).
+
+  `anchor_examples` (from `anchors`) are cached in memory (about 1 KB each), so later
+  epochs only reshuffle and draw new negatives; `num_epochs` None repeats forever.
+  """
+  examples = anchor_examples.cache()
+  clicks = item_click_counts(examples, space)
+  scenario_index = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+      tf.constant(space.scenarios), tf.range(len(space.scenarios), dtype=tf.int64)), 0)
+  balance = config.scenario_balance_power
+  scenario_weight = (scenario_weights(examples, space, scenario_index, balance) if balance
+                     else None)
   if shuffle:
     examples = examples.shuffle(SHUFFLE_BUFFER, seed=config.seed,
                                 reshuffle_each_iteration=True)
   examples = examples.repeat(num_epochs)
   item_names = space.item_tower_features
-  ratio = config.negative_ratio
-  logits = negative_logits(file_pattern, tft_output, space, corpus_items,
-                           config.negative_sampling_power)
+  ratio, in_batch = config.negative_ratio, config.in_batch_negatives
+  logits = negative_logits(clicks, corpus_items, space, config.negative_sampling_power)
+  offsets = (sampling_log_offsets(clicks, corpus_items, space, config)
+             if config.logq_correction else None)
 
-  balance = config.scenario_balance_power
-  scenario_index = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
-      tf.constant(space.scenarios), tf.range(len(space.scenarios), dtype=tf.int64)), 0)
-  weights = (scenario_weights(examples, space, scenario_index, balance) if balance
-             else None)
-
-  def add_negatives(batch):
+  def add_negatives(batch, seed):
     labels = tf.cast(batch.pop(fnames.LABEL) > 0, tf.float32)
     size = tf.shape(labels)[0]
-    picks = tf.random.categorical(logits[None], size * ratio, dtype=tf.int64)[0]
+    picks = tf.random.stateless_categorical(logits[None], size * ratio, seed=seed,
+                                            dtype=tf.int64)[0]  # corpus rows
+    # In-batch: anchor j's r-th negative is the item of anchor (j + r) mod B.
+    others = tf.reshape(
+        (tf.range(size)[None, :] + tf.range(1, in_batch + 1)[:, None]) % size, [-1])
     merged = {}
     for name, value in batch.items():
-      negatives = (tf.gather(corpus_items[name], picks) if name in item_names
-                   else tf.repeat(value, ratio, axis=0))
-      merged[name] = tf.concat([value, negatives], axis=0)
-    labels = tf.concat([labels, tf.zeros([size * ratio], tf.float32)], axis=0)
-    if weights is None:
-      return merged, labels
-    return merged, labels, tf.gather(weights, scenario_index.lookup(merged[fnames.SCENARIO]))
+      parts = [value]
+      if name in item_names:
+        parts += [tf.gather(corpus_items[name], picks), tf.gather(value, others)]
+      else:
+        parts += [tf.repeat(value, ratio, axis=0), tf.tile(value, [in_batch] +
+                                                           [1] * (value.shape.rank - 1))]
+      merged[name] = tf.concat(parts, axis=0)
+    negatives = size * (ratio + in_batch)
+    labels = tf.concat([labels, tf.zeros([negatives], tf.float32)], axis=0)
+    anchor_items = tf.concat([batch[fnames.ITEM_ID], tf.repeat(batch[fnames.ITEM_ID], ratio),
+                              tf.tile(batch[fnames.ITEM_ID], [in_batch])], axis=0)
+    weights = tf.ones_like(labels)
+    if config.remove_accidental_hits:
+      hit = (labels == 0) & tf.equal(merged[fnames.ITEM_ID], anchor_items)
+      weights = tf.where(hit, 0.0, weights)
+    if scenario_weight is not None:
+      weights *= tf.gather(scenario_weight, scenario_index.lookup(merged[fnames.SCENARIO]))
+    if offsets is not None:
+      merged[losses.LOGIT_OFFSET] = tf.gather(offsets, merged[fnames.ITEM_ID])
+    return merged, labels, weights
 
-  return (examples.batch(config.batch_size)
+  seeds = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True).batch(2)
+  return (tf.data.Dataset.zip((examples.batch(config.batch_size), seeds))
           .map(add_negatives, num_parallel_calls=tf.data.AUTOTUNE)
           .prefetch(tf.data.AUTOTUNE))
 
 
-def negative_logits(file_pattern: str, tft_output: tft.TFTransformOutput,
-                    space: features.FeatureSpace, corpus_items: dict,
+def negative_logits(clicks: tf.Tensor, corpus_items: dict, space: features.FeatureSpace,
                     power: float) -> tf.Tensor:
-  """log P(corpus row) of the negative sampler: power * log(training clicks + 1).
+  """log P(corpus row) of the random negatives, up to a constant:
+  power * log(training clicks + 1).
 
-  Clicks are counted by item vocabulary id in the training split; the clicks of ids in the
-  OOV buckets are shared evenly among the corpus items in those buckets.
+  Clicks are counted by item vocabulary id; the clicks of ids in the OOV buckets are
+  shared evenly among the corpus items in those buckets.
   """
   corpus_ids = corpus_items[fnames.ITEM_ID]
   if power == 0:
     return tf.zeros(tf.shape(corpus_ids), tf.float32)
-  clicks = (transformed_examples(file_pattern, tft_output, space, False, 0, 1)
-            .filter(lambda x: x[fnames.LABEL] > 0)
-            .map(lambda x: x[fnames.ITEM_ID]).batch(65536)
-            .reduce(tf.zeros([space.item_vocab_size], tf.float32),
-                    lambda total, ids: total + tf.math.bincount(
-                        tf.cast(ids, tf.int32), minlength=space.item_vocab_size,
-                        maxlength=space.item_vocab_size, dtype=tf.float32)))
   rows_per_id = tf.math.bincount(tf.cast(corpus_ids, tf.int32),
                                  minlength=space.item_vocab_size,
                                  maxlength=space.item_vocab_size, dtype=tf.float32)
@@ -136,10 +182,34 @@ def negative_logits(file_pattern: str, tft_output: tft.TFTransformOutput,
   return power * tf.math.log(per_row + 1.0)
 
 
-def scenario_weights(anchors: tf.data.Dataset, space: features.FeatureSpace,
+def sampling_log_offsets(clicks: tf.Tensor, corpus_items: dict,
+                         space: features.FeatureSpace,
+                         config: configs.TrainingConfig) -> tf.Tensor:
+  """log(N q(i)) per item vocabulary id: q is the probability that a negative of a batch
+  is item i, N the corpus size. With negatives from q, BCE's optimal logit is
+  log(p(i | u) / (k q(i))) + const; training the logit s(u, i) - log(N q(i)) makes s
+  estimate the uniform-negative score log(p(i | u) N / k) + const, whatever q.
+
+      q(i) = (r * q_random(i) + m * q_batch(i)) / (r + m)
+  with r random negatives from negative_logits' distribution and m in-batch negatives,
+  whose distribution is the anchors' item frequency.
+  """
+  corpus_ids = tf.cast(corpus_items[fnames.ITEM_ID], tf.int32)
+  n = tf.cast(tf.shape(corpus_ids)[0], tf.float32)
+  logits = negative_logits(clicks, corpus_items, space, config.negative_sampling_power)
+  q_random = tf.math.unsorted_segment_sum(tf.nn.softmax(logits), corpus_ids,
+                                          space.item_vocab_size)
+  q_batch = clicks / tf.maximum(tf.reduce_sum(clicks), 1.0)
+  r, m = float(config.negative_ratio), float(config.in_batch_negatives)
+  q = (r * q_random + m * q_batch) / max(r + m, 1.0)
+  return tf.math.log(tf.maximum(n * q, 1e-6))
+
+
+def scenario_weights(anchor_examples: tf.data.Dataset, space: features.FeatureSpace,
                      scenario_index: tf.lookup.StaticHashTable, power: float) -> tf.Tensor:
   """Loss weight per scenario index: (max_s n_s / n_s) ** power, mean 1 over anchors."""
-  counts = (anchors.map(lambda x: scenario_index.lookup(x[fnames.SCENARIO])).batch(65536)
+  counts = (anchor_examples.map(lambda x: scenario_index.lookup(x[fnames.SCENARIO]))
+            .batch(65536)
             .reduce(tf.zeros([len(space.scenarios)], tf.float32),
                     lambda total, ids: total + tf.math.bincount(
                         tf.cast(ids, tf.int32), minlength=len(space.scenarios),

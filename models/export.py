@@ -63,6 +63,17 @@ class _RawFeatureModel(tf.Module):
     return self._run(tf.io.parse_example(examples, self.raw_spec))
 
 
+def examples_function(model: tf.keras.Model, tft_output: tft.TFTransformOutput,
+                      space: features.FeatureSpace, names: tuple[str, ...],
+                      output: str = layout.EMBEDDING_OUTPUT):
+  """The exported `*_examples` signature's computation for a model still in memory:
+  serialized raw tf.Examples [B] -> {output: [B, ...]}, through the same transform graph
+  (validation during training scores exactly what will be served)."""
+  module = _RawFeatureModel(model, tft_output, space, names, output)
+  return tf.function(module.from_examples,
+                     input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+
+
 def _save(module: _RawFeatureModel, path: str, raw_name: str, examples_name: str) -> None:
   raw_fn = tf.function(module.from_raw_tensors).get_concrete_function(
       **module.raw_tensor_specs())

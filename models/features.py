@@ -19,7 +19,7 @@ mapping, which is part of the model, so serving takes the raw value as users hav
 
 import dataclasses
 import json
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import schema_pb2
@@ -73,6 +73,12 @@ class FeatureSpace:
   def item_tower_features(self) -> tuple[str, ...]:
     return self.item.names
 
+  @property
+  def popularity_features(self) -> tuple[str, ...]:
+    """The item's popularity lists ([S] each, log(1 + clicks)) the model has."""
+    return tuple(n.name for n in self.item.numeric_lists
+                 if n.name in fnames.POPULARITY_FEATURES)
+
   def tensor_specs(self, names: tuple[str, ...],
                    batch_size: Optional[int] = None) -> dict[str, tf.TensorSpec]:
     """The dense input signature of `names` (see the table above)."""
@@ -111,12 +117,14 @@ class FeatureSpace:
 
   @classmethod
   def build(cls, spec: ds.DatasetSpec, vocab_sizes: Mapping[str, int],
-            scenarios: tuple[str, ...], schema: schema_pb2.Schema) -> 'FeatureSpace':
+            scenarios: tuple[str, ...], schema: schema_pb2.Schema,
+            popularity_features: Sequence[str] = ()) -> 'FeatureSpace':
     """From the dataset spec, the vocabulary sizes (OOV included) and the curated schema.
 
     List lengths are the schema's value_count.max: the curated schema is the contract that
-    no longer list passes validation. The item tower reads `scenario_clicks` when the
-    schema has it (one value per served scenario).
+    no longer list passes validation. The item tower reads the `popularity_features`
+    (model.popularity_features: `scenario_clicks`, `scenario_recent_clicks`), one value per
+    served scenario each.
     """
     max_values = {f.name: f.value_count.max for f in schema.feature
                   if f.HasField('value_count')}
@@ -131,8 +139,9 @@ class FeatureSpace:
                                        max_values[f.name] if multi else 0))
       numeric = tuple(f.name for f in table.features if f.is_numeric)
       lists = ()
-      if id_name == fnames.ITEM_ID and fnames.SCENARIO_CLICKS in max_values:
-        lists = (NumericList(fnames.SCENARIO_CLICKS, len(scenarios)),)
+      if id_name == fnames.ITEM_ID:
+        lists = tuple(NumericList(name, len(scenarios)) for name in
+                      fnames.POPULARITY_FEATURES if name in popularity_features)
       return TowerInputs(tuple(categorical), numeric, lists)
 
     return cls(user=tower(fnames.USER_ID, spec.users), item=tower(fnames.ITEM_ID, spec.items),

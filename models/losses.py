@@ -2,6 +2,16 @@
 
 import tensorflow as tf
 
+# A batch may carry, under this feature name, a per-example offset to subtract from the
+# logits in the loss (the logQ correction of models/data.py); it is not a model input.
+LOGIT_OFFSET = '__logit_offset'
+
+
+def training_logits(logits: tf.Tensor, features: dict) -> tf.Tensor:
+  """The logits the loss sees: minus the batch's LOGIT_OFFSET when it has one."""
+  offset = features.get(LOGIT_OFFSET) if isinstance(features, dict) else None
+  return logits if offset is None else logits - tf.cast(offset, logits.dtype)
+
 
 def bernoulli_kl_from_logits(teacher_logits: tf.Tensor,
                              student_logits: tf.Tensor) -> tf.Tensor:

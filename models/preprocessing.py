@@ -45,9 +45,9 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     else:
       outputs[feature.name] = tft.compute_and_apply_vocabulary(
           value, num_oov_buckets=oov, vocab_filename=feature.name)
-  if fnames.SCENARIO_CLICKS in inputs:
-    outputs[fnames.SCENARIO_CLICKS] = tf.sparse.map_values(tf.math.log1p,
-                                                           inputs[fnames.SCENARIO_CLICKS])
+  for name in fnames.POPULARITY_FEATURES:
+    if name in inputs:
+      outputs[name] = tf.sparse.map_values(tf.math.log1p, inputs[name])
   outputs[fnames.SCENARIO] = inputs[fnames.SCENARIO]
   outputs[fnames.HISTORY_SCENARIO] = inputs[fnames.HISTORY_SCENARIO]
   outputs[fnames.LABEL] = inputs[fnames.LABEL]

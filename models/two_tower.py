@@ -14,7 +14,8 @@ class TwoTowerModel(tf.keras.Model):
   """score = <u, v>, p_student = sigmoid(score)   (section 3.4 of the DSMOE paper).
 
   Loss: BCE(label, p_student), plus weight * KL(p_teacher || p_student) when a teacher is
-  given; batches may carry per-example loss weights (features, labels, weights). The
+  given; batches may carry per-example loss weights (features, labels, weights) and a
+  logit offset both logits lose in the loss (losses.LOGIT_OFFSET). The
   teacher is frozen (not trainable, run in inference mode); only the towers learn, and only
   the towers are exported and served.
   """
@@ -52,12 +53,14 @@ class TwoTowerModel(tf.keras.Model):
   def _loss_terms(self, features, labels, sample_weight,
                   training: bool) -> tuple[dict, tf.Tensor]:
     logits = self(features, training=training)
+    student = losses.training_logits(logits, features)
     if self.distills:
       teacher_logits = tf.stop_gradient(self.teacher(features, training=False))
-      terms = losses.distillation_loss(labels, logits, teacher_logits,
+      terms = losses.distillation_loss(labels, student,
+                                       losses.training_logits(teacher_logits, features),
                                        self.distillation_weight, sample_weight)
     else:
-      task = losses.binary_cross_entropy(labels, logits, sample_weight)
+      task = losses.binary_cross_entropy(labels, student, sample_weight)
       terms = {'loss': task, 'task_loss': task}
     if self.losses:
       terms['loss'] = terms['loss'] + tf.add_n(self.losses)

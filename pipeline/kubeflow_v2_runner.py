@@ -37,12 +37,15 @@ def compile_pipeline(config: configs.PipelineConfig, image: str, output_file: st
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--config', default='', help='YAML config for the cluster run')
+  parser.add_argument('--preset', default='',
+                      help='a preset of presets/ under the config, e.g. paper (everything '
+                      'beyond the DSMOE paper off)')
   parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE')
   parser.add_argument('--image', required=True, help='the image built from the Dockerfile')
   parser.add_argument('--output', default='dsmoe_pipeline.json')
   args = parser.parse_args(argv)
   try:
-    config = configs.load_config(args.config, args.set)
+    config = configs.load_config(args.config, args.set, args.preset)
     print(compile_pipeline(config, args.image, args.output))
   except errors.InputError as e:
     print(f'error: {e}', file=sys.stderr)

@@ -1,6 +1,6 @@
 """Runs the pipeline locally: LocalDagRunner, SQLite ML Metadata, Beam FnApiRunner.
 
-    python -m pipeline.local_runner [--config my.yaml] [--set key.sub=value ...]
+    python -m pipeline.local_runner [--preset paper] [--config my.yaml] [--set key.sub=value ...]
 
 `make run` calls this on the bundled KuaiRand-Pure data. Everything is written under the
 config's output_dir (default ./outputs): pipeline_root/ (artifacts), metadata/ (MLMD),
@@ -22,7 +22,6 @@ import time
 from absl import logging
 from tfx import v1 as tfx
 
-from components import artifacts
 from core import config as configs
 from core import errors
 from core import layout
@@ -67,20 +66,26 @@ def report(config: configs.PipelineConfig) -> str:
   """The end-of-run report, read from ML Metadata (cached components included)."""
   store = run_summary.open_store(config.metadata_path)
   lines = [run_summary.format_component_times(run_summary.component_times(store))]
-  for type_name, file_name in (
-      (artifacts.IngestionReport.TYPE_NAME, layout.INGESTION_SUMMARY_TEXT),
-      ('ModelEvaluation', layout.EVALUATION_SUMMARY_FILE)):
-    path = run_summary.latest_artifact_file(store, type_name, file_name)
+  for node, key, file_name in (
+      ('InteractionExampleGen', 'report', layout.INGESTION_SUMMARY_TEXT),
+      ('RecallEvaluator', 'evaluation', layout.EVALUATION_SUMMARY_FILE),
+      ('BlessedModelComparison', 'comparison', layout.COMPARISON_SUMMARY_FILE)):
+    path = run_summary.output_file(store, node, key, file_name)
     if path:
       with open(path, encoding='utf-8') as f:
         lines.append(f.read().rstrip())
-  index = run_summary.latest_artifact_file(store, artifacts.RetrievalIndex.TYPE_NAME,
-                                           layout.INDEX_MANIFEST_FILE)
+  summaries = []
+  for node in ('DistillationTrainer', 'refit_trainer'):
+    path = run_summary.output_file(store, node, 'model', 'Format-Serving',
+                                   layout.TRAINING_SUMMARY_FILE)
+    summaries.append(json.load(open(path, encoding='utf-8')) if path else None)
+  lines.append(run_summary.training_lines(*summaries))
+  index = run_summary.output_file(store, 'IndexBuilder', 'index', layout.INDEX_MANIFEST_FILE)
   if index:
     with open(index, encoding='utf-8') as f:
       scann = json.load(f)['recall_vs_exact']
     lines.append(f'ScaNN recall@{scann["k"]} against exact search: {scann["recall"]:.4f} '
-                 f'({scann["queries"]:,} eval queries)')
+                 f'({scann["queries"]:,} test queries)')
   lines.append(run_summary.release_line(store, config.releases_dir))
   return '\n\n'.join(lines)
 
@@ -88,13 +93,16 @@ def report(config: configs.PipelineConfig) -> str:
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--config', default='', help='YAML file overriding the defaults')
+  parser.add_argument('--preset', default='',
+                      help='a preset of presets/ under the config, e.g. paper (everything '
+                      'beyond the DSMOE paper off)')
   parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                       help='override one config value, e.g. training.epochs=10')
   parser.add_argument('--verbose', action='store_true', help='show TFX and Beam logs')
   args = parser.parse_args(argv)
   started = time.time()
   try:
-    config = configs.load_config(args.config, args.set)
+    config = configs.load_config(args.config, args.set, args.preset)
     log_path = _configure_logging(os.path.join(config.path(config.output_dir), 'logs'),
                                   args.verbose)
     print(f'pipeline {config.pipeline_name}: data {config.path(config.data_dir)}, '

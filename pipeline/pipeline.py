@@ -1,17 +1,24 @@
 """The DSMOE retrieval pipeline: which components run, and how they are wired.
 
     raw logs + feature tables
-      -> InteractionExampleGen     events (train | eval), item corpus, user snapshot,
+      -> InteractionExampleGen     events (train | validation | test windows, and all days
+                                   as training examples), item corpus, user snapshot,
                                    scenario mapping, ingestion report
-      -> StatisticsGen, ImportSchemaGen, ExampleValidator, DataValidationGate
+      -> StatisticsGen, CuratedSchemaGen, ExampleValidator, DataValidationGate
                                    for the events and for the item corpus
-      -> Transform                 models/preprocessing.py (vocabularies, scaling)
-      -> DistillationTrainer       models/trainer.py: teacher, then the distilled student;
-                                   exports user and item towers with raw-feature signatures
-      -> RecallEvaluator           Recall@K per scenario vs popularity and the last blessed
-                                   model; teacher AUC; the blessing
-      -> IndexBuilder              ScaNN index + TFRS retrieval model from the item tower
-      -> ReleasePusher             outputs/releases/<version>/, only when blessed
+      -> Transform                 models/preprocessing.py on the train window
+      -> DistillationTrainer       training/trainer.py: teacher, then the distilled student,
+                                   each stopped early on the validation window
+      -> RecallEvaluator           Recall@K per scenario on the test window vs popularity,
+                                   with intervals; the blessing
+      -> BlessedModelComparison    the same against the last blessed model (regressions)
+      only when blessed, the release is refreshed to the end of the logs:
+      -> refit_transform           vocabularies of every day (new users and items)
+      -> refit_trainer             the same model on every day, the epochs kept above
+      -> IndexBuilder              ScaNN index + TFRS retrieval model of the refit model,
+                                   items as of the last event
+      -> ReleasePusher             outputs/releases/<version>/: the refit model, the user
+                                   snapshot as of the last event, the test evaluation
 
 Only wiring lives here: configuration comes from core/config.py, the dataset's columns
 from its dataset spec, and each component's logic from components/ and the libraries below
@@ -25,6 +32,9 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from components import artifacts
+from components.blessed_model_comparison.component import BlessedModelComparison
+from components.curated_schema_gen import CuratedSchemaGen
+from components.curated_schema_gen import file_sha256
 from components.data_validation_gate import DataValidationGate
 from components.distillation_trainer.component import DistillationTrainer
 from components.index_builder.component import IndexBuilder
@@ -38,8 +48,8 @@ from core import layout
 # Transform and the Trainer run these functions, named by import path; the fingerprint of
 # the packages they import keys TFX's cache (see code_fingerprint).
 PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'
-RUN_FN = 'models.trainer.run_fn'
-MODEL_CODE_PACKAGES = ('core', 'models')
+RUN_FN = 'training.trainer.run_fn'
+MODEL_CODE_PACKAGES = ('core', 'models', 'retrieval', 'training')
 
 
 def create_pipeline(
@@ -50,25 +60,17 @@ def create_pipeline(
   example_gen = InteractionExampleGen(data_dir=config.path(config.data_dir),
                                       dataset_spec=spec,
                                       ingestion_config=config.ingestion)
-  events_checks = _validation(example_gen.outputs['examples'],
-                              config.path(config.events_schema), 'events')
-  corpus_checks = _validation(example_gen.outputs['item_corpus'],
-                              config.path(config.item_corpus_schema), 'item_corpus')
+  left_out = config.ingestion.popularity_features_left_out
+  events_checks = _validation(example_gen.outputs['examples'], config, config.events_schema,
+                              left_out, 'events')
+  corpus_checks = _validation(example_gen.outputs['item_corpus'], config,
+                              config.item_corpus_schema, left_out, 'item_corpus')
   schema = events_checks[1]
+  gates = (events_checks[-1], corpus_checks[-1])  # nothing trains on data that failed
   fingerprint = code_fingerprint()
 
-  transform = tfx.components.Transform(
-      examples=example_gen.outputs['examples'],
-      schema=schema.outputs['schema'],
-      preprocessing_fn=PREPROCESSING_FN,
-      custom_config=configs.to_custom_config(spec, config.transform,
-                                             code_fingerprint=fingerprint),
-      splits_config=tfx.proto.SplitsConfig(analyze=[layout.TRAIN],
-                                           transform=[layout.TRAIN, layout.EVAL]),
-      disable_statistics=True)
-  for gate in (events_checks[-1], corpus_checks[-1]):
-    transform.add_upstream_node(gate)  # nothing trains on data that failed validation
-
+  transform = _transform(example_gen, schema, spec, config, fingerprint, layout.TRAIN,
+                         (layout.TRAIN, layout.VALIDATION), gates)
   teacher_source, teacher = _teacher_source(config.distillation)
   trainer = DistillationTrainer(
       examples=transform.outputs['transformed_examples'],
@@ -77,7 +79,8 @@ def create_pipeline(
       item_corpus=example_gen.outputs['item_corpus'],
       scenario_mapping=example_gen.outputs['scenario_mapping'],
       run_fn=RUN_FN, dataset_spec=spec, config=config,
-      code_fingerprint=fingerprint, teacher=teacher)
+      code_fingerprint=fingerprint, teacher=teacher,
+      raw_examples=example_gen.outputs['examples'])
 
   previous_blessed = tfx.dsl.Resolver(
       strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -89,22 +92,45 @@ def create_pipeline(
       examples=example_gen.outputs['examples'],
       item_corpus=example_gen.outputs['item_corpus'],
       config=config.evaluation,
-      teacher=trainer.outputs['teacher_model'],
+      teacher=trainer.outputs['teacher_model'])
+  comparison = BlessedModelComparison(
+      model=trainer.outputs['model'],
+      examples=example_gen.outputs['examples'],
+      item_corpus=example_gen.outputs['item_corpus'],
+      config=config.evaluation,
       baseline_model=previous_blessed.outputs['model'])
-  index = IndexBuilder(model=trainer.outputs['model'],
-                       item_corpus=example_gen.outputs['item_corpus'],
-                       examples=example_gen.outputs['examples'], config=config.index)
-  pusher = ReleasePusher(
-      model=trainer.outputs['model'], model_blessing=evaluator.outputs['blessing'],
-      evaluation=evaluator.outputs['evaluation'], index=index.outputs['index'],
-      scenario_mapping=example_gen.outputs['scenario_mapping'],
-      user_snapshot=example_gen.outputs['user_snapshot'],
-      releases_dir=config.releases_dir, pipeline_name=config.pipeline_name,
-      dataset=spec.name)
+
+  with tfx.dsl.Cond(
+      evaluator.outputs['blessing'].future()[0].custom_property('blessed') == 1):
+    refit_transform = _transform(example_gen, schema, spec, config, fingerprint, layout.ALL,
+                                 (layout.ALL,), gates).with_id('refit_transform')
+    refit = DistillationTrainer(
+        examples=refit_transform.outputs['transformed_examples'],
+        transform_graph=refit_transform.outputs['transform_graph'],
+        schema=schema.outputs['schema'],
+        item_corpus=example_gen.outputs['item_corpus'],
+        scenario_mapping=example_gen.outputs['scenario_mapping'],
+        run_fn=RUN_FN, dataset_spec=spec, config=config,
+        code_fingerprint=fingerprint,
+        schedule_model=trainer.outputs['model']).with_id('refit_trainer')
+    index = IndexBuilder(model=refit.outputs['model'],
+                         item_corpus=example_gen.outputs['item_corpus'],
+                         examples=example_gen.outputs['examples'], config=config.index)
+    pusher = ReleasePusher(
+        model=refit.outputs['model'], evaluated_model=trainer.outputs['model'],
+        model_blessing=evaluator.outputs['blessing'],
+        evaluation=evaluator.outputs['evaluation'],
+        comparison=comparison.outputs['comparison'], index=index.outputs['index'],
+        scenario_mapping=example_gen.outputs['scenario_mapping'],
+        user_snapshot=example_gen.outputs['user_snapshot'],
+        ingestion_report=example_gen.outputs['report'],
+        releases_dir=config.releases_dir, pipeline_name=config.pipeline_name,
+        dataset=spec.name)
 
   components = [example_gen, *events_checks, *corpus_checks, transform]
   components += [teacher_source] if teacher_source else []
-  components += [trainer, previous_blessed, evaluator, index, pusher]
+  components += [trainer, previous_blessed, evaluator, comparison, refit_transform, refit,
+                 index, pusher]
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,
       pipeline_root=config.pipeline_root,
@@ -114,18 +140,37 @@ def create_pipeline(
       beam_pipeline_args=list(config.beam_pipeline_args))
 
 
-def _validation(examples, schema_file: str, name: str) -> list:
+def _validation(examples, config: configs.PipelineConfig, schema_file: str,
+                left_out: tuple[str, ...], name: str) -> list:
   """Statistics, the curated schema, anomalies, and a gate that fails on any anomaly."""
   statistics = tfx.components.StatisticsGen(examples=examples).with_id(
       f'{name}_statistics')
-  schema = tfx.components.ImportSchemaGen(schema_file=schema_file).with_id(
-      f'{name}_schema')
+  schema = CuratedSchemaGen(
+      schema_file=config.path(schema_file), leave_out=','.join(left_out),
+      schema_sha256=file_sha256(config.local_path(schema_file))).with_id(f'{name}_schema')
   validator = tfx.components.ExampleValidator(
       statistics=statistics.outputs['statistics'],
       schema=schema.outputs['schema']).with_id(f'{name}_validator')
   gate = DataValidationGate(anomalies=validator.outputs['anomalies'],
-                            schema_file=schema_file).with_id(f'{name}_validation_gate')
+                            schema_file=config.path(schema_file)).with_id(
+                                f'{name}_validation_gate')
   return [statistics, schema, validator, gate]
+
+
+def _transform(example_gen, schema, spec: ds.DatasetSpec, config: configs.PipelineConfig,
+               fingerprint: str, analyze: str, splits: tuple[str, ...], gates):
+  """tf.Transform (models/preprocessing.py) with vocabularies of the `analyze` split."""
+  transform = tfx.components.Transform(
+      examples=example_gen.outputs['examples'],
+      schema=schema.outputs['schema'],
+      preprocessing_fn=PREPROCESSING_FN,
+      custom_config=configs.to_custom_config(spec, config.transform,
+                                             code_fingerprint=fingerprint),
+      splits_config=tfx.proto.SplitsConfig(analyze=[analyze], transform=list(splits)),
+      disable_statistics=True)
+  for gate in gates:
+    transform.add_upstream_node(gate)
+  return transform
 
 
 def _teacher_source(config: configs.DistillationConfig):

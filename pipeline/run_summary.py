@@ -41,36 +41,73 @@ def component_times(store: metadata_store.MetadataStore) -> list[tuple[str, str,
   return rows
 
 
-def latest_artifact_file(store: metadata_store.MetadataStore, type_name: str,
-                         file_name: str) -> Optional[str]:
-  """The path of `file_name` inside the newest live artifact of a type, if any."""
-  artifacts = [a for a in store.get_artifacts_by_type(type_name)
-               if a.state == metadata_store_pb2.Artifact.LIVE]
-  if not artifacts:
-    return None
-  newest = max(artifacts, key=lambda a: a.id)
-  path = os.path.join(newest.uri, file_name)
-  return path if tf.io.gfile.exists(path) else None
-
-
 def format_component_times(rows: list[tuple[str, str, float]]) -> str:
   lines = [f'  {"component":<32} {"state":<7} {"seconds":>8}']
   lines += [f'  {name:<32} {state:<7} {seconds:>8.1f}' for name, state, seconds in rows]
   return '\n'.join(lines)
 
 
+def node_outputs(store: metadata_store.MetadataStore, node: str) -> dict:
+  """{output key: artifact} of a component's execution in the latest pipeline run (ran or
+  cached); {} when the component did not run (e.g. skipped by a condition)."""
+  runs = store.get_contexts_by_type('pipeline_run')
+  if not runs:
+    return {}
+  latest = max(runs, key=lambda c: c.create_time_since_epoch)
+  for execution in store.get_executions_by_context(latest.id):
+    nodes = [c.name for c in store.get_contexts_by_execution(execution.id)
+             if store.get_context_types_by_id([c.type_id])[0].name == 'node']
+    if nodes and nodes[0].split('.', 1)[-1] == node:
+      events = [e for e in store.get_events_by_execution_ids([execution.id])
+                if e.type == metadata_store_pb2.Event.OUTPUT]
+      found = store.get_artifacts_by_id([e.artifact_id for e in events])
+      by_id = {a.id: a for a in found}
+      return {e.path.steps[0].key: by_id[e.artifact_id] for e in events
+              if e.artifact_id in by_id}
+  return {}
+
+
+def output_file(store: metadata_store.MetadataStore, node: str, key: str,
+                *path: str) -> Optional[str]:
+  """A file inside a component's output artifact of the latest run, if it exists."""
+  artifact = node_outputs(store, node).get(key)
+  if artifact is None:
+    return None
+  full = os.path.join(artifact.uri, *path)
+  return full if tf.io.gfile.exists(full) else None
+
+
+def training_lines(gate_summary: Optional[dict], refit_summary: Optional[dict]) -> str:
+  """The epochs each phase ran and kept (early stopping), and what the refit trained."""
+  lines = []
+  if gate_summary:
+    for phase in ('teacher', 'student'):
+      part = gate_summary.get(phase)
+      if not part:
+        continue
+      monitor = part.get('monitor') or {}
+      best = (f', validation {monitor["metric"]} {monitor["best"]:.4f}'
+              if monitor.get('best') is not None else '')
+      lines.append(f'  {phase}: kept epoch {part["epoch_kept"]} of {part["epochs_run"]} run '
+                   f'(at most {part["epochs_max"]}){best}')
+  if refit_summary:
+    epochs = ', '.join(f'{phase} {refit_summary[phase]["epoch_kept"]} epochs'
+                       for phase in ('teacher', 'student') if refit_summary.get(phase))
+    lines.append(f'  refit on every day for the release: {epochs}, '
+                 f'{refit_summary["anchors"]:,} anchors')
+  return 'Training (early stopping on the validation window)\n' + '\n'.join(lines)
+
+
 def release_line(store: metadata_store.MetadataStore, releases_dir: str) -> str:
-  """Where the newest release of the latest run is, or why there is none."""
-  pushed = [a for a in store.get_artifacts_by_type('PushedModel')
-            if a.state == metadata_store_pb2.Artifact.LIVE]
-  if not pushed:
-    return 'no release: the pipeline did not reach the pusher'
-  newest = max(pushed, key=lambda a: a.id)
-  properties = newest.custom_properties
-  if properties['pushed'].int_value:
+  """Where the release of the latest run is, or why there is none."""
+  pushed = node_outputs(store, 'ReleasePusher').get('pushed_model')
+  properties = pushed.custom_properties if pushed is not None else {}
+  if pushed is not None and properties['pushed'].int_value:
     return (f'release: {properties["pushed_destination"].string_value}\n'
-            f'         ({os.path.join(releases_dir, "latest")} points at the newest)')
+            f'         ({os.path.join(releases_dir, "latest")} points at the newest; it '
+            f'serves the refit on every day, users and items as of the last event)')
+  if 'refusal' in properties:
+    return f'no release: {properties["refusal"].string_value}'
   return ('no release: the model was not blessed (see NOT BLESSED above). To publish it '
-          'anyway, accept\n            the loss explicitly, e.g. --set '
-          'evaluation.bless_margin=-0.1 (only the Evaluator and the\n            Pusher '
-          'run again)')
+          'anyway, accept\n            the loss explicitly: --set evaluation.worse_margin=1 '
+          '--set evaluation.overall_min_gain=-1')

@@ -1,33 +1,60 @@
-"""The blessing rule: beat per-scenario popularity everywhere (and do not regress)."""
-
-from typing import Optional
+"""The blessing rule: not significantly worse than per-scenario popularity on any scenario,
+significantly better overall; and, optionally, no regression against the last blessed
+model (checked apart, by the BlessedModelComparison, so that the blessing of a model does
+not change when only the last blessed model does)."""
 
 from core import config as configs
+from retrieval import evaluation
 
 
-def bless(recall: dict, config: configs.EvaluationConfig) -> tuple[bool, list[str]]:
-  """(blessed, reasons it is not).
+def rule(config: configs.EvaluationConfig) -> str:
+  """The rule in words, for the report."""
+  level = f'{config.confidence:.0%}'
+  return (f'on every scenario and K the {level} interval of recall(model) - recall(popular '
+          f'per scenario) reaches above -{config.worse_margin}, and for every K the '
+          f'overall interval lies above {config.overall_min_gain}')
 
-  `recall` is {'model': {scenario: {k: r}}, 'popular_per_scenario': ...,
-  'previous_blessed': ... or None} as the Evaluator computes it. Blessed when, on every
-  scenario and every K, the model's recall exceeds the per-scenario most-popular baseline
-  by more than `bless_margin`, and, with `max_drop_vs_blessed` set, does not fall more
-  than that below the previous blessed model.
+
+def bless(result: dict, config: configs.EvaluationConfig) -> tuple[bool, list[str]]:
+  """(blessed, reasons it is not), from evaluation.evaluate's result.
+
+  Not blessed when, on a scenario and K, the upper bound of the difference to per-scenario
+  popularity is below -worse_margin (significantly worse), or when, for a K, the overall
+  (query-weighted) lower bound is not above overall_min_gain (not significantly better).
   """
   reasons = []
-  model, popular = recall['model'], recall['popular_per_scenario']
-  previous: Optional[dict] = recall.get('previous_blessed')
+  difference = result['intervals'][evaluation.DIFFERENCE]
+  for scenario in sorted(s for s in difference if s != 'all'):
+    for k, interval in difference[scenario].items():
+      if interval['upper'] < -config.worse_margin:
+        reasons.append(f'scenario {scenario}: recall@{k} is significantly below per-scenario '
+                       f'popularity: difference {_interval(interval)} lies below '
+                       f'-{config.worse_margin}')
+  for k, interval in difference['all'].items():
+    if not interval['lower'] > config.overall_min_gain:
+      reasons.append(f'overall recall@{k} is not significantly above per-scenario popularity: '
+                     f'difference {_interval(interval)} does not lie above '
+                     f'{config.overall_min_gain}')
+  return not reasons, reasons
+
+
+def regressions(comparison: dict, config: configs.EvaluationConfig) -> list[str]:
+  """With max_drop_vs_blessed set, the scenarios and K where the model's recall falls more
+  than that below the previous blessed model's (evaluation.compare's result)."""
+  if config.max_drop_vs_blessed is None or not comparison.get('recall'):
+    return []
+  reasons = []
+  model = comparison['recall'][evaluation.MODEL]
+  previous = comparison['recall'][evaluation.PREVIOUS]
   for scenario in sorted(s for s in model if s != 'all'):
     for k, value in model[scenario].items():
-      baseline = popular[scenario][k]
-      if not value > baseline + config.bless_margin:
-        reasons.append(f'scenario {scenario}: recall@{k} {value:.4f} does not beat '
-                       f'per-scenario popularity {baseline:.4f} by more than '
-                       f'{config.bless_margin}')
-      if previous is not None and config.max_drop_vs_blessed is not None:
-        before = previous[scenario][k]
-        if value < before - config.max_drop_vs_blessed:
-          reasons.append(f'scenario {scenario}: recall@{k} {value:.4f} falls more than '
-                         f'{config.max_drop_vs_blessed} below the blessed model\'s '
-                         f'{before:.4f}')
-  return not reasons, reasons
+      before = previous[scenario][k]
+      if value < before - config.max_drop_vs_blessed:
+        reasons.append(f'scenario {scenario}: recall@{k} {value:.4f} falls more than '
+                       f'{config.max_drop_vs_blessed} below the blessed model\'s '
+                       f'{before:.4f}')
+  return reasons
+
+
+def _interval(interval: dict) -> str:
+  return f'{interval["point"]:+.4f} [{interval["lower"]:+.4f}, {interval["upper"]:+.4f}]'

@@ -24,6 +24,7 @@ from core import config as configs
 from core import examples as example_files
 from core import feature_names as fnames
 from core import layout
+from retrieval import bootstrap
 
 _EVENT_KEYS = {
     fnames.USER_ID: tf.io.FixedLenFeature([], tf.string),
@@ -131,6 +132,24 @@ def exact_top_k(queries: np.ndarray, items: np.ndarray, k: int,
   return np.concatenate(parts) if parts else np.zeros((0, k), np.int64)
 
 
+def per_query_recall(ranked_items: Sequence[Sequence[str]], clicked: Sequence[set],
+                     ks: Sequence[int]) -> dict[int, np.ndarray]:
+  """{k: [Q] |top-k ∩ clicked| / |clicked| of each query}."""
+  return {k: np.array([len(set(ranked[:k]) & truth) / len(truth)
+                       for ranked, truth in zip(ranked_items, clicked)]) for k in ks}
+
+
+def mean_per_scenario(per_query: dict[int, np.ndarray],
+                      scenarios: Sequence[str]) -> dict[str, dict[str, float]]:
+  """{scenario: {str(k): mean over its queries}}, with 'all' for every query together."""
+  scenarios = np.asarray(scenarios)
+  result = {}
+  for scenario in sorted(set(scenarios.tolist())) + ['all']:
+    mask = np.ones(len(scenarios), bool) if scenario == 'all' else scenarios == scenario
+    result[scenario] = {str(k): float(values[mask].mean()) for k, values in per_query.items()}
+  return result
+
+
 def recall_at_k_per_scenario(ranked_items: Sequence[Sequence[str]],
                              clicked: Sequence[set], scenarios: Sequence[str],
                              ks: Sequence[int]) -> dict[str, dict[str, float]]:
@@ -138,15 +157,7 @@ def recall_at_k_per_scenario(ranked_items: Sequence[Sequence[str]],
 
   Returns {scenario: {str(k): recall}}, with 'all' for every query together.
   """
-  per_query = {k: np.array([len(set(ranked[:k]) & truth) / len(truth)
-                            for ranked, truth in zip(ranked_items, clicked)])
-               for k in ks}
-  scenarios = np.asarray(scenarios)
-  result = {}
-  for scenario in sorted(set(scenarios.tolist())) + ['all']:
-    mask = np.ones(len(scenarios), bool) if scenario == 'all' else scenarios == scenario
-    result[scenario] = {str(k): float(per_query[k][mask].mean()) for k in ks}
-  return result
+  return mean_per_scenario(per_query_recall(ranked_items, clicked, ks), scenarios)
 
 
 def popularity_rankings(train: Events, k: int) -> tuple[list[str], dict[str, list[str]]]:
@@ -160,55 +171,107 @@ def popularity_rankings(train: Events, k: int) -> tuple[list[str], dict[str, lis
   return overall, per_scenario
 
 
-def evaluate(model_dir: str, train_pattern: str, eval_pattern: str, corpus_pattern: str,
-             config: configs.EvaluationConfig, baseline_dir: Optional[str] = None,
-             teacher_dir: Optional[str] = None) -> dict:
-  """Recall@K per scenario of the model and the baselines, and AUC per scenario.
+# The systems the Evaluator compares, in report order.
+MODEL, POPULAR, POPULAR_PER_SCENARIO = 'model', 'popular', 'popular_per_scenario'
+DIFFERENCE = f'{MODEL}_minus_{POPULAR_PER_SCENARIO}'  # what the blessing tests
+# The blessed-model comparison's systems.
+PREVIOUS = 'previous_blessed'
+CHANGE = f'{MODEL}_minus_{PREVIOUS}'
 
-  Returns {'ks', 'corpus_size', 'queries': {scenario: n}, 'recall': {'model',
-  'popular', 'popular_per_scenario', 'previous_blessed' (None without a baseline model):
-  {scenario: {k: recall}}}, 'auc': {'student', 'teacher' (with a teacher): {scenario:
-  auc}}}.
+
+def evaluate(model_dir: str, popularity_patterns: Sequence[str], queries_pattern: str,
+             corpus_pattern: str, config: configs.EvaluationConfig,
+             teacher_dir: Optional[str] = None) -> dict:
+  """Recall@K per scenario of the model and the popularity baselines, with intervals; AUC.
+
+  Queries and ground truth come from `queries_pattern` (the test split); the popularity
+  baselines count the clicks of `popularity_patterns` (every split before it); the corpus
+  is `corpus_pattern` (items as of the test window's start).
+
+  Returns {'ks', 'corpus_size', 'queries': {scenario: n}, 'recall': {system: {scenario:
+  {k: recall}}}, 'intervals': {system or DIFFERENCE: {scenario: {k: bootstrap.Interval as
+  JSON}}}, 'bootstrap', 'auc': {'student', 'teacher' (with a teacher): {scenario: auc}}}.
   """
   k_max = max(config.recall_ks)
-  events = read_events(eval_pattern)
+  events = read_events(queries_pattern)
   queries = eval_queries(events)
-  train = read_events(train_pattern, keep_examples=False)
-  overall, per_scenario = popularity_rankings(train, k_max)
-  recall = {
-      'popular': recall_at_k_per_scenario(
-          [overall] * len(queries.clicked), queries.clicked, queries.scenario,
-          config.recall_ks),
-      'popular_per_scenario': recall_at_k_per_scenario(
-          [per_scenario.get(s, []) for s in queries.scenario], queries.clicked,
-          queries.scenario, config.recall_ks),
-  }
+  before = [read_events(p, keep_examples=False) for p in popularity_patterns]
+  history = Events(*(np.concatenate([getattr(e, f.name) for e in before])
+                     for f in dataclasses.fields(Events)))
+  overall, per_scenario = popularity_rankings(history, k_max)
   towers = load_towers(model_dir)
   item_ids, item_embeddings = corpus_embeddings(towers.item, corpus_pattern)
-  recall['model'] = _model_recall(towers, queries, item_ids, item_embeddings, config)
-  recall['previous_blessed'] = None
-  if baseline_dir:
-    base = load_towers(baseline_dir)
-    base_ids, base_items = corpus_embeddings(base.item, corpus_pattern)
-    recall['previous_blessed'] = _model_recall(base, queries, base_ids, base_items, config)
+  ranked = {
+      MODEL: model_rankings(towers.user, queries, item_ids, item_embeddings, k_max),
+      POPULAR: [overall] * len(queries.clicked),
+      POPULAR_PER_SCENARIO: [per_scenario.get(s, []) for s in queries.scenario],
+  }
+  result = _with_intervals(ranked, queries, config, (MODEL, POPULAR_PER_SCENARIO))
   auc = {'student': _student_auc(towers, events, item_ids, item_embeddings)}
   if teacher_dir:
     teacher = tf.saved_model.load(teacher_dir).signatures[
         layout.TEACHER_EXAMPLES_SIGNATURE]
     auc['teacher'] = _auc_per_scenario(events, embed(teacher, events.examples,
                                                      layout.LOGIT_OUTPUT))
+  return dict(result, corpus_size=int(len(item_ids)), auc=auc)
+
+
+def compare(model_dir: str, baseline_dir: str, queries_pattern: str, corpus_pattern: str,
+            config: configs.EvaluationConfig) -> dict:
+  """Recall@K per scenario of a model and a baseline model (the previous blessed one) on
+  the same queries, with intervals of the paired difference (CHANGE)."""
+  queries = eval_queries(read_events(queries_pattern))
+  ranked = {}
+  for name, directory in ((MODEL, model_dir), (PREVIOUS, baseline_dir)):
+    towers = load_towers(directory)
+    item_ids, item_embeddings = corpus_embeddings(towers.item, corpus_pattern)
+    ranked[name] = model_rankings(towers.user, queries, item_ids, item_embeddings,
+                                  max(config.recall_ks))
+  return _with_intervals(ranked, queries, config, (MODEL, PREVIOUS))
+
+
+def _with_intervals(ranked: dict, queries: Queries, config: configs.EvaluationConfig,
+                    difference: tuple[str, str]) -> dict:
+  """Recall per scenario of each ranking, and bootstrap intervals of each and of the
+  paired difference of the two named rankings."""
+  per_query = {name: per_query_recall(r, queries.clicked, config.recall_ks)
+               for name, r in ranked.items()}
+  recall = {name: mean_per_scenario(values, queries.scenario)
+            for name, values in per_query.items()}
+  first, second = difference
+  per_query[f'{first}_minus_{second}'] = {
+      k: per_query[first][k] - per_query[second][k] for k in config.recall_ks}
+  weights = bootstrap.poisson_weights(len(queries.clicked), config.bootstrap_resamples,
+                                      config.bootstrap_seed)
+  intervals = {}
+  for name, values in per_query.items():
+    by_k = {str(k): bootstrap.grouped_intervals(v, queries.scenario, weights,
+                                                config.confidence)
+            for k, v in values.items()}
+    intervals[name] = {scenario: {k: by_k[k][scenario].to_json() for k in by_k}
+                       for scenario in next(iter(by_k.values()))}
   scenarios, counts = np.unique(queries.scenario, return_counts=True)
-  return {'ks': list(config.recall_ks), 'corpus_size': int(len(item_ids)),
+  return {'ks': list(config.recall_ks),
           'queries': {str(s): int(n) for s, n in zip(scenarios, counts)},
-          'recall': recall, 'auc': auc}
+          'recall': recall, 'intervals': intervals,
+          'bootstrap': {'method': 'poisson', 'resamples': config.bootstrap_resamples,
+                        'seed': config.bootstrap_seed, 'confidence': config.confidence}}
 
 
-def _model_recall(towers: Towers, queries: Queries, item_ids: np.ndarray,
-                  item_embeddings: np.ndarray, config: configs.EvaluationConfig) -> dict:
-  query_embeddings = embed(towers.user, queries.examples)
-  top = exact_top_k(query_embeddings, item_embeddings, max(config.recall_ks))
-  return recall_at_k_per_scenario([item_ids[row].tolist() for row in top],
-                                  queries.clicked, queries.scenario, config.recall_ks)
+def model_rankings(user_signature, queries: Queries, item_ids: np.ndarray,
+                   item_embeddings: np.ndarray, k: int) -> list[list[str]]:
+  """The model's exact top-k item ids for each query, best first."""
+  query_embeddings = embed(user_signature, queries.examples)
+  top = exact_top_k(query_embeddings, item_embeddings, k)
+  return [item_ids[row].tolist() for row in top]
+
+
+def model_recall(user_signature, queries: Queries, item_ids: np.ndarray,
+                 item_embeddings: np.ndarray, ks: Sequence[int]) -> dict:
+  """Recall@K per scenario of a model over the full corpus: the Evaluator's and the
+  Trainer's validation (early stopping) measure."""
+  ranked = model_rankings(user_signature, queries, item_ids, item_embeddings, max(ks))
+  return recall_at_k_per_scenario(ranked, queries.clicked, queries.scenario, ks)
 
 
 def _student_auc(towers: Towers, events: Events, item_ids: np.ndarray,

@@ -33,38 +33,90 @@ def fixture_ingestion(tmp_path_factory, kuairand_spec):
   return summary, str(out)
 
 
+# The pipeline and model tests run on the KuaiRand spec with a few features of each kind:
+# the Transform's cost grows with the number of vocabularies (on the fixture, 43 s with
+# every feature, 13 s with these).
+SMALL_SPEC_FEATURES = {
+    'users': ('user_active_degree', 'follow_user_num', 'fans_user_num_range', 'onehot_feat0'),
+    'items': ('author_id', 'video_type', 'video_duration', 'tag')}
+SmallSetup = collections.namedtuple('SmallSetup',
+                                    'spec spec_path events_schema item_corpus_schema')
+
+
 @pytest.fixture(scope='session')
-def fixture_transformed(tmp_path_factory, fixture_ingestion, kuairand_spec):
-  """The fixture's ingested examples through models/preprocessing.py (tf.Transform)."""
+def small_setup(tmp_path_factory, kuairand_spec):
+  """The small spec's YAML file and the curated KuaiRand schemas without its left-out
+  features, written to a temporary directory."""
+  import json
+  import yaml
+  from google.protobuf import text_format
+  from components import curated_schema_gen
+  from core import dataset_spec
+  from tests import transform_fixture
+  out = tmp_path_factory.mktemp('small_setup')
+  raw = kuairand_spec.to_dict()
+  left_out = []
+  for table, keep in SMALL_SPEC_FEATURES.items():
+    left_out += [f for f in raw[table]['features'] if f not in keep]
+    raw[table]['features'] = {f: v for f, v in raw[table]['features'].items() if f in keep}
+  spec_path = out / 'dataset_spec.yaml'
+  spec_path.write_text(yaml.safe_dump(json.loads(json.dumps(raw))))
+  schemas = []
+  for name in ('events_schema.pbtxt', 'item_corpus_schema.pbtxt'):
+    curated = transform_fixture.load_schema(
+        os.path.join(REPO_ROOT, 'schemas', 'kuairand_pure', name), popularity_too=True)
+    (out / name).write_text(text_format.MessageToString(
+        curated_schema_gen.without_features(curated, left_out)))
+    schemas.append(str(out / name))
+  return SmallSetup(dataset_spec.DatasetSpec.from_yaml(str(spec_path)), str(spec_path),
+                    *schemas)
+
+
+@pytest.fixture(scope='session')
+def fixture_transformed(tmp_path_factory, fixture_ingestion, small_setup):
+  """The fixture's ingested examples through models/preprocessing.py (tf.Transform) with
+  the small spec."""
   from tests import transform_fixture
   summary, ingested = fixture_ingestion
   scenarios = tuple(s['value'] for s in summary['scenarios'])
-  return transform_fixture.transform(ingested, kuairand_spec, scenarios,
-                                     str(tmp_path_factory.mktemp('fixture_transformed')))
+  return transform_fixture.transform(ingested, small_setup.spec, scenarios,
+                                     str(tmp_path_factory.mktemp('fixture_transformed')),
+                                     schema_path=small_setup.events_schema)
 
 
 PipelineRun = collections.namedtuple('PipelineRun', 'output_dir release')
 # Small enough for a few minutes on 2 cores: the pipeline tests' and serving tests' run.
 QUICK_TRAINING = ('training.epochs=2', 'distillation.teacher_epochs=2',
                   'training.batch_size=256', 'training.learning_rate=0.003',
-                  'training.validation_every_epochs=2')
+                  'evaluation.bootstrap_resamples=200')
+# The fixture is too small for a model to beat popularity: these bless any model, so that
+# the release path runs (the rule itself is tested in test_blessing.py).
+BLESS_ANY = ('evaluation.worse_margin=1.0', 'evaluation.overall_min_gain=-1.0')
+
+
+def pipeline_args(small_setup: SmallSetup, output_dir: str, data_dir: str = FIXTURE_DIR,
+                  extra=()) -> list[str]:
+  """local_runner arguments of a quick run on the small spec."""
+  args = []
+  for override in (f'data_dir={data_dir}', f'output_dir={output_dir}',
+                   f'dataset_spec={small_setup.spec_path}',
+                   f'events_schema={small_setup.events_schema}',
+                   f'item_corpus_schema={small_setup.item_corpus_schema}',
+                   *QUICK_TRAINING, *extra):
+    args += ['--set', override]
+  return args
 
 
 @pytest.fixture(scope='session')
-def fixture_pipeline_run(tmp_path_factory):
+def fixture_pipeline_run(tmp_path_factory, small_setup):
   """The whole pipeline (pipeline/local_runner.py) on the fixture, once, and its release.
 
-  The fixture is too small for a model to beat popularity; a negative margin blesses it
-  so that the release path runs (the blessing rule itself is tested in
-  test_pipeline_local.py). `release` is a copy of the release, safe from later runs.
+  BLESS_ANY blesses the model so that the release path runs. `release` is a copy of the
+  release, safe from later runs.
   """
   from pipeline import local_runner
   output_dir = str(tmp_path_factory.mktemp('pipeline_outputs'))
-  args = ['--set', f'data_dir={FIXTURE_DIR}', '--set', f'output_dir={output_dir}',
-          '--set', 'evaluation.bless_margin=-1.0']
-  for override in QUICK_TRAINING:
-    args += ['--set', override]
-  assert local_runner.main(args) == 0
+  assert local_runner.main(pipeline_args(small_setup, output_dir, extra=BLESS_ANY)) == 0
   releases = os.path.join(output_dir, 'releases')
   release = str(tmp_path_factory.mktemp('release') / 'first')
   shutil.copytree(os.path.join(releases, os.readlink(os.path.join(releases, 'latest'))),

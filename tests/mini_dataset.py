@@ -17,8 +17,13 @@ USER_HEADER = ('uid', 'age', 'gender')
 ITEM_HEADER = ('iid', 'cat', 'tags')
 DAY_MS = 86_400_000
 T0 = 1_650_000_000_000  # 2022-04-15T05:20:00Z
-CUTOFF = T0 + 2 * DAY_MS  # events from here on evaluate
-CUTOFF_ISO = datetime.datetime.fromtimestamp(CUTOFF / 1000, datetime.timezone.utc).isoformat()
+VALIDATION_START = T0 + 2 * DAY_MS  # train before, validation from here on
+TEST_START = VALIDATION_START + 4 * 60_000  # test from here on
+
+
+def _iso(ms: int) -> str:
+  return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).isoformat()
+
 
 SPEC_YAML = f"""
 name: mini
@@ -29,7 +34,7 @@ items:
   path: items.csv
   id: iid
   features: {{cat: categorical, tags: {{kind: multi_categorical, separator: "|"}}}}
-split: {{eval_cutoff: "{CUTOFF_ISO}"}}
+split: {{validation_start: "{_iso(VALIDATION_START)}", test_start: "{_iso(TEST_START)}"}}
 """
 
 
@@ -73,16 +78,17 @@ DEFAULT_LOGS = [
     ('u1', 'c', 's1', 0, t(0, 3)),
     ('u1', 'c', 's1', 1, t(0, 3)),  # same millisecond as the row above
     ('u1', 'd', 's1', 1, t(1, 0)),
-    ('u1', 'a', 's1', 1, t(2, 5)),  # eval
-    ('u1', 'b', 's1', 0, t(2, 6)),  # eval
+    ('u1', 'a', 's1', 1, t(2, 5)),  # test
+    ('u1', 'b', 's1', 0, t(2, 6)),  # test
+    ('u1', 'c', 's2', 1, t(2, 3)),  # validation
     ('u2', 'b', 's2', 1, t(0, 10)),
     ('u2', 'a', 's3', 1, t(1, 10)),
     ('u2', 'c', 's1', 1, t(1, 11)),
-    ('u2', 'd', 's4', 1, t(2, 1)),  # eval, scenario without train positives
-    ('u2', 'a', 's2', 0, t(2, 2)),  # eval
+    ('u2', 'd', 's4', 1, t(2, 1)),  # validation, scenario without train positives
+    ('u2', 'a', 's2', 0, t(2, 2)),  # validation
     ('u3', 'b', 's5', 1, t(0, 20)),  # dropped scenario, but still in u3's history
     ('u3', 'x', 's1', 0, t(0, 30)),  # item 'x' has no feature row
-    ('u4', 'a', 's3', 0, t(2, 30)),  # user 'u4' has no feature row; eval
+    ('u4', 'a', 's3', 0, t(2, 30)),  # user 'u4' has no feature row; test
 ]
 
 
@@ -93,6 +99,12 @@ def run_ingestion(data_dir: str, spec: ds.DatasetSpec, out_dir: str,
   beam_args = list(configs.PipelineConfig().beam_pipeline_args)
   return ingest.ingest_and_summarize(lambda: beam.Pipeline(argv=beam_args), spec,
                                      data_dir, config, ingest.OutputPaths.under(out_dir))
+
+
+def read_output(out_dir: str, output: str, split: str = '') -> list[dict]:
+  """The examples of one output (examples, item_corpus, user_snapshot) and split of an
+  ingestion run_ingestion wrote under `out_dir`."""
+  return read_examples(os.path.join(out_dir, output, split))
 
 
 def read_examples(directory: str) -> list[dict]:

@@ -57,3 +57,27 @@ def test_unregistered_student_or_teacher_is_refused_when_the_pipeline_is_defined
                                   '--set', override]) == 1
   assert message in capsys.readouterr().err
   assert not (tmp_path / 'p.json').exists()
+
+
+def test_paper_preset_turns_off_everything_beyond_the_paper():
+  paper = configs.load_config(preset='paper')
+  assert paper.model.popularity_features == () and not paper.model.scenario_popularity_prior
+  assert paper.training.in_batch_negatives == 0 and not paper.training.logq_correction
+  assert paper.training.negative_sampling_power == 0 == paper.training.scenario_balance_power
+  assert paper.output_dir == 'outputs/paper'
+  # The preset is under the config file and the overrides.
+  assert configs.load_config('', ['output_dir=/tmp/x'], preset='paper').output_dir == '/tmp/x'
+  with pytest.raises(configs.ConfigError, match="unknown preset 'papr'; the presets are "
+                     'paper'):
+    configs.load_config(preset='papr')
+
+
+@pytest.mark.parametrize('overrides,message', [
+    (['model.popularity_features=[clicks]'], 'model.popularity_features lists clicks'),
+    (['model.popularity_features=[scenario_recent_clicks]'],
+     'reads scenario_recent_clicks, which the ingestion does not write'),
+    (['model.popularity_features=[]'], 'scenario_popularity_prior needs a popularity'),
+])
+def test_popularity_features_must_be_known_and_written(overrides, message):
+  with pytest.raises(configs.ConfigError, match=message):
+    configs.load_config('', overrides)

@@ -21,18 +21,24 @@ def test_json_round_trip(kuairand_spec):
   assert ds.DatasetSpec.from_json(kuairand_spec.to_json()) == kuairand_spec
 
 
-def test_eval_days_cutoff_is_midnight_of_the_first_eval_day(kuairand_spec):
-  # Last KuaiRand event: 2022-05-04 23:52:09 Beijing; eval_days=2 -> 2022-05-03 00:00 +08:00.
-  cutoff = kuairand_spec.split.cutoff_ms(1651679529474)
-  assert cutoff == 1651507200000
-  assert datetime.datetime.fromtimestamp(cutoff / 1000, kuairand_spec.split.tzinfo) \
-      .isoformat() == '2022-05-03T00:00:00+08:00'
+def test_day_counts_give_midnights_of_the_first_validation_and_test_days(kuairand_spec):
+  # Last KuaiRand event: 2022-05-04 23:52:09 Beijing; test_days=2 -> 2022-05-03 00:00
+  # +08:00, validation_days=1 before it -> 2022-05-02 00:00 +08:00.
+  bounds = kuairand_spec.split.boundaries(1651679529474)
+  iso = lambda ms: datetime.datetime.fromtimestamp(
+      ms / 1000, kuairand_spec.split.tzinfo).isoformat()
+  assert iso(bounds.validation_start_ms) == '2022-05-02T00:00:00+08:00'
+  assert iso(bounds.test_start_ms) == '2022-05-03T00:00:00+08:00'
+  assert bounds == ds.SplitBoundaries(1651420800000, 1651507200000)
 
 
-def test_explicit_cutoff_without_offset_uses_the_timezone():
-  split = ds.SplitSpec(eval_cutoff='2022-05-03T00:00:00', timezone='Asia/Shanghai')
-  assert split.cutoff_ms() == 1651507200000
-  assert ds.SplitSpec(eval_cutoff='2022-05-02T16:00:00+00:00').cutoff_ms() == 1651507200000
+def test_explicit_starts_without_offset_use_the_timezone():
+  split = ds.SplitSpec(validation_start='2022-05-02T00:00:00',
+                       test_start='2022-05-03T00:00:00', timezone='Asia/Shanghai')
+  assert split.boundaries() == ds.SplitBoundaries(1651420800000, 1651507200000)
+  utc = ds.SplitSpec(validation_start='2022-05-01T16:00:00+00:00',
+                     test_start='2022-05-02T16:00:00+00:00')
+  assert utc.boundaries() == ds.SplitBoundaries(1651420800000, 1651507200000)
 
 
 MINIMAL = """
@@ -40,7 +46,7 @@ name: t
 logs: {path: "*.csv", user_id: u, item_id: i, scenario: s, label: y, timestamp: ts}
 users: {path: u.csv, id: u, features: {age: numeric}}
 items: {path: i.csv, id: i, features: {cat: categorical}}
-split: {eval_days: 1}
+split: {validation_days: 1, test_days: 1}
 """
 
 
@@ -60,9 +66,16 @@ def test_minimal_spec_defaults(tmp_path):
 @pytest.mark.parametrize('old,new,message', [
     ('cat: categorical', 'cat: categoric',
      "items.features.cat: unknown kind 'categoric'; use one of categorical"),
-    ('eval_days: 1', 'eval_days: 1, eval_cutoff: "2022-01-01"', 'set exactly one of'),
-    ('eval_days: 1', 'eval_days: 0', 'eval_days must be a positive integer'),
-    ('eval_days: 1', 'eval_days: 1, timezone: Mars/Base', "'Mars/Base' is not an IANA"),
+    ('test_days: 1}', 'test_days: 1, test_start: "2022-01-01"}', 'set either both starts'),
+    ('test_days: 1}', 'test_days: 0}', 'test_days must be a positive integer'),
+    ('validation_days: 1, test_days: 1', 'eval_days: 2',
+     'eval_cutoff and split.eval_days are replaced by a validation and a test window'),
+    ('validation_days: 1, test_days: 1',
+     'validation_start: "2022-01-02", test_start: "2022-01-01"',
+     'validation_start must be before split.test_start'),
+    ('validation_days: 1, test_days: 1', 'validation_start: x, test_start: "2022-01-01"',
+     "split.validation_start 'x' is not an ISO-8601 time"),
+    ('test_days: 1}', 'test_days: 1, timezone: Mars/Base}', "'Mars/Base' is not an IANA"),
     ('label: y,', '', "logs is missing the required key 'label'"),
     ('timestamp: ts}', 'timestamp: ts, timestamp_format: unix}',
      "timestamp_format is 'unix'"),
@@ -71,10 +84,9 @@ def test_minimal_spec_defaults(tmp_path):
     ('cat: categorical', 'cat: {kind: categorical, separator: "|"}',
      '`separator` only applies to multi_categorical'),
     ('age: numeric', 'age: {kind: numeric, default: old}', 'default must be a number'),
-    ('split: {eval_days: 1}', 'split: {eval_days: 1}\nextra: 1',
+    ('test_days: 1}', 'test_days: 1}\nextra: 1',
      "the top level has an unknown key 'extra'"),
-    ('split: {eval_days: 1}', 'split: {eval_days: 1, days: 2}',
-     "split has an unknown key 'days'"),
+    ('test_days: 1}', 'test_days: 1, days: 2}', "split has an unknown key 'days'"),
 ])
 def test_spec_errors_name_field_and_fix(tmp_path, old, new, message):
   text = MINIMAL.replace(old, new)

@@ -7,10 +7,20 @@ import shutil
 
 import pytest
 
+from typing import NamedTuple
+
 from core import config as configs
+from core import layout
 from ingestion import report
 from ingestion.errors import IngestionError
 from tests import mini_dataset as mini
+
+
+class Ingested(NamedTuple):
+  summary: dict
+  splits: dict  # split -> examples
+  corpus: dict  # corpus split -> {item id: example}
+  snapshot: list
 
 
 @pytest.fixture(scope='module')
@@ -18,9 +28,13 @@ def ingested(tmp_path_factory):
   """The default mini dataset, ingested once for the tests that only read outputs."""
   root = tmp_path_factory.mktemp('mini')
   spec = mini.write_dataset(str(root / 'data'), mini.DEFAULT_LOGS)
-  summary = mini.run_ingestion(str(root / 'data'), spec, str(root / 'out'))
-  read = lambda split: mini.read_examples(str(root / 'out' / split))
-  return summary, read('train'), read('eval'), read('corpus'), read('users')
+  out = str(root / 'out')
+  summary = mini.run_ingestion(str(root / 'data'), spec, out)
+  return Ingested(
+      summary, {s: mini.read_output(out, 'examples', s) for s in layout.EXAMPLE_SPLITS},
+      {s: {e['item_id'][0]: e for e in mini.read_output(out, 'item_corpus', s)}
+       for s in layout.CORPUS_SPLITS},
+      mini.read_output(out, 'user_snapshot'))
 
 
 def _by_event(examples):
@@ -28,32 +42,47 @@ def _by_event(examples):
           for e in examples}
 
 
+def _events(ingested, *splits):
+  return _by_event([e for s in splits or WINDOWS for e in ingested.splits[s]])
+
+
+WINDOWS = ('train', 'validation', 'test')
+
+
 def test_scenarios_are_the_top_n_by_train_positives(ingested):
-  summary, *_ = ingested
-  assert [(s['value'], s['index'], s['train_positives']) for s in summary['scenarios']] == [
-      ('s1', 0, 4), ('s2', 1, 2), ('s3', 2, 1)]  # s3 beats s5 (also 1) by value
+  assert [(s['value'], s['index'], s['train_positives'])
+          for s in ingested.summary['scenarios']] == [
+              ('s1', 0, 4), ('s2', 1, 2), ('s3', 2, 1)]  # s3 beats s5 (also 1) by value
 
 
-def test_time_split_and_counts(ingested):
-  summary, train, eval_, *_ = ingested
-  assert all(e['timestamp'][0] < mini.CUTOFF for e in train)
-  assert all(e['timestamp'][0] >= mini.CUTOFF for e in eval_)
-  assert (len(train), len(eval_)) == (9, 4)
+def test_time_split_boundaries_and_counts(ingested):
+  summary, splits = ingested.summary, ingested.splits
+  assert all(e['timestamp'][0] < mini.VALIDATION_START for e in splits['train'])
+  assert all(mini.VALIDATION_START <= e['timestamp'][0] < mini.TEST_START
+             for e in splits['validation'])
+  assert all(e['timestamp'][0] >= mini.TEST_START for e in splits['test'])
+  assert [len(splits[s]) for s in WINDOWS] == [9, 2, 3]
+  # 'all' repeats every kept event as a training example.
+  assert sorted(_by_event(splits['all'])) == sorted(_events(ingested))
   events = summary['events']
-  assert events['read'] == len(mini.DEFAULT_LOGS) == 15
-  assert events['kept'] == 13
+  assert events['read'] == len(mini.DEFAULT_LOGS) == 16
+  assert events['kept'] == 14
   assert events['dropped'] == {'malformed': 0, 'scenario_not_selected': 2}
   assert events['dropped_by_scenario'] == {'s4': 1, 's5': 1}
   assert events['read'] == events['kept'] + sum(events['dropped'].values())
   assert summary['splits']['train']['scenarios']['s1'] == {'events': 6, 'positives': 4}
-  assert summary['splits']['eval']['scenarios'] == {
-      's1': {'events': 2, 'positives': 1}, 's2': {'events': 1, 'positives': 0},
+  assert summary['splits']['validation']['scenarios'] == {
+      's1': {'events': 0, 'positives': 0}, 's2': {'events': 2, 'positives': 1},
+      's3': {'events': 0, 'positives': 0}}
+  assert summary['splits']['test']['scenarios'] == {
+      's1': {'events': 2, 'positives': 1}, 's2': {'events': 0, 'positives': 0},
       's3': {'events': 1, 'positives': 0}}
+  assert (summary['validation_start_ms'], summary['test_start_ms']) == (
+      mini.VALIDATION_START, mini.TEST_START)
 
 
 def test_join_attaches_the_right_features(ingested):
-  _, train, eval_, *_ = ingested
-  events = _by_event(train + eval_)
+  events = _events(ingested)
   first = events[('u1', 'a', mini.t(0, 1), 1)]
   assert first['age'] == [30.0] and first['gender'] == ['f']
   assert first['cat'] == ['sport'] and first['tags'] == ['x', 'y']
@@ -63,8 +92,8 @@ def test_join_attaches_the_right_features(ingested):
 
 
 def test_missing_feature_rows_get_defaults_and_are_counted(ingested):
-  summary, train, eval_, *_ = ingested
-  events = _by_event(train + eval_)
+  summary = ingested.summary
+  events = _events(ingested)
   no_item_row = events[('u3', 'x', mini.t(0, 30), 0)]
   assert no_item_row['cat'] == [''] and no_item_row['tags'] == []
   assert no_item_row['age'] == [0.0]  # u3's age cell is empty: numeric default
@@ -77,72 +106,108 @@ def test_missing_feature_rows_get_defaults_and_are_counted(ingested):
 
 
 def test_histories_known_answers_and_no_leakage(ingested):
-  _, train, eval_, *_ = ingested
-  events = _by_event(train + eval_)
+  events = _events(ingested)
   history = lambda key: events[key]['history_item_id']
   assert history(('u1', 'a', mini.t(0, 1), 1)) == []
   assert history(('u1', 'c', mini.t(0, 3), 0)) == ['a', 'b']  # not c at the same ms
   assert history(('u1', 'c', mini.t(0, 3), 1)) == ['a', 'b']
   assert history(('u1', 'd', mini.t(1, 0), 1)) == ['a', 'b', 'c']
-  # Eval events see the user as of the cutoff: u1's eval click on 'a' is not in there.
-  assert history(('u1', 'a', mini.t(2, 5), 1)) == ['a', 'b', 'c', 'd']
-  assert history(('u1', 'b', mini.t(2, 6), 0)) == ['a', 'b', 'c', 'd']
+  # A validation event sees the user as of the validation window's start: u1's own
+  # validation click on c is not in there.
+  assert history(('u1', 'c', mini.t(2, 3), 1)) == ['a', 'b', 'c', 'd']
+  # Test events see the user as of the test window's start: the validation click on c
+  # is in, u1's test click on a is not.
+  assert history(('u1', 'a', mini.t(2, 5), 1)) == ['a', 'b', 'c', 'd', 'c']
+  assert history(('u1', 'b', mini.t(2, 6), 0)) == ['a', 'b', 'c', 'd', 'c']
   assert history(('u2', 'a', mini.t(2, 2), 0)) == ['b', 'a', 'c']
   # Clicks of every scenario count, also of scenarios that are not served.
   u3 = events[('u3', 'x', mini.t(0, 30), 0)]
   assert u3['history_item_id'] == ['b'] and u3['history_scenario'] == ['s5']
   assert events[('u1', 'd', mini.t(1, 0), 1)]['history_scenario'] == ['s1', 's2', 's1']
+  # The refit view: every event as of its own time.
+  refit = _by_event(ingested.splits['all'])
+  assert refit[('u1', 'b', mini.t(2, 6), 0)]['history_item_id'] == [
+      'a', 'b', 'c', 'd', 'c', 'a']
 
 
-def test_scenario_clicks_count_training_clicks_without_the_events_own(ingested):
-  _, train, eval_, corpus, _ = ingested
-  events = _by_event(train + eval_)
-  clicks = lambda key: events[key]['scenario_clicks']
+def test_scenario_clicks_as_of_each_window_without_the_events_own(ingested):
+  events = _events(ingested)
+  clicks = lambda key, view=events: view[key]['scenario_clicks']
   # Item a: training clicks in s1 (u1) and s3 (u2); order s1, s2, s3 (the mapping).
   assert clicks(('u1', 'a', mini.t(0, 1), 1)) == [0.0, 0.0, 1.0]  # its own s1 click out
   assert clicks(('u2', 'a', mini.t(1, 10), 1)) == [1.0, 0.0, 0.0]  # its own s3 click out
-  assert clicks(('u1', 'a', mini.t(2, 5), 1)) == [1.0, 0.0, 1.0]  # eval: as of the cutoff
   assert clicks(('u1', 'c', mini.t(0, 3), 0)) == [2.0, 0.0, 0.0]  # not a click: all count
   assert clicks(('u1', 'b', mini.t(0, 2), 1)) == [0.0, 1.0, 0.0]  # s5 is not served
-  items = {e['item_id'][0]: e['scenario_clicks'] for e in corpus}
-  assert items == {'a': [1.0, 0.0, 1.0], 'b': [0.0, 2.0, 0.0], 'c': [2.0, 0.0, 0.0],
-                   'd': [1.0, 0.0, 0.0], 'x': [0.0, 0.0, 0.0]}
+  # Validation: the training period's clicks (its own window's click on c is later).
+  assert clicks(('u1', 'c', mini.t(2, 3), 1)) == [2.0, 0.0, 0.0]
+  # Test: every click before the test window, the validation click on c included.
+  assert clicks(('u1', 'a', mini.t(2, 5), 1)) == [1.0, 0.0, 1.0]
+  assert clicks(('u4', 'a', mini.t(2, 30), 0)) == [1.0, 0.0, 1.0]
+  # The refit view counts every click but the event's own.
+  refit = _by_event(ingested.splits['all'])
+  assert clicks(('u1', 'a', mini.t(2, 5), 1), refit) == [1.0, 0.0, 1.0]  # a@0 in s1, a@1 s3
+  assert clicks(('u1', 'c', mini.t(2, 3), 1), refit) == [2.0, 0.0, 0.0]
+  corpus = {split: {item: e['scenario_clicks'] for item, e in items.items()}
+            for split, items in ingested.corpus.items()}
+  assert corpus['train'] == {'a': [1.0, 0.0, 1.0], 'b': [0.0, 2.0, 0.0],
+                             'c': [2.0, 0.0, 0.0], 'd': [1.0, 0.0, 0.0],
+                             'x': [0.0, 0.0, 0.0]}
+  assert corpus['test']['c'] == [2.0, 1.0, 0.0]  # + the validation click
+  assert corpus['all']['a'] == [2.0, 0.0, 1.0]  # + the test click
 
 
-def test_scenario_click_features_can_be_turned_off(tmp_path):
+def test_recent_clicks_are_decayed_as_of_each_example(tmp_path):
+  spec = mini.write_dataset(str(tmp_path / 'data'), mini.DEFAULT_LOGS)
+  out = str(tmp_path / 'out')
+  mini.run_ingestion(str(tmp_path / 'data'), spec, out, configs.IngestionConfig(
+      num_scenarios=3, recent_click_features=True, recent_clicks_half_life_days=1.0))
+  decay = lambda days: 2.0 ** -days
+  minute = 1 / 1440
+  events = _by_event(mini.read_output(out, 'examples', 'validation') +
+                     mini.read_output(out, 'examples', 'train'))
+  # Item c in s1: clicks at t(0, 3) (u1) and t(1, 11) (u2), as of the validation start.
+  recent = events[('u1', 'c', mini.t(2, 3), 1)]['scenario_recent_clicks']
+  assert recent == pytest.approx([decay(2 - 3 * minute) + decay(1 - 11 * minute), 0, 0],
+                                 rel=1e-5)
+  # A training example is as of its own event: u2's click on c sees u1's only.
+  recent = events[('u2', 'c', mini.t(1, 11), 1)]['scenario_recent_clicks']
+  assert recent == pytest.approx([decay(1 + 8 * minute), 0, 0], rel=1e-5)
+  corpus = {e['item_id'][0]: e for e in mini.read_output(out, 'item_corpus', 'all')}
+  assert corpus['x']['scenario_recent_clicks'] == [0.0, 0.0, 0.0]
+
+
+def test_popularity_features_can_be_turned_off(tmp_path):
   spec = mini.write_dataset(str(tmp_path / 'data'), mini.DEFAULT_LOGS)
   mini.run_ingestion(str(tmp_path / 'data'), spec, str(tmp_path / 'out'),
                      configs.IngestionConfig(num_scenarios=3, scenario_click_features=False))
-  for split in ('train', 'corpus'):
-    assert all('scenario_clicks' not in e
-               for e in mini.read_examples(str(tmp_path / 'out' / split)))
+  for output, split in (('examples', 'train'), ('examples', 'all'), ('item_corpus', 'test')):
+    assert all('scenario_clicks' not in e and 'scenario_recent_clicks' not in e
+               for e in mini.read_output(str(tmp_path / 'out'), output, split))
 
 
 def test_history_length_is_capped(tmp_path):
   spec = mini.write_dataset(str(tmp_path / 'data'), mini.DEFAULT_LOGS)
   mini.run_ingestion(str(tmp_path / 'data'), spec, str(tmp_path / 'out'),
                      configs.IngestionConfig(num_scenarios=3, history_length=2))
-  events = _by_event(mini.read_examples(str(tmp_path / 'out' / 'eval')))
-  assert events[('u1', 'a', mini.t(2, 5), 1)]['history_item_id'] == ['c', 'd']
+  events = _by_event(mini.read_output(str(tmp_path / 'out'), 'examples', 'test'))
+  assert events[('u1', 'a', mini.t(2, 5), 1)]['history_item_id'] == ['d', 'c']
 
 
-def test_item_corpus_has_every_item(ingested):
-  summary, _, _, corpus, _ = ingested
-  items = {e['item_id'][0]: e for e in corpus}
-  assert sorted(items) == ['a', 'b', 'c', 'd', 'x']  # x: only in the log
-  assert items['a']['cat'] == ['sport'] and items['a']['tags'] == ['x', 'y']
-  assert 'user_id' not in items['a'] and 'label' not in items['a']
-  assert summary['item_corpus'] == {'items': 5, 'without_features': 1}
+def test_item_corpus_has_every_item_in_every_split(ingested):
+  for items in ingested.corpus.values():
+    assert sorted(items) == ['a', 'b', 'c', 'd', 'x']  # x: only in the log
+    assert items['a']['cat'] == ['sport'] and items['a']['tags'] == ['x', 'y']
+    assert 'user_id' not in items['a'] and 'label' not in items['a']
+  assert ingested.summary['item_corpus'] == {'items': 5, 'without_features': 1}
 
 
-def test_user_snapshot_has_every_user_with_history_at_the_cutoff(ingested):
-  summary, _, _, _, snapshot = ingested
-  users = {e['user_id'][0]: e for e in snapshot}
+def test_user_snapshot_has_every_user_as_of_the_last_event(ingested):
+  users = {e['user_id'][0]: e for e in ingested.snapshot}
   assert sorted(users) == ['u1', 'u2', 'u3', 'u4', 'u5']
-  assert summary['user_snapshot'] == {'users': 5}
-  # u1 clicked a, b, c, d before the cutoff and a again after it: not in the snapshot.
-  assert users['u1']['history_item_id'] == ['a', 'b', 'c', 'd']
-  assert users['u1']['history_scenario'] == ['s1', 's2', 's1', 's1']
+  assert ingested.summary['user_snapshot'] == {'users': 5}
+  # u1's clicks up to the last event, the test window's included.
+  assert users['u1']['history_item_id'] == ['a', 'b', 'c', 'd', 'c', 'a']
+  assert users['u1']['history_scenario'] == ['s1', 's2', 's1', 's1', 's2', 's1']
   assert users['u1']['age'] == [30.0] and users['u1']['gender'] == ['f']
   assert users['u3']['history_item_id'] == ['b']  # a click in an unserved scenario
   assert users['u4']['history_item_id'] == [] and users['u4']['gender'] == ['']  # defaults
@@ -167,7 +232,7 @@ def test_gzip_and_several_log_files(tmp_path):
     shutil.copyfileobj(src, dst)
   os.remove(data / 'logs_2.csv')
   summary = mini.run_ingestion(str(data), spec, str(tmp_path / 'out'))
-  assert summary['rows_read']['logs'] == 15 and summary['events']['kept'] == 13
+  assert summary['rows_read']['logs'] == 16 and summary['events']['kept'] == 14
 
 
 # ---- bad input: a clear error naming file, column and row, raised outside Beam ----
@@ -201,7 +266,7 @@ def test_wrong_label_type_names_file_line_column(tmp_path):
   with pytest.raises(IngestionError) as e:
     _ingest(tmp_path, logs)
   message = str(e.value)
-  assert '1 of 15 rows of the logs table are malformed' in message
+  assert '1 of 16 rows of the logs table are malformed' in message
   assert "logs.csv, line 4, column 'click': the label must be 0 or 1" in message
   assert "(found 'yes')" in message
   assert 'max_bad_row_fraction' in message
@@ -213,7 +278,7 @@ def test_bad_rows_within_the_tolerance_are_dropped_and_counted(tmp_path):
   summary = _ingest(tmp_path, logs, config=configs.IngestionConfig(
       num_scenarios=3, max_bad_row_fraction=0.1))
   events = summary['events']
-  assert events['dropped']['malformed'] == 1 and events['kept'] == 12
+  assert events['dropped']['malformed'] == 1 and events['kept'] == 13
   assert events['read'] == events['kept'] + sum(events['dropped'].values())
   assert summary['bad_row_samples'][0]['line'] == 4
 
@@ -230,7 +295,7 @@ def test_row_with_wrong_number_of_fields(tmp_path):
   spec = mini.write_dataset(str(tmp_path / 'data'), mini.DEFAULT_LOGS)
   with open(tmp_path / 'data' / 'logs.csv', 'a', encoding='utf-8') as f:
     f.write('u1,a,s1\n')
-  with pytest.raises(IngestionError, match=r'logs.csv, line 17: 3 fields where the header '
+  with pytest.raises(IngestionError, match=r'logs.csv, line 18: 3 fields where the header '
                      r'has 5'):
     report.check(mini.run_ingestion(str(tmp_path / 'data'), spec, str(tmp_path / 'out')),
                  configs.IngestionConfig())
@@ -270,10 +335,11 @@ def test_duplicate_feature_row(tmp_path):
     _ingest(tmp_path, items=items)
 
 
-def test_empty_split_names_the_cutoff(tmp_path):
-  logs = [row for row in mini.DEFAULT_LOGS if row[4] < mini.CUTOFF]
-  with pytest.raises(IngestionError, match=r'the eval split is empty: the cutoff is '
-                     r'2022-04-17T05:20:00\+00:00'):
+def test_empty_split_names_the_window_boundaries(tmp_path):
+  logs = [row for row in mini.DEFAULT_LOGS if row[4] < mini.VALIDATION_START]
+  with pytest.raises(IngestionError, match=r'the validation split is empty: validation '
+                     r'starts 2022-04-17T05:20:00\+00:00, test starts '
+                     r'2022-04-17T05:24:00\+00:00'):
     _ingest(tmp_path, logs)
 
 

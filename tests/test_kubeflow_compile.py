@@ -11,7 +11,9 @@ COMPONENTS = {
     'InteractionExampleGen', 'events_statistics', 'events_schema', 'events_validator',
     'events_validation_gate', 'item_corpus_statistics', 'item_corpus_schema',
     'item_corpus_validator', 'item_corpus_validation_gate', 'Transform',
-    'DistillationTrainer', 'RecallEvaluator', 'IndexBuilder', 'ReleasePusher',
+    'DistillationTrainer', 'RecallEvaluator', 'BlessedModelComparison', 'refit_transform',
+    'refit_trainer',
+    'IndexBuilder', 'ReleasePusher',
     # The KFP v2 compiler turns the latest-blessed-model resolver into two query tasks.
     'latest_blessed_model_resolver-model-resolver',
     'latest_blessed_model_resolver-model-blessing-resolver'}
@@ -48,7 +50,7 @@ def test_compiles_every_component_with_its_inputs(tmp_path):
   assert constant('events_schema', 'schema_file') == \
       '/pipeline/schemas/kuairand_pure/events_schema.pbtxt'
   assert constant('Transform', 'preprocessing_fn') == 'models.preprocessing.preprocessing_fn'
-  assert constant('DistillationTrainer', 'run_fn') == 'models.trainer.run_fn'
+  assert constant('DistillationTrainer', 'run_fn') == 'training.trainer.run_fn'
   trainer_config = json.loads(constant('DistillationTrainer', 'custom_config'))
   assert json.loads(trainer_config['model'])['model'] == 'dsmoe'
   assert constant('ReleasePusher', 'releases_dir') == 'gs://bucket/outputs/releases'
@@ -66,7 +68,18 @@ def test_compiles_every_component_with_its_inputs(tmp_path):
   assert _producer(tasks, 'RecallEvaluator', 'artifacts', 'model') == 'DistillationTrainer'
   assert _producer(tasks, 'RecallEvaluator', 'artifacts', 'teacher') == \
       'DistillationTrainer'
-  assert _producer(tasks, 'IndexBuilder', 'artifacts', 'model') == 'DistillationTrainer'
+  assert _producer(tasks, 'DistillationTrainer', 'artifacts', 'raw_examples') == \
+      'InteractionExampleGen'
+  # Only a blessed model is refit on every day, indexed and released.
+  for name in ('refit_transform', 'refit_trainer', 'IndexBuilder', 'ReleasePusher'):
+    assert "metadata['blessed'] == 1.0" in tasks[name]['triggerPolicy']['condition']
+  assert _producer(tasks, 'refit_trainer', 'artifacts', 'schedule_model') == \
+      'DistillationTrainer'
+  assert _producer(tasks, 'refit_trainer', 'artifacts', 'examples') == 'refit_transform'
+  assert _producer(tasks, 'IndexBuilder', 'artifacts', 'model') == 'refit_trainer'
+  assert _producer(tasks, 'ReleasePusher', 'artifacts', 'model') == 'refit_trainer'
+  assert _producer(tasks, 'ReleasePusher', 'artifacts', 'evaluated_model') == \
+      'DistillationTrainer'
   assert _producer(tasks, 'ReleasePusher', 'artifacts', 'model_blessing') == \
       'RecallEvaluator'
   assert _producer(tasks, 'ReleasePusher', 'artifacts', 'index') == 'IndexBuilder'

@@ -1,8 +1,9 @@
-"""The whole pipeline under LocalDagRunner on the KuaiRand fixture, as `make run` runs it.
+"""The whole pipeline under LocalDagRunner on the KuaiRand fixture, as `make run` runs it
+(with the small spec of conftest.py).
 
 The tests share one output directory and run in order: a full run that is released, a
 cached rerun, a rerun whose model must not be released, a killed Trainer that resumes,
-and bad input that must fail without harming what was written.
+bad input that must fail without harming what was written, and the paper preset.
 """
 
 import glob
@@ -24,25 +25,25 @@ from core import scenario_mapping
 from pipeline import local_runner
 from pipeline import run_summary
 from retrieval import scann_index
+from tests.conftest import BLESS_ANY
 from tests.conftest import FIXTURE_DIR
-from tests.conftest import QUICK_TRAINING
+from tests.conftest import pipeline_args
 from tests.conftest import REPO_ROOT
 
-QUICK = list(QUICK_TRAINING)
 PIPELINE = 'dsmoe-kuairand-pure'
+NOT_BLESSED = ['evaluation.overall_min_gain=1.0']  # no model gains 100 points of recall
 
 
-def _args(output_dir, data_dir=FIXTURE_DIR, extra=()):
-  args = ['--set', f'data_dir={data_dir}', '--set', f'output_dir={output_dir}']
-  for override in QUICK + list(extra):
-    args += ['--set', override]
-  return args
-
-
-def _run(capsys, output_dir, data_dir=FIXTURE_DIR, extra=()):
-  code = local_runner.main(_args(output_dir, data_dir, extra))
-  captured = capsys.readouterr()
-  return code, captured.out, captured.err
+@pytest.fixture(scope='module')
+def run(small_setup):
+  """run(capsys, output_dir, data_dir=FIXTURE_DIR, extra=(), preset='') -> (code, out,
+  err) of one local_runner.main call."""
+  def call(capsys, output_dir, data_dir=FIXTURE_DIR, extra=(), preset=''):
+    args = pipeline_args(small_setup, output_dir, data_dir, extra)
+    code = local_runner.main(args + (['--preset', preset] if preset else []))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+  return call
 
 
 def _store(output_dir):
@@ -71,19 +72,22 @@ def _root(output_dir):
 
 def test_ingestion_outputs(first_run):
   gen = os.path.join(_root(first_run), 'InteractionExampleGen')
-  for split in ('Split-train', 'Split-eval'):
-    assert glob.glob(os.path.join(gen, 'examples', '*', split, '*.gz'))
-  assert glob.glob(os.path.join(gen, 'item_corpus', '*', 'Split-corpus', '*.gz'))
+  for split in ('train', 'validation', 'test', 'all'):
+    assert glob.glob(os.path.join(gen, 'examples', '*', f'Split-{split}', '*.gz'))
+  for split in ('train', 'test', 'all'):
+    assert glob.glob(os.path.join(gen, 'item_corpus', '*', f'Split-{split}', '*.gz'))
   assert glob.glob(os.path.join(gen, 'user_snapshot', '*', 'Split-users', '*.gz'))
   mapping = scenario_mapping.ScenarioMapping.load(_one(os.path.join(gen, 'scenario_mapping',
                                                                     '*')))
-  assert mapping.values == ('1', '4', '0', '2')  # index order
+  assert mapping.values == ('1', '4', '2', '0')  # index order
   assert [s.index for s in mapping.scenarios] == [0, 1, 2, 3]
   with open(_one(os.path.join(gen, 'report', '*', 'summary.json'))) as f:
     summary = json.load(f)
   assert summary['rows_read'] == {'logs': 1394, 'users': 150, 'items': 1145}
-  assert (summary['splits']['train']['events'], summary['splits']['eval']['events']) == (
-      994, 318)
+  assert [summary['splits'][s]['events'] for s in ('train', 'validation', 'test')] == [
+      802, 192, 318]
+  assert (summary['validation_start'], summary['test_start']) == (
+      '2022-05-02T00:00:00+08:00', '2022-05-03T00:00:00+08:00')
   assert summary['user_snapshot'] == {'users': 150}
 
 
@@ -94,8 +98,26 @@ def test_trainer_outputs_towers_teacher_and_logs(first_run):
     assert tf.saved_model.contains_saved_model(os.path.join(model, tower))
   with open(os.path.join(model, 'training_summary.json')) as f:
     summary = json.load(f)
-  assert summary['anchors'] == 524  # the fixture's training clicks
-  assert len(summary['student']['examples_per_second']) == 2
+  assert summary['anchors'] == 424  # the fixture's clicks of the train window
+  assert summary['refit'] is False
+  for phase, metric in (('teacher', 'val_auc'), ('student', 'val_recall@50')):
+    part = summary[phase]
+    assert part['epochs_max'] == 2 and 1 <= part['epoch_kept'] <= part['epochs_run'] <= 2
+    assert part['monitor']['metric'] == metric
+    # The epoch kept is the one with the best validation value.
+    history = part['history'][metric]
+    assert part['monitor']['best'] == pytest.approx(max(history))
+    assert part['epoch_kept'] == 1 + history.index(max(history))
+  assert set(summary['student']['validation_recall']['1']) == {'1', '2', '4', '0', 'all'}
+  # The refit trains every day with exactly the epochs kept here, no validation.
+  refit = os.path.join(_root(first_run), 'refit_trainer')
+  with open(_one(os.path.join(refit, 'model', '*', 'Format-Serving',
+                              'training_summary.json'))) as f:
+    refit_summary = json.load(f)
+  assert refit_summary['refit'] is True and refit_summary['anchors'] == 692  # all days
+  for phase in ('teacher', 'student'):
+    assert refit_summary[phase]['epochs_run'] == summary[phase]['epoch_kept']
+    assert 'monitor' not in refit_summary[phase]
   teacher = _one(os.path.join(trainer, 'teacher_model', '*'))
   assert os.path.exists(os.path.join(teacher, 'teacher_config.json'))
   assert glob.glob(os.path.join(trainer, 'model_run', '*', 'student', 'train', 'events*'))
@@ -109,12 +131,25 @@ def test_evaluation_metrics_chart_and_blessing(first_run):
     metrics = json.load(f)
   assert metrics['ks'] == [50, 100] and metrics['corpus_size'] == 1145
   assert set(metrics['queries']) == {'0', '1', '2', '4'}
+  assert sum(metrics['queries'].values()) == 97  # (user, scenario) pairs with a test click
   for name in ('model', 'popular', 'popular_per_scenario'):
     for scenario in ('0', '1', '2', '4', 'all'):
       values = metrics['recall'][name][scenario]
       assert set(values) == {'50', '100'}
       assert 0.0 <= values['50'] <= values['100'] <= 1.0
-  assert metrics['recall']['previous_blessed'] is None  # the first run
+      for k in ('50', '100'):
+        interval = metrics['intervals'][name][scenario][k]
+        assert interval['point'] == pytest.approx(values[k])
+        assert interval['lower'] <= interval['mean'] <= interval['upper']
+  difference = metrics['intervals']['model_minus_popular_per_scenario']['all']['50']
+  assert difference['point'] == pytest.approx(
+      metrics['recall']['model']['all']['50'] -
+      metrics['recall']['popular_per_scenario']['all']['50'])
+  assert metrics['bootstrap']['resamples'] == 200
+  comparison = _one(os.path.join(_root(first_run), 'BlessedModelComparison', 'comparison',
+                                 '*', 'comparison.json'))
+  with open(comparison) as f:
+    assert json.load(f) == {'regressions': []}  # the first run: nothing to compare with
   assert set(metrics['auc']) == {'student', 'teacher'}
   assert metrics['blessing']['blessed'] is True
   with open(os.path.join(evaluation, 'recall.png'), 'rb') as f:
@@ -131,7 +166,19 @@ def test_release_is_complete_consistent_and_servable(first_run):
   path = os.path.join(releases, version)
   with open(os.path.join(path, release_format.MANIFEST)) as f:
     manifest = json.load(f)
-  assert manifest['version'] == version and manifest['scenarios'] == ['1', '4', '0', '2']
+  assert manifest['version'] == version and manifest['scenarios'] == ['1', '4', '2', '0']
+  # The release serves the refit on every day; its figures are the evaluated model's.
+  refit = _one(os.path.join(_root(first_run), 'refit_trainer', 'model', '*',
+                            'Format-Serving'))
+  evaluated = _one(os.path.join(_root(first_run), 'DistillationTrainer', 'model', '*',
+                                'Format-Serving'))
+  assert manifest['model_fingerprint'] == layout.towers_fingerprint(refit)
+  assert manifest['evaluated_model_fingerprint'] == layout.towers_fingerprint(evaluated)
+  data = manifest['data']
+  assert data['features_as_of'] == '2022-05-04T23:45:51+08:00'  # the fixture's last event
+  assert 'every event up to 2022-05-04T23:45:51+08:00' in data['served_model']['trained_on']
+  assert data['served_model']['anchors'] == 692
+  assert data['evaluated_model']['anchors'] == 424
   assert manifest['index']['model_fingerprint'] == manifest['model_fingerprint']
   assert manifest['model_fingerprint'] == layout.towers_fingerprint(path)
   assert 0.0 <= manifest['index']['recall_vs_exact']['recall'] <= 1.0
@@ -177,44 +224,49 @@ def _not_cached(output_dir):
           if state != 'cached' and not name.endswith('_resolver')}
 
 
-def test_rerun_without_changes_hits_the_cache(first_run, capsys):
+def test_rerun_without_changes_hits_the_cache(first_run, capsys, run):
   releases = os.path.join(first_run, 'releases')
   before = sorted(os.listdir(releases))
-  code, out, _ = _run(capsys, first_run, extra=['evaluation.bless_margin=-1.0'])
+  code, out, _ = run(capsys, first_run, extra=BLESS_ANY)
   assert code == 0
   # The first run had no blessed model to compare with; this one has (the same model), so
-  # only the Evaluator and the Pusher see new inputs, and the same model is not released
-  # twice.
-  assert _not_cached(first_run) == {'RecallEvaluator', 'ReleasePusher'}
+  # only the comparison and the Pusher see new inputs; the blessing and so the refit are
+  # cached, and the same model is not released twice.
+  assert _not_cached(first_run) == {'BlessedModelComparison', 'ReleasePusher'}
+  assert _states(first_run)['refit_trainer'] == 'cached'
   assert sorted(os.listdir(releases)) == before
-  assert 'Ingestion of kuairand_pure' in out and 'Recall@K over the full corpus' in out
-  assert 'release: ' in out
+  assert 'Ingestion of kuairand_pure' in out and 'Recall@K on the test split' in out
+  assert re.search(r'student: kept epoch \d of \d run', out)
+  assert 'refit on every day for the release' in out and 'release: ' in out
   # From then on, nothing changed means nothing runs.
-  code, out, _ = _run(capsys, first_run, extra=['evaluation.bless_margin=-1.0'])
+  code, out, _ = run(capsys, first_run, extra=BLESS_ANY)
   assert code == 0 and not _not_cached(first_run)
   assert _states(first_run)['DistillationTrainer'] == 'cached'
 
 
-def test_model_worse_than_popularity_is_not_released(first_run, capsys):
+def test_model_that_does_not_beat_popularity_is_not_refit_nor_released(first_run, capsys,
+                                                                      run):
   releases = os.path.join(first_run, 'releases')
   before = sorted(os.listdir(releases))
   latest = os.readlink(os.path.join(releases, 'latest'))
-  code, out, _ = _run(capsys, first_run, extra=['evaluation.bless_margin=1.0'])
+  code, out, _ = run(capsys, first_run, extra=NOT_BLESSED)
   assert code == 0  # not blessed is an outcome, not an error
   states = _states(first_run)
-  assert states['DistillationTrainer'] == 'cached'
-  assert states['RecallEvaluator'] == 'ran' and states['ReleasePusher'] == 'ran'
-  assert 'NOT BLESSED' in out and 'does not beat per-scenario popularity' in out
+  assert states['DistillationTrainer'] == 'cached' and states['RecallEvaluator'] == 'ran'
+  for skipped in ('refit_transform', 'refit_trainer', 'IndexBuilder', 'ReleasePusher'):
+    assert states.get(skipped, 'skipped') not in ('ran', 'cached'), skipped
+  assert 'NOT BLESSED' in out and 'not significantly above per-scenario popularity' in out
   assert 'no release: the model was not blessed' in out
   assert sorted(os.listdir(releases)) == before
   assert os.readlink(os.path.join(releases, 'latest')) == latest
 
 
-def test_killed_trainer_resumes_from_its_checkpoints(first_run, capsys):
-  extra = ['training.epochs=5', 'training.batch_size=32', 'evaluation.bless_margin=-1.0']
+def test_killed_trainer_resumes_from_its_checkpoints(first_run, capsys, run, small_setup):
+  extra = ['training.epochs=5', 'training.batch_size=32', *NOT_BLESSED]
   env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_USE_LEGACY_KERAS='1')
   process = subprocess.Popen(
-      [sys.executable, '-m', 'pipeline.local_runner'] + _args(first_run, extra=extra),
+      [sys.executable, '-m', 'pipeline.local_runner'] +
+      pipeline_args(small_setup, first_run, extra=extra),
       cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
   deadline = time.time() + 600
   seen = []
@@ -226,16 +278,17 @@ def test_killed_trainer_resumes_from_its_checkpoints(first_run, capsys):
   process.wait()
   assert any('student epoch 2/5' in line for line in seen), ''.join(seen[-20:])
 
-  code, out, _ = _run(capsys, first_run, extra=extra)
+  code, out, _ = run(capsys, first_run, extra=extra)
   assert code == 0
   assert 'teacher: already trained before the interruption' in out
   assert re.search(r'student: resuming from the checkpoint', out)
   epochs = [int(n) for n in re.findall(r'student epoch (\d+)/5', out)]
-  assert epochs and epochs[0] >= 3 and epochs[-1] == 5  # continued, not restarted
+  assert epochs and epochs[0] >= 3  # continued, not restarted
   assert 'teacher epoch' not in out
 
 
-def test_bad_input_fails_clearly_and_keeps_earlier_outputs(first_run, capsys, tmp_path):
+def test_bad_input_fails_clearly_and_keeps_earlier_outputs(first_run, capsys, tmp_path,
+                                                           run):
   before = sorted(a.uri for a in _store(first_run).get_artifacts_by_type('Examples'))
   releases = sorted(os.listdir(os.path.join(first_run, 'releases')))
   bad = tmp_path / 'bad'
@@ -245,7 +298,7 @@ def test_bad_input_fails_clearly_and_keeps_earlier_outputs(first_run, capsys, tm
   lines[4] = lines[4].replace(',1650819420778,1,', ',1650819420778,yes,')
   log.write_text('\n'.join(lines) + '\n')
 
-  code, _, err = _run(capsys, first_run, data_dir=str(bad))
+  code, _, err = run(capsys, first_run, data_dir=str(bad))
   assert code == 1
   assert "log_standard_fixture.csv, line 5, column 'is_click': the label must be 0 or 1" \
       in err
@@ -254,14 +307,38 @@ def test_bad_input_fails_clearly_and_keeps_earlier_outputs(first_run, capsys, tm
   assert sorted(os.listdir(os.path.join(first_run, 'releases'))) == releases
 
 
-def test_schema_anomaly_stops_the_pipeline_naming_the_feature(first_run, capsys, tmp_path):
+def test_schema_anomaly_stops_the_pipeline_naming_the_feature(first_run, capsys, tmp_path,
+                                                              run):
   bad = tmp_path / 'anomalous'
   shutil.copytree(FIXTURE_DIR, bad)
   users = bad / 'user_features_fixture.csv'
   users.write_text(users.read_text().replace(',full_active,', ',super_active,', 1))
-  code, _, err = _run(capsys, first_run, data_dir=str(bad))
+  code, _, err = run(capsys, first_run, data_dir=str(bad))
   assert code == 1
   assert 'the data does not match its schema' in err
   assert "feature 'user_active_degree'" in err and 'super_active' in err
   assert 'events_schema.pbtxt' in err
   assert _states(first_run).get('Transform') != 'ran'  # nothing trained on it
+
+
+def test_paper_preset_runs_end_to_end_without_what_is_beyond_the_paper(first_run, capsys,
+                                                                       run):
+  """presets/paper.yaml: same data (its ingestion and Transform come from the cache), a
+  model without popularity features or prior, refit and released."""
+  code, out, _ = run(capsys, first_run, preset='paper',
+                     extra=[f'output_dir={first_run}', f'pipeline_name={PIPELINE}',
+                            *BLESS_ANY])
+  assert code == 0, out
+  states = _states(first_run)
+  assert states['InteractionExampleGen'] == 'cached' and states['Transform'] == 'cached'
+  assert states['DistillationTrainer'] == 'ran' and states['refit_trainer'] == 'ran'
+  release = re.search(r'^release: (\S+)', out, re.M).group(1)
+  with open(os.path.join(release, 'feature_space.json')) as f:
+    space = json.load(f)
+  assert space['item']['numeric_lists'] == []  # the item tower reads no popularity
+  with open(os.path.join(release, 'manifest.json')) as f:
+    manifest = json.load(f)
+  assert manifest['index']['dimension'] == 64  # model.output_dim: no prior entries
+  tower = tf.saved_model.load(os.path.join(release, 'item_tower'))
+  inputs = tower.signatures[layout.ITEM_SIGNATURE].structured_input_signature[1]
+  assert 'scenario_clicks' not in inputs and 'item_id' in inputs

@@ -104,30 +104,83 @@ def _event(item, ts, label=1, scenario='s'):
   return records.Event('u', item, scenario, label, ts, 'f', ts)
 
 
+BOUNDS = ds.SplitBoundaries(validation_start_ms=5, test_start_ms=7)
+
+
+def test_windows_and_the_moment_each_view_sees_the_world_at():
+  assert [records.split_of(t, BOUNDS) for t in (4, 5, 6, 7, 9)] == [
+      'train', 'validation', 'validation', 'test', 'test']
+  # A training example is as of its own event; validation and test as of their window's
+  # start; the refit view 'all' as of its own event whatever the window.
+  assert [records.as_of_ms(t, v, BOUNDS) for t, v in (
+      (3, 'train'), (6, 'validation'), (9, 'test'), (9, 'all'))] == [3, 5, 7, 9]
+  assert [records.clicks_end_ms(v, BOUNDS) for v in ('train', 'validation', 'test',
+                                                     'all')] == [5, 5, 7, None]
+
+
+def _views(events, view=None):
+  """The histories of the events in their own split's view, or all in `view`."""
+  ends = [records.as_of_ms(e.timestamp_ms, view or records.split_of(e.timestamp_ms, BOUNDS),
+                           BOUNDS) for e in events]
+  return [[h.item_id for h in history] for history in records.histories(events, ends, 2)]
+
+
 def test_histories_known_answers():
-  # Clicks a@1, b@2, c@3 (and a non-click d@3), e@5; cutoff 5; eval events at 5 and 6.
+  # Clicks a@1, b@2, c@3 (and a non-click d@3), e@5 and f@6 (validation), g@7 and h@8
+  # (test); train < 5 <= validation < 7 <= test.
   events = [_event('a', 1), _event('b', 2, scenario='t'), _event('c', 3),
-            _event('d', 3, label=0), _event('e', 5), _event('f', 6)]
-  result = records.histories(events, cutoff_ms=5, length=2)
-  items = [[h.item_id for h in history] for history in result]
-  assert items == [
+            _event('d', 3, label=0), _event('e', 5), _event('f', 6), _event('g', 7),
+            _event('h', 8)]
+  assert _views(events) == [
       [],  # a@1: nothing before
       ['a'],  # b@2
       ['a', 'b'],  # c@3: the click c at the same millisecond is not in its history
       ['a', 'b'],  # d@3: same
-      ['b', 'c'],  # e@5 (eval): clicks before the cutoff, last two
-      ['b', 'c'],  # f@6 (eval): the eval click e@5 must not leak in
+      ['b', 'c'],  # e@5 (validation): clicks before its window, last two
+      ['b', 'c'],  # f@6 (validation): the validation click e@5 must not leak in
+      ['e', 'f'],  # g@7 (test): before the test window, validation clicks included
+      ['e', 'f'],  # h@8 (test): the test click g@7 must not leak in
   ]
-  assert [h.scenario for h in result[2]] == ['s', 't']
+  # The refit view: every event sees what came before it.
+  assert _views(events, 'all')[4:] == [['b', 'c'], ['c', 'e'], ['e', 'f'], ['f', 'g']]
+  ends = [records.as_of_ms(e.timestamp_ms, 'train', BOUNDS) for e in events]
+  assert [h.scenario for h in records.histories(events, ends, 2)[2]] == ['s', 't']
+  # The snapshot: every click, the last two.
+  assert [h.item_id for h in records.histories(events, [None], 2)[0]] == ['g', 'h']
 
 
-def test_histories_never_contain_the_future_or_the_eval_period():
+def test_histories_never_contain_the_future_or_their_window():
   events = [_event(str(i), ts, label=ts % 3 != 0) for i, ts in
             enumerate([1, 1, 2, 4, 4, 4, 7, 9, 10, 10, 12])]
-  cutoff = 9
-  for event, history in zip(events, records.histories(events, cutoff, length=3)):
+  bounds = ds.SplitBoundaries(9, 11)
+  ends = [records.as_of_ms(e.timestamp_ms, records.split_of(e.timestamp_ms, bounds), bounds)
+          for e in events]
+  for event, end, history in zip(events, ends, records.histories(events, ends, length=3)):
     assert len(history) <= 3
-    assert all(h.timestamp_ms < min(event.timestamp_ms, cutoff) for h in history)
+    assert end <= event.timestamp_ms
+    assert all(h.timestamp_ms < end for h in history)
+
+
+def test_scenario_clicks_until_a_moment_without_the_own_click():
+  events = [_event('i', 1, scenario='s'), _event('i', 2, scenario='t'),
+            _event('i', 3, label=0, scenario='s'), _event('i', 6, scenario='s')]
+  assert records.scenario_clicks(events, ['s', 't'], 5) == [1.0, 1.0]
+  assert records.scenario_clicks(events, ['s', 't'], None) == [2.0, 1.0]
+  # A training click does not count itself; a click after the end is not counted anyway.
+  assert records.scenario_clicks_without([1.0, 1.0], events[0], ['s', 't'], 5) == [0.0, 1.0]
+  assert records.scenario_clicks_without([1.0, 1.0], events[3], ['s', 't'], 5) == [1.0, 1.0]
+
+
+def test_decayed_clicks_by_hand():
+  day = 86_400_000
+  events = [_event('i', 0, scenario='s'), _event('i', day, scenario='s'),
+            _event('i', day, label=0, scenario='s'), _event('i', 2 * day, scenario='t')]
+  decayed = records.DecayedClicks(events, ['s', 't', 'u'], half_life_ms=day)
+  # As of day 3: s clicks 3 and 2 half-lives ago -> 1/8 + 1/4; t 1 half-life ago -> 1/2.
+  assert decayed.at(3 * day) == pytest.approx([0.375, 0.5, 0.0])
+  # Strictly before: as of the instant of a click, that click does not count yet.
+  assert decayed.at(day) == pytest.approx([0.5, 0.0, 0.0])
+  assert decayed.at(0) == [0.0, 0.0, 0.0]
 
 
 def test_select_scenarios_by_train_positives_with_value_tiebreak():

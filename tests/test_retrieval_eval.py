@@ -52,34 +52,55 @@ def test_popularity_rankings_overall_and_per_scenario():
   assert per_scenario == {'s1': ['a', 'c'], 's2': ['b', 'd']}  # unclicked c not counted
 
 
-def _recall(model, popular, previous=None):
-  to = lambda values: {s: {'50': v, '100': v} for s, v in values.items()}
-  return {'model': to(model), 'popular_per_scenario': to(popular),
-          'previous_blessed': to(previous) if previous else None}
+def _result(differences, gain_all):
+  """An evaluate() result with the given difference intervals {scenario: (lower, upper)}."""
+  interval = lambda lo, hi: {'point': (lo + hi) / 2, 'mean': (lo + hi) / 2, 'lower': lo,
+                             'upper': hi}
+  both_ks = lambda lo_hi: {'50': interval(*lo_hi), '100': interval(*lo_hi)}
+  difference = {s: both_ks(v) for s, v in differences.items()}
+  difference['all'] = both_ks(gain_all)
+  return {'intervals': {'model_minus_popular_per_scenario': difference}}
 
 
-def test_blessed_when_beating_popularity_on_every_scenario():
-  ok, reasons = blessing.bless(_recall({'a': 0.3, 'b': 0.2, 'all': 0.1},
-                                       {'a': 0.2, 'b': 0.1, 'all': 0.9}),
-                               configs.EvaluationConfig())
-  assert ok and reasons == []  # 'all' is not a scenario
+def test_blessed_when_no_scenario_is_significantly_worse_and_overall_is_better():
+  # Scenario b ties within noise (its interval straddles 0); overall is significantly up.
+  ok, reasons = blessing.bless(_result({'a': (0.01, 0.05), 'b': (-0.04, 0.02)},
+                                       gain_all=(0.005, 0.03)), configs.EvaluationConfig())
+  assert ok and reasons == []
 
 
-def test_not_blessed_when_one_scenario_loses_or_ties():
-  ok, reasons = blessing.bless(_recall({'a': 0.3, 'b': 0.1}, {'a': 0.2, 'b': 0.1}),
-                               configs.EvaluationConfig())
+def test_refused_when_one_scenario_is_significantly_worse():
+  ok, reasons = blessing.bless(_result({'a': (0.01, 0.05), 'b': (-0.09, -0.01)},
+                                       gain_all=(0.005, 0.03)), configs.EvaluationConfig())
   assert not ok
   assert reasons == [
-      'scenario b: recall@50 0.1000 does not beat per-scenario popularity 0.1000 by more '
-      'than 0.0',
-      'scenario b: recall@100 0.1000 does not beat per-scenario popularity 0.1000 by more '
-      'than 0.0']
+      'scenario b: recall@50 is significantly below per-scenario popularity: difference '
+      '-0.0500 [-0.0900, -0.0100] lies below -0.0', 
+      'scenario b: recall@100 is significantly below per-scenario popularity: difference '
+      '-0.0500 [-0.0900, -0.0100] lies below -0.0']
+  # A margin tolerates a loss up to its size.
+  assert blessing.bless(_result({'a': (0.01, 0.05), 'b': (-0.09, -0.01)},
+                                gain_all=(0.005, 0.03)),
+                        configs.EvaluationConfig(worse_margin=0.02))[0]
 
 
-def test_margin_and_regression_against_the_blessed_model():
-  recall = _recall({'a': 0.30}, {'a': 0.25}, previous={'a': 0.40})
-  assert blessing.bless(recall, configs.EvaluationConfig())[0]
-  assert not blessing.bless(recall, configs.EvaluationConfig(bless_margin=0.1))[0]
-  ok, reasons = blessing.bless(recall, configs.EvaluationConfig(max_drop_vs_blessed=0.05))
-  assert not ok and 'below the blessed model' in reasons[0]
-  assert blessing.bless(recall, configs.EvaluationConfig(max_drop_vs_blessed=0.2))[0]
+def test_refused_when_overall_is_not_significantly_better():
+  ok, reasons = blessing.bless(_result({'a': (0.0, 0.05)}, gain_all=(-0.001, 0.03)),
+                               configs.EvaluationConfig())
+  assert not ok and all('overall recall@' in r and 'not significantly above' in r
+                        for r in reasons)
+  assert not blessing.bless(_result({'a': (0.0, 0.05)}, gain_all=(0.005, 0.03)),
+                            configs.EvaluationConfig(overall_min_gain=0.01))[0]
+
+
+def test_regression_against_the_blessed_model():
+  comparison = {'recall': {'model': {'a': {'50': 0.30}, 'all': {'50': 0.30}},
+                           'previous_blessed': {'a': {'50': 0.40}, 'all': {'50': 0.40}}}}
+  assert blessing.regressions(comparison, configs.EvaluationConfig()) == []  # unchecked
+  assert blessing.regressions(comparison, configs.EvaluationConfig(
+      max_drop_vs_blessed=0.05)) == [
+          "scenario a: recall@50 0.3000 falls more than 0.05 below the blessed model's "
+          '0.4000']
+  assert not blessing.regressions(comparison,
+                                  configs.EvaluationConfig(max_drop_vs_blessed=0.2))
+  assert not blessing.regressions({}, configs.EvaluationConfig(max_drop_vs_blessed=0.05))

@@ -10,6 +10,7 @@ import tensorflow_data_validation as tfdv
 
 from components import data_validation_gate
 from tests import mini_dataset
+from tests import transform_fixture
 from tests.conftest import REPO_ROOT
 
 SCHEMAS = os.path.join(REPO_ROOT, 'schemas', 'kuairand_pure')
@@ -21,28 +22,34 @@ def _stats(pattern):
 
 
 def _schema(name):
-  return tfdv.load_schema_text(os.path.join(SCHEMAS, name))
+  """The curated schema as the pipeline uses it with the default ingestion flags."""
+  return transform_fixture.load_schema(os.path.join(SCHEMAS, name))
 
 
-@pytest.mark.parametrize('split,schema', [('train', 'events_schema.pbtxt'),
-                                          ('eval', 'events_schema.pbtxt'),
-                                          ('corpus', 'item_corpus_schema.pbtxt')])
-def test_fixture_has_no_anomaly(fixture_ingestion, split, schema):
+@pytest.mark.parametrize('output,split,schema', [
+    ('examples', 'train', 'events_schema.pbtxt'),
+    ('examples', 'validation', 'events_schema.pbtxt'),
+    ('examples', 'test', 'events_schema.pbtxt'),
+    ('examples', 'all', 'events_schema.pbtxt'),
+    ('item_corpus', 'all', 'item_corpus_schema.pbtxt')])
+def test_fixture_has_no_anomaly(fixture_ingestion, output, split, schema):
   _, out = fixture_ingestion
-  anomalies = tfdv.validate_statistics(_stats(os.path.join(out, split, '*.gz')),
+  anomalies = tfdv.validate_statistics(_stats(os.path.join(out, output, split, '*.gz')),
                                        _schema(schema))
   assert data_validation_gate.anomaly_messages(anomalies, split) == []
 
 
 def test_events_schema_describes_every_written_feature(fixture_ingestion):
   _, out = fixture_ingestion
-  written = set(mini_dataset.read_examples(os.path.join(out, 'train'))[0])
+  written = set(mini_dataset.read_output(out, 'examples', 'train')[0])
   assert written == {f.name for f in _schema('events_schema.pbtxt').feature}
+  curated = tfdv.load_schema_text(os.path.join(SCHEMAS, 'events_schema.pbtxt'))
+  assert {f.name for f in curated.feature} - written == {'scenario_recent_clicks'}
 
 
 def test_broken_data_names_feature_and_expectation(tmp_path, fixture_ingestion):
   _, out = fixture_ingestion
-  examples = mini_dataset.read_examples(os.path.join(out, 'train'))[:50]
+  examples = mini_dataset.read_output(out, 'examples', 'train')[:50]
   path = str(tmp_path / 'broken.tfrecord')
   with tf.io.TFRecordWriter(path) as writer:
     for i, values in enumerate(examples):

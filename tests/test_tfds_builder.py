@@ -16,8 +16,8 @@ def _prepare(config, data_dir):
 def test_events_match_the_ingestion(tmp_path, fixture_ingestion):
   summary, _ = fixture_ingestion
   builder = _prepare('events', tmp_path)
-  assert builder.info.splits['train'].num_examples == summary['splits']['train']['events']
-  assert builder.info.splits['eval'].num_examples == summary['splits']['eval']['events']
+  for split in ('train', 'validation', 'test'):
+    assert builder.info.splits[split].num_examples == summary['splits'][split]['events']
   assert builder.info.metadata['scenarios'] == summary['scenarios']
   train = tfds.load('kuairand_pure/events', split='train', data_dir=str(tmp_path))
   positives = sum(int(x['label']) for x in train.as_numpy_iterator())

@@ -14,6 +14,7 @@ from tfx_bsl.public import tfxio
 
 from core import config as configs
 from core import dataset_spec as ds
+from components import curated_schema_gen
 from models import features
 from models import preprocessing
 from tests.conftest import REPO_ROOT
@@ -25,39 +26,50 @@ EVENTS_SCHEMA = os.path.join(REPO_ROOT, 'schemas', 'kuairand_pure', 'events_sche
 class TransformedData:
   tft_dir: str
   train: str  # file patterns of transformed tf.Examples
-  eval: str
-  corpus: str  # raw item corpus (transformed by the model's input pipeline)
+  validation: str
+  corpus: str  # raw item corpus as of the end of the train window
+  raw_validation: str  # raw validation events (the Trainer's validation recall)
   space: features.FeatureSpace
 
 
-def load_schema(path: str = EVENTS_SCHEMA):
+def load_schema(path: str = EVENTS_SCHEMA,
+                config: configs.IngestionConfig = configs.IngestionConfig(),
+                popularity_too: bool = False):
+  """The curated schema as the pipeline's CuratedSchemaGen gives it for `config` (with
+  popularity_too, with every popularity feature, as the curated file has them)."""
   from google.protobuf import text_format
   from tensorflow_metadata.proto.v0 import schema_pb2
   with open(path) as f:
-    return text_format.Parse(f.read(), schema_pb2.Schema())
+    schema = text_format.Parse(f.read(), schema_pb2.Schema())
+  if popularity_too:
+    return schema
+  return curated_schema_gen.without_features(schema, config.popularity_features_left_out)
 
 
 def transform(ingested_dir: str, spec: ds.DatasetSpec, scenarios: tuple[str, ...],
-              out_dir: str,
+              out_dir: str, schema_path: str = EVENTS_SCHEMA,
               config: configs.TransformConfig = configs.TransformConfig()) -> TransformedData:
-  schema = load_schema()
+  """Reads only the schema's features, so a spec with fewer features than the ingestion
+  wrote transforms those it has."""
+  schema = load_schema(schema_path)
   custom_config = configs.to_custom_config(spec, config)
   fn = functools.partial(preprocessing.preprocessing_fn, custom_config=custom_config)
   sources = {split: tfxio.TFExampleRecord(
-      file_pattern=os.path.join(ingested_dir, split, '*.gz'), schema=schema,
-      telemetry_descriptors=['tests']) for split in ('train', 'eval')}
+      file_pattern=os.path.join(ingested_dir, 'examples', split, '*.gz'), schema=schema,
+      telemetry_descriptors=['tests']) for split in ('train', 'validation')}
   tft_dir = os.path.join(out_dir, 'transform_fn')
   with beam.Pipeline(argv=['--runner=FnApiRunner']) as p:
     with tft_beam.Context(temp_dir=os.path.join(out_dir, 'tmp')):
       train = p | 'ReadTrain' >> sources['train'].BeamSource()
-      eval_ = p | 'ReadEval' >> sources['eval'].BeamSource()
+      validation = p | 'ReadValidation' >> sources['validation'].BeamSource()
       (train_out, metadata), transform_fn = (
           (train, sources['train'].TensorAdapterConfig())
           | tft_beam.AnalyzeAndTransformDataset(fn))
-      eval_out, _ = (((eval_, sources['eval'].TensorAdapterConfig()), transform_fn)
-                     | tft_beam.TransformDataset())
+      validation_out, _ = (
+          ((validation, sources['validation'].TensorAdapterConfig()), transform_fn)
+          | tft_beam.TransformDataset())
       coder = tft.coders.ExampleProtoCoder(metadata.schema)
-      for name, data in (('train', train_out), ('eval', eval_out)):
+      for name, data in (('train', train_out), ('validation', validation_out)):
         _ = (data | f'Encode{name}' >> beam.Map(coder.encode)
              | f'Write{name}' >> beam.io.WriteToTFRecord(
                  os.path.join(out_dir, name, 'part'), file_name_suffix='.gz'))
@@ -68,7 +80,9 @@ def transform(ingested_dir: str, spec: ds.DatasetSpec, scenarios: tuple[str, ...
   tft_output = tft.TFTransformOutput(tft_dir)
   space = features.FeatureSpace.build(
       spec, preprocessing.vocabulary_sizes(tft_output, spec, config.num_oov_buckets),
-      scenarios, schema)
+      scenarios, schema, configs.ModelConfig().popularity_features)
   return TransformedData(tft_dir, os.path.join(out_dir, 'train', '*.gz'),
-                         os.path.join(out_dir, 'eval', '*.gz'),
-                         os.path.join(ingested_dir, 'corpus', '*.gz'), space)
+                         os.path.join(out_dir, 'validation', '*.gz'),
+                         os.path.join(ingested_dir, 'item_corpus', 'train', '*.gz'),
+                         os.path.join(ingested_dir, 'examples', 'validation', '*.gz'),
+                         space)

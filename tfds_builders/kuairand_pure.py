@@ -33,17 +33,20 @@ _EVENTS, _ITEM_CORPUS = 'events', 'item_corpus'
 
 
 class KuairandPure(tfds.core.GeneratorBasedBuilder):
-  """KuaiRand-Pure events (train/eval by time) and item corpus, as the pipeline ingests them."""
+  """KuaiRand-Pure events (train/validation/test by time) and item corpus, as the pipeline
+  ingests them."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Events with behaviour sequences; item corpus.'}
+  VERSION = tfds.core.Version('2.0.0')
+  RELEASE_NOTES = {'1.0.0': 'Events with behaviour sequences; item corpus.',
+                   '2.0.0': 'Train, validation and test windows; corpus as of the last '
+                            'event.'}
   BUILDER_CONFIGS = [
       tfds.core.BuilderConfig(name=_EVENTS, description=(
           'One example per kept exposure: ids, raw scenario, label (click), timestamp, the '
-          "user's last clicks before it, and user and item features. Splits: train "
-          '(before the cutoff) and eval.')),
+          "user's last clicks before it (before its window for validation and test), and "
+          'user and item features. Splits: train, validation, test (time windows).')),
       tfds.core.BuilderConfig(name=_ITEM_CORPUS, description=(
-          'Every item with its features. Split: corpus.')),
+          'Every item with its features as of the last event. Split: corpus.')),
   ]
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
       'Put the KuaiRand-Pure files (log_standard_*.csv[.gz], user_features*.csv, '
@@ -62,8 +65,11 @@ class KuairandPure(tfds.core.GeneratorBasedBuilder):
       })
       features.update(_feature_types(spec.users))
     features.update(_feature_types(spec.items))
-    if configs.IngestionConfig().scenario_click_features:
-      features[fnames.SCENARIO_CLICKS] = tfds.features.Sequence(tf.float32)
+    config = configs.IngestionConfig()
+    for flag, name in ((config.scenario_click_features, fnames.SCENARIO_CLICKS),
+                       (config.recent_click_features, fnames.SCENARIO_RECENT_CLICKS)):
+      if flag:
+        features[name] = tfds.features.Sequence(tf.float32)
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict(features),
         homepage='https://kuairand.com/',
@@ -86,11 +92,12 @@ class KuairandPure(tfds.core.GeneratorBasedBuilder):
         lambda: beam.Pipeline(argv=beam_args), spec, data_dir, config, outputs)
     report.check(summary, config)
     self.info.metadata['scenarios'] = summary['scenarios']
-    self.info.metadata['cutoff'] = summary['cutoff']
+    self.info.metadata['validation_start'] = summary['validation_start']
+    self.info.metadata['test_start'] = summary['test_start']
     if self.builder_config.name == _EVENTS:
-      return {layout.TRAIN: self._generate_examples(outputs.train_dir),
-              layout.EVAL: self._generate_examples(outputs.eval_dir)}
-    return {layout.CORPUS: self._generate_examples(outputs.corpus_dir)}
+      return {split: self._generate_examples(outputs.examples[split])
+              for split in (layout.TRAIN, layout.VALIDATION, layout.TEST)}
+    return {'corpus': self._generate_examples(outputs.item_corpus[layout.ALL])}
 
   def _generate_examples(self, directory: str):
     features = self.info.features

@@ -28,7 +28,8 @@ from models import build
 
 
 class DistillationTrainerSpec(component_spec.ComponentSpec):
-  PARAMETERS = dict(standard_component_specs.TrainerSpec.PARAMETERS)
+  PARAMETERS = dict(standard_component_specs.TrainerSpec.PARAMETERS,
+                    item_corpus_split=component_spec.ExecutionParameter(type=str))
   INPUTS = {
       'examples': component_spec.ChannelParameter(type=standard_artifacts.Examples),
       'transform_graph': component_spec.ChannelParameter(
@@ -38,6 +39,12 @@ class DistillationTrainerSpec(component_spec.ComponentSpec):
       'scenario_mapping': component_spec.ChannelParameter(type=artifacts.ScenarioMapping),
       'teacher': component_spec.ChannelParameter(type=artifacts.TeacherModel,
                                                  optional=True),
+      # Training with early stopping: the raw examples (validation recall).
+      'raw_examples': component_spec.ChannelParameter(type=standard_artifacts.Examples,
+                                                      optional=True),
+      # A refit: the model whose kept epochs it trains.
+      'schedule_model': component_spec.ChannelParameter(type=standard_artifacts.Model,
+                                                        optional=True),
   }
   OUTPUTS = {
       'model': component_spec.ChannelParameter(type=standard_artifacts.Model),
@@ -49,6 +56,12 @@ class DistillationTrainerSpec(component_spec.ComponentSpec):
 class DistillationTrainer(base_component.BaseComponent):
   """Trains the teacher, then the student with distillation; exports the towers.
 
+  Two modes:
+    raw_examples given: trains on the train split with early stopping on the validation
+      split (the teacher's AUC, the student's recall over the item corpus as of the end
+      of the training window), up to the configured epochs;
+    schedule_model given (a refit): trains on every day (split 'all', items as of the last
+      event) exactly the epochs that model kept, without validation.
   Refuses a config that names an unregistered student or teacher (models/build.py) when
   the pipeline is defined, before anything runs.
   """
@@ -58,17 +71,30 @@ class DistillationTrainer(base_component.BaseComponent):
 
   def __init__(self, examples, transform_graph, schema, item_corpus, scenario_mapping,
                run_fn: str, dataset_spec: ds.DatasetSpec, config: configs.PipelineConfig,
-               code_fingerprint: str, teacher: Optional[channel.BaseChannel] = None):
+               code_fingerprint: str, teacher: Optional[channel.BaseChannel] = None,
+               raw_examples: Optional[channel.BaseChannel] = None,
+               schedule_model: Optional[channel.BaseChannel] = None):
+    if (raw_examples is None) == (schedule_model is None):
+      raise ValueError('DistillationTrainer takes raw_examples (early stopping) or '
+                       'schedule_model (a refit), one of them')
     build.check(config.model, config.distillation)
     custom_config = configs.to_custom_config(
         dataset_spec, config.transform, config.model, config.distillation, config.training,
         code_fingerprint=code_fingerprint)
+    # The K of the validation recall it reports (not the whole evaluation section, whose
+    # blessing settings must not retrain a model).
+    custom_config[layout.TRAINER_RECALL_KS] = json.dumps(config.evaluation.recall_ks)
+    refit = schedule_model is not None
+    train, evaluate = (layout.ALL, layout.ALL) if refit else (layout.TRAIN,
+                                                              layout.VALIDATION)
     super().__init__(spec=DistillationTrainerSpec(
         examples=examples, transform_graph=transform_graph, schema=schema,
         item_corpus=item_corpus, scenario_mapping=scenario_mapping, teacher=teacher,
+        raw_examples=raw_examples, schedule_model=schedule_model,
         run_fn=run_fn, custom_config=json.dumps(custom_config),
-        train_args=trainer_pb2.TrainArgs(splits=[layout.TRAIN]),
-        eval_args=trainer_pb2.EvalArgs(splits=[layout.EVAL]),
+        train_args=trainer_pb2.TrainArgs(splits=[train]),
+        eval_args=trainer_pb2.EvalArgs(splits=[evaluate]),
+        item_corpus_split=layout.ALL if refit else layout.TRAIN,
         model=channel.Channel(type=standard_artifacts.Model),
         model_run=channel.Channel(type=standard_artifacts.ModelRun),
         teacher_model=channel.Channel(type=artifacts.TeacherModel)))

@@ -7,20 +7,30 @@ import os
 import tensorflow as tf
 from tfx.components.trainer import executor as trainer_executor
 from tfx.types import artifact_utils
+from tfx.utils import path_utils
 
 from core import layout
 
 
 class Executor(trainer_executor.GenericExecutor):
-  """Passes the item corpus, scenario mapping, teacher and a resumable backup directory
-  to run_fn through fn_args.custom_config (keys in core/layout.py)."""
+  """Passes the item corpus, scenario mapping, teacher, the validation events or the epochs
+  to train (a refit) and a resumable backup directory to run_fn through
+  fn_args.custom_config (keys in core/layout.py)."""
 
   def _GetFnArgs(self, input_dict, output_dict, exec_properties):
     fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)
-    corpus = artifact_utils.get_single_instance(input_dict['item_corpus'])
-    split, = artifact_utils.decode_split_names(corpus.split_names)
+    corpus = artifact_utils.get_single_uri(input_dict['item_corpus'])
     config = dict(fn_args.custom_config or {})
-    config[layout.TRAINER_ITEM_CORPUS] = layout.split_pattern(corpus.uri, split)
+    config[layout.TRAINER_ITEM_CORPUS] = layout.split_pattern(
+        corpus, exec_properties['item_corpus_split'])
+    raw = input_dict.get('raw_examples') or []
+    if raw:
+      config[layout.TRAINER_VALIDATION_EVENTS] = layout.split_pattern(
+          artifact_utils.get_single_uri(raw), layout.VALIDATION)
+    schedule = input_dict.get('schedule_model') or []
+    if schedule:
+      config[layout.TRAINER_FIXED_EPOCHS] = json.dumps(_kept_epochs(
+          path_utils.serving_model_path(artifact_utils.get_single_uri(schedule))))
     config[layout.TRAINER_SCENARIO_MAPPING] = artifact_utils.get_single_uri(
         input_dict['scenario_mapping'])
     teachers = input_dict.get('teacher') or []
@@ -34,6 +44,14 @@ class Executor(trainer_executor.GenericExecutor):
                                                     exec_properties)
     fn_args.custom_config = config
     return fn_args
+
+
+def _kept_epochs(model_dir: str) -> dict:
+  """{'teacher': n, 'student': m}: the epochs a trained model kept (its training summary)."""
+  with tf.io.gfile.GFile(os.path.join(model_dir, layout.TRAINING_SUMMARY_FILE)) as f:
+    summary = json.load(f)
+  return {phase: summary[phase]['epoch_kept'] for phase in ('teacher', 'student')
+          if summary.get(phase)}
 
 
 def _backup_dir(input_dict, output_dict, exec_properties) -> str:

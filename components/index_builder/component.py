@@ -1,9 +1,10 @@
 """IndexBuilder: the item tower over the corpus -> a ScaNN index and a retrieval model.
 
-Output `index` (RetrievalIndex): the serialized ScaNN searcher with the item ids and
-embeddings, a TFRS ScaNN retrieval SavedModel, and index_manifest.json with the
-parameters, the fingerprint of the model that built it, and ScaNN's recall against exact
-search on the eval split's queries.
+The corpus is indexed as it is served: its time-dependent item features as of the last
+event (the item_corpus split 'all'). Output `index` (RetrievalIndex): the serialized
+ScaNN searcher with the item ids and embeddings, a TFRS ScaNN retrieval SavedModel, and
+index_manifest.json with the parameters, the fingerprint of the model that built it, and
+ScaNN's recall against exact search on the test split's queries.
 """
 
 from tfx.dsl.components.base import base_component

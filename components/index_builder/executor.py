@@ -31,8 +31,8 @@ class Executor(base_executor.BaseExecutor):
     out = artifact_utils.get_single_uri(output_dict['index'])
 
     towers = rev.load_towers(model_dir)
-    item_ids, embeddings = rev.corpus_embeddings(
-        towers.item, layout.split_pattern(corpus, layout.CORPUS))
+    item_ids, embeddings = rev.corpus_embeddings(  # items as served: as of the last event
+        towers.item, layout.split_pattern(corpus, layout.ALL))
     params = scann_index.parameters(len(item_ids), config)
     started = time.perf_counter()
     searcher = scann_index.build_searcher(embeddings, params)
@@ -42,7 +42,7 @@ class Executor(base_executor.BaseExecutor):
         os.path.join(model_dir, layout.USER_TOWER_DIR), item_ids, embeddings, params,
         os.path.join(out, layout.RETRIEVAL_MODEL_DIR))
 
-    queries = rev.eval_queries(rev.read_events(layout.split_pattern(examples, layout.EVAL)))
+    queries = rev.eval_queries(rev.read_events(layout.split_pattern(examples, layout.TEST)))
     query_embeddings = rev.embed(towers.user, queries.examples)
     exact = rev.exact_top_k(query_embeddings, embeddings, params.k)
     approximate, _ = searcher.search_batched(query_embeddings,

@@ -1,10 +1,14 @@
 """InteractionExampleGen: raw interaction logs + feature tables -> validated-ready examples.
 
 Outputs:
-  examples:         tf.Examples of events, splits 'train' (before the cutoff) and 'eval'.
-  item_corpus:      tf.Examples of every item with its features, split 'corpus'.
+  examples:         tf.Examples of events, splits 'train', 'validation', 'test' (the time
+                    windows of the dataset spec) and 'all' (every event as a training
+                    example, for the model refit on all days).
+  item_corpus:      tf.Examples of every item with its features, splits 'train', 'test'
+                    and 'all': time-dependent features as of the end of the training
+                    window, the start of the test window and the last event.
   user_snapshot:    tf.Examples of every user: features and behaviour sequence as of the
-                    cutoff (what serving looks up by user id), split 'users'.
+                    last event (what serving looks up by user id), split 'users'.
   scenario_mapping: raw scenario value -> index (ScenarioMapping artifact).
   report:           the ingestion summary (counts of rows read, kept, dropped, defaulted).
 

@@ -32,14 +32,15 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     report_artifact = artifact_utils.get_single_instance(output_dict['report'])
     mapping_artifact = artifact_utils.get_single_instance(output_dict['scenario_mapping'])
 
-    examples.split_names = artifact_utils.encode_split_names([layout.TRAIN, layout.EVAL])
-    corpus.split_names = artifact_utils.encode_split_names([layout.CORPUS])
+    examples.split_names = artifact_utils.encode_split_names(list(layout.EXAMPLE_SPLITS))
+    corpus.split_names = artifact_utils.encode_split_names(list(layout.CORPUS_SPLITS))
     snapshot.split_names = artifact_utils.encode_split_names([layout.USERS])
     outputs = ingest.OutputPaths(
-        train_dir=artifact_utils.get_split_uri([examples], layout.TRAIN),
-        eval_dir=artifact_utils.get_split_uri([examples], layout.EVAL),
-        corpus_dir=artifact_utils.get_split_uri([corpus], layout.CORPUS),
-        snapshot_dir=artifact_utils.get_split_uri([snapshot], layout.USERS),
+        examples={s: artifact_utils.get_split_uri([examples], s)
+                  for s in layout.EXAMPLE_SPLITS},
+        item_corpus={s: artifact_utils.get_split_uri([corpus], s)
+                     for s in layout.CORPUS_SPLITS},
+        user_snapshot=artifact_utils.get_split_uri([snapshot], layout.USERS),
         raw_report=os.path.join(report_artifact.uri, layout.INGESTION_RAW_REPORT))
     summary = ingest.ingest_and_summarize(self._make_beam_pipeline, spec,
                                           exec_properties['input_base'], config, outputs)

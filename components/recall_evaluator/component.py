@@ -1,8 +1,12 @@
 """RecallEvaluator: Recall@K per scenario over the full item corpus, and the blessing.
 
-Inputs: the trained model (exported towers), the raw examples (train split for the
-popularity baselines, eval split for queries and ground truth), the raw item corpus,
-optionally the teacher (its AUC per scenario) and the previous blessed model.
+Inputs: the trained model (exported towers), the raw examples (train and validation
+splits for the popularity baselines, the test split for queries and ground truth), the
+raw item corpus (its test split: items as of the test window's start), optionally the
+teacher (its AUC per scenario). The blessing is retrieval/blessing.py's interval rule
+against popularity; the comparison with the previous blessed model is the
+BlessedModelComparison's, so that a model's blessing (which the refit depends on) does not
+change when only the previous blessed model does.
 Outputs: evaluation (metrics.json, recall.png, summary.txt) and a standard ModelBlessing
 (custom property blessed = 1 or 0), so TFX's LatestBlessedModelStrategy finds it.
 """
@@ -30,8 +34,6 @@ class RecallEvaluatorSpec(component_spec.ComponentSpec):
       'item_corpus': component_spec.ChannelParameter(type=standard_artifacts.Examples),
       'teacher': component_spec.ChannelParameter(type=artifacts.TeacherModel,
                                                  optional=True),
-      'baseline_model': component_spec.ChannelParameter(type=standard_artifacts.Model,
-                                                        optional=True),
   }
   OUTPUTS = {
       'evaluation': component_spec.ChannelParameter(
@@ -45,11 +47,9 @@ class RecallEvaluator(base_component.BaseComponent):
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
   def __init__(self, model, examples, item_corpus, config: configs.EvaluationConfig,
-               teacher: Optional[channel.BaseChannel] = None,
-               baseline_model: Optional[channel.BaseChannel] = None):
+               teacher: Optional[channel.BaseChannel] = None):
     super().__init__(spec=RecallEvaluatorSpec(
         model=model, examples=examples, item_corpus=item_corpus, teacher=teacher,
-        baseline_model=baseline_model,
         evaluation_config=configs.section_to_json(config),
         evaluation=channel.Channel(type=standard_artifacts.ModelEvaluation),
         blessing=channel.Channel(type=standard_artifacts.ModelBlessing)))

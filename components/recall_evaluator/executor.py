@@ -27,10 +27,7 @@ class Executor(base_executor.BaseExecutor):
     model = artifact_utils.get_single_instance(input_dict['model'])
     examples = artifact_utils.get_single_instance(input_dict['examples'])
     corpus = artifact_utils.get_single_instance(input_dict['item_corpus'])
-    baselines = input_dict.get('baseline_model') or []
     teachers = input_dict.get('teacher') or []
-    baseline_dir = (path_utils.serving_model_path(baselines[0].uri)
-                    if baselines and baselines[0].id != model.id else None)
     teacher_dir = (os.path.join(teachers[0].uri, layout.TEACHER_SERVING_DIR)
                    if teachers and tf.io.gfile.exists(
                        os.path.join(teachers[0].uri, layout.TEACHER_SERVING_DIR))
@@ -38,24 +35,23 @@ class Executor(base_executor.BaseExecutor):
 
     result = evaluation.evaluate(
         path_utils.serving_model_path(model.uri),
-        layout.split_pattern(examples.uri, layout.TRAIN),
-        layout.split_pattern(examples.uri, layout.EVAL),
-        layout.split_pattern(corpus.uri, layout.CORPUS), config, baseline_dir, teacher_dir)
-    blessed, reasons = blessing.bless(result['recall'], config)
+        [layout.split_pattern(examples.uri, split)
+         for split in (layout.TRAIN, layout.VALIDATION)],
+        layout.split_pattern(examples.uri, layout.TEST),
+        layout.split_pattern(corpus.uri, layout.TEST), config, teacher_dir)
+    blessed, reasons = blessing.bless(result, config)
     result['blessing'] = {'blessed': blessed, 'reasons': reasons,
-                          'rule': f'recall > per-scenario popularity + '
-                                  f'{config.bless_margin} on every scenario and K'}
+                          'rule': blessing.rule(config)}
     result['model'] = {'uri': model.uri, 'id': model.id}
 
     out = artifact_utils.get_single_uri(output_dict['evaluation'])
     with tf.io.gfile.GFile(os.path.join(out, layout.METRICS_FILE), 'w') as f:
       json.dump(result, f, indent=2)
-    text = report.format_summary(result, config.recall_ks)
+    text = report.format_summary(result)
     with tf.io.gfile.GFile(os.path.join(out, layout.EVALUATION_SUMMARY_FILE), 'w') as f:
       f.write(text + '\n')
-    report.recall_chart(result['recall'], config.recall_ks,
-                        os.path.join(out, layout.CHART_FILE),
-                        'DSMOE retrieval: Recall@K per scenario (eval split)')
+    report.recall_chart(result, os.path.join(out, layout.CHART_FILE),
+                        'DSMOE retrieval: Recall@K per scenario (test split)')
     logging.info('%s', text)
 
     blessing_artifact = artifact_utils.get_single_instance(output_dict['blessing'])

@@ -1,9 +1,12 @@
 """ReleasePusher: writes a versioned release directory, only for a blessed model.
 
-Inputs: the model (exported towers), its blessing and evaluation, the index built from
-it, the scenario mapping and the user snapshot. Output: a standard PushedModel artifact
-(custom properties pushed, pushed_version, pushed_destination). The release format is
-core/release_format.py.
+Inputs: the model to serve (the refit on every day: exported towers), the evaluated model
+(trained on the train window) with its blessing, test evaluation and comparison with the
+previous blessed model (a regression stops the release), the index built from
+the served model, the scenario mapping, the user snapshot and the ingestion report (the
+data windows, for the manifest's account of what the served model saw). Output: a
+standard PushedModel artifact (custom properties pushed, pushed_version,
+pushed_destination). The release format is core/release_format.py.
 """
 
 from tfx.dsl.components.base import base_component
@@ -24,13 +27,16 @@ class ReleasePusherSpec(component_spec.ComponentSpec):
   }
   INPUTS = {
       'model': component_spec.ChannelParameter(type=standard_artifacts.Model),
+      'evaluated_model': component_spec.ChannelParameter(type=standard_artifacts.Model),
       'model_blessing': component_spec.ChannelParameter(
           type=standard_artifacts.ModelBlessing),
       'evaluation': component_spec.ChannelParameter(
           type=standard_artifacts.ModelEvaluation),
+      'comparison': component_spec.ChannelParameter(type=artifacts.ModelComparison),
       'index': component_spec.ChannelParameter(type=artifacts.RetrievalIndex),
       'scenario_mapping': component_spec.ChannelParameter(type=artifacts.ScenarioMapping),
       'user_snapshot': component_spec.ChannelParameter(type=standard_artifacts.Examples),
+      'ingestion_report': component_spec.ChannelParameter(type=artifacts.IngestionReport),
   }
   OUTPUTS = {
       'pushed_model': component_spec.ChannelParameter(type=standard_artifacts.PushedModel),
@@ -41,10 +47,13 @@ class ReleasePusher(base_component.BaseComponent):
   SPEC_CLASS = ReleasePusherSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
-  def __init__(self, model, model_blessing, evaluation, index, scenario_mapping,
-               user_snapshot, releases_dir: str, pipeline_name: str, dataset: str):
+  def __init__(self, model, evaluated_model, model_blessing, evaluation, comparison, index,
+               scenario_mapping, user_snapshot, ingestion_report, releases_dir: str,
+               pipeline_name: str, dataset: str):
     super().__init__(spec=ReleasePusherSpec(
-        model=model, model_blessing=model_blessing, evaluation=evaluation, index=index,
-        scenario_mapping=scenario_mapping, user_snapshot=user_snapshot,
+        model=model, evaluated_model=evaluated_model, model_blessing=model_blessing,
+        evaluation=evaluation, comparison=comparison, index=index,
+        scenario_mapping=scenario_mapping,
+        user_snapshot=user_snapshot, ingestion_report=ingestion_report,
         releases_dir=releases_dir, pipeline_name=pipeline_name, dataset=dataset,
         pushed_model=channel.Channel(type=standard_artifacts.PushedModel)))

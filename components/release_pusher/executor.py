@@ -25,10 +25,17 @@ class Executor(base_executor.BaseExecutor):
     evaluation = artifact_utils.get_single_uri(input_dict['evaluation'])
     with tf.io.gfile.GFile(os.path.join(evaluation, layout.METRICS_FILE)) as f:
       metrics = json.load(f)
-    if not blessing.get_int_custom_property('blessed'):
-      logging.warning('model not blessed, no release: %s',
-                      '; '.join(metrics['blessing']['reasons']))
+    with tf.io.gfile.GFile(os.path.join(artifact_utils.get_single_uri(
+        input_dict['comparison']), layout.COMPARISON_FILE)) as f:
+      regressions = json.load(f)['regressions']
+    refusal = ('model not blessed: ' + '; '.join(metrics['blessing']['reasons'])
+               if not blessing.get_int_custom_property('blessed') else
+               'regression against the previous blessed model: ' + '; '.join(regressions)
+               if regressions else '')
+    if refusal:
+      logging.warning('no release: %s', refusal)
       pushed.set_int_custom_property('pushed', 0)
+      pushed.set_string_custom_property('refusal', refusal)
       return
 
     model_dir = path_utils.serving_model_path(
@@ -68,6 +75,12 @@ class Executor(base_executor.BaseExecutor):
       parts[os.path.join(release_format.INDEX_DIR, name)] = os.path.join(index, name)
     mapping = scenario_mapping.ScenarioMapping.load(mapping_dir)
     version = release_format.new_version(fingerprint)
+    with tf.io.gfile.GFile(os.path.join(
+        artifact_utils.get_single_uri(input_dict['ingestion_report']),
+        layout.INGESTION_SUMMARY_JSON)) as f:
+      ingestion = json.load(f)
+    evaluated_dir = path_utils.serving_model_path(
+        artifact_utils.get_single_uri(input_dict['evaluated_model']))
     manifest = {
         'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'pipeline': exec_properties['pipeline_name'],
@@ -80,8 +93,13 @@ class Executor(base_executor.BaseExecutor):
                   'dimension': index_manifest['dimension'],
                   'model_fingerprint': index_manifest['model_fingerprint'],
                   'recall_vs_exact': index_manifest['recall_vs_exact']},
+        'data': data_account(ingestion, _training_summary(model_dir),
+                             _training_summary(evaluated_dir)),
+        'evaluated_model_fingerprint': layout.towers_fingerprint(evaluated_dir),
         'recall': {name: metrics['recall'][name] for name in
                    ('model', 'popular', 'popular_per_scenario')},
+        'intervals': {name: metrics['intervals'][name] for name in
+                      ('model', 'popular_per_scenario', 'model_minus_popular_per_scenario')},
         'ks': metrics['ks'],
     }
     path = release_format.publish(exec_properties['releases_dir'], version, parts, manifest)
@@ -89,6 +107,33 @@ class Executor(base_executor.BaseExecutor):
     pushed.set_int_custom_property('pushed', 1)
     pushed.set_string_custom_property('pushed_version', version)
     pushed.set_string_custom_property('pushed_destination', path)
+
+
+def _training_summary(model_dir: str) -> dict:
+  with tf.io.gfile.GFile(os.path.join(model_dir, layout.TRAINING_SUMMARY_FILE)) as f:
+    return json.load(f)
+
+
+def data_account(ingestion: dict, served: dict, evaluated: dict) -> dict:
+  """Which data the served model saw, and which the evaluated one, for the manifest."""
+  epochs = lambda summary: {phase: summary[phase]['epoch_kept']
+                            for phase in ('teacher', 'student') if summary.get(phase)}
+  return {
+      'served_model': {
+          'trained_on': f'every event up to {ingestion["last_event"]} (train, validation '
+                        f'and test windows)',
+          'epochs': epochs(served), 'anchors': served['anchors']},
+      'features_as_of': ingestion['last_event'],
+      'evaluated_model': {
+          'trained_on': f'the train window, before {ingestion["validation_start"]}; '
+                        f'stopped on the validation window',
+          'epochs': epochs(evaluated), 'anchors': evaluated['anchors'],
+          'tested_on': f'the test window, from {ingestion["test_start"]} to '
+                       f'{ingestion["last_event"]}, features as of its start'},
+      'windows': {'validation_start': ingestion['validation_start'],
+                  'test_start': ingestion['test_start'],
+                  'last_event': ingestion['last_event']},
+  }
 
 
 def _latest_release_of(releases_dir: str, fingerprint: str) -> str:

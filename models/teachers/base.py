@@ -3,6 +3,7 @@
 import tensorflow as tf
 
 from models import features
+from models import losses
 
 
 class RankingTeacher(tf.keras.Model):
@@ -24,6 +25,10 @@ class RankingTeacher(tf.keras.Model):
     config = dict(config)
     config['feature_space'] = features.FeatureSpace.from_json(config['feature_space'])
     return cls(**config)
+
+  def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None):
+    """The compiled loss on the logits less the batch's losses.LOGIT_OFFSET, if any."""
+    return super().compute_loss(x, y, losses.training_logits(y_pred, x), sample_weight)
 
   @property
   def feature_names(self) -> tuple[str, ...]:

@@ -24,12 +24,12 @@ class Tower(tf.keras.Model):
     self.feature_space = feature_space
     self.output_dim = output_dim
     # Append the scenario popularity prior (models/layers/scenario_popularity_prior.py):
-    # the embedding then has output_dim + number of scenarios entries.
+    # the embedding then has output_dim + S * (number of popularity features) entries.
     self.scenario_prior = scenario_prior
-    if scenario_prior and fnames.SCENARIO_CLICKS not in {
-        n.name for n in feature_space.item.numeric_lists}:
-      raise ValueError(f'scenario_prior needs the item feature {fnames.SCENARIO_CLICKS!r} '
-                       '(ingestion.scenario_click_features: true)')
+    if scenario_prior and not feature_space.popularity_features:
+      raise ValueError(f'scenario_prior needs an item popularity feature (one of '
+                       f'{", ".join(fnames.POPULARITY_FEATURES)}); turn on '
+                       f'ingestion.scenario_click_features or recent_click_features')
 
   @property
   def feature_names(self) -> tuple[str, ...]:
@@ -52,7 +52,7 @@ class UserTower(Tower):
   """A user tower: user features + behaviour sequence + scenario -> user embedding.
 
   Subclasses implement `embed` (-> u [B, output_dim]); with `scenario_prior` the tower
-  returns [u; w_s] [B, output_dim + S].
+  returns [u; w_s] [B, output_dim + S * P], P the number of popularity features.
   """
 
   def __init__(self, feature_space: features.FeatureSpace, output_dim: int,
@@ -64,6 +64,7 @@ class UserTower(Tower):
                                name='user_encoder')
     if self.scenario_prior:
       self.prior = ScenarioPopularityPrior(len(feature_space.scenarios),
+                                           len(feature_space.popularity_features),
                                            name='scenario_popularity_prior')
 
   @property
@@ -85,7 +86,8 @@ class ItemTower(Tower):
 
       v = Dense_out(MLP(concat of the item field embeddings))
   No scenario input, so one item index serves every scenario. With `scenario_prior` the
-  item's log(1 + clicks) per scenario is appended: [v; c(i)] [B, output_dim + S].
+  item's popularity features (log(1 + clicks) per scenario, [S] each) are appended:
+  [v; c(i)] [B, output_dim + S * P] for P popularity features.
   """
 
   def __init__(self, feature_space: features.FeatureSpace, output_dim: int,
@@ -105,8 +107,9 @@ class ItemTower(Tower):
     v = self.out(self.hidden(flatten_fields(self.encoder(inputs)), training=training))
     if not self.scenario_prior:
       return v
-    clicks = tf.cast(inputs[fnames.SCENARIO_CLICKS], v.dtype)  # [B, S], log(1 + clicks)
-    return tf.concat([v, clicks], axis=1)
+    popularity = [tf.cast(inputs[name], v.dtype)  # [B, S] each, log(1 + clicks)
+                  for name in self.feature_space.popularity_features]
+    return tf.concat([v] + popularity, axis=1)
 
   def get_config(self):
     return self._config(embedding_dim=self.embedding_dim, hidden_units=self.hidden_units)

@@ -1,0 +1,115 @@
+"""Training variants on one pipeline run's data, without ingesting or transforming again.
+
+A pipeline run (`make run`, or `python -m pipeline.local_runner` with the experiment's
+ingestion flags) leaves its artifacts and ML Metadata under its output directory. The
+harness finds the ingestion's and the Transform's outputs of the latest run there, trains
+a variant with the Trainer's own run_fn (training/trainer.py: early stopping on the
+validation window, the same export), and scores it with the Evaluator's own code
+(retrieval/evaluation.py) on the validation window (for choosing) or the test window (for
+reporting). A variant that finished is not trained again.
+"""
+
+import dataclasses
+import json
+import os
+from typing import Optional
+
+import tensorflow as tf
+from tfx.components.trainer import fn_args_utils
+
+from core import config as configs
+from core import dataset_spec as ds
+from core import layout
+from pipeline import run_summary
+from retrieval import evaluation
+from training import trainer
+
+
+@dataclasses.dataclass(frozen=True)
+class RunData:
+  """The artifact directories of one pipeline run that training and scoring read."""
+  examples: str  # raw events: train, validation, test, all
+  item_corpus: str  # items as of each window (train, test, all)
+  scenario_mapping: str
+  transform_graph: str  # the Transform on the train window
+  transformed_examples: str  # train and validation, transformed
+  schema: str  # the events schema the run validated against (schema.pbtxt inside)
+  spec: ds.DatasetSpec
+
+  @classmethod
+  def latest(cls, config: configs.PipelineConfig) -> 'RunData':
+    """The latest run of `config`'s pipeline (its output_dir and pipeline_name)."""
+    if not os.path.exists(config.metadata_path):
+      raise FileNotFoundError(f'no pipeline run in {config.metadata_path}: run the '
+                              f'pipeline first (make run) with this output_dir')
+    store = run_summary.open_store(config.metadata_path)
+    gen = run_summary.node_outputs(store, 'InteractionExampleGen')
+    transform = run_summary.node_outputs(store, 'Transform')
+    schema = run_summary.node_outputs(store, 'events_schema')
+    if not (gen and transform and schema):
+      raise FileNotFoundError(f'the latest run in {config.metadata_path} did not reach the '
+                              f'Transform')
+    return cls(gen['examples'].uri, gen['item_corpus'].uri, gen['scenario_mapping'].uri,
+               transform['transform_graph'].uri, transform['transformed_examples'].uri,
+               schema['schema'].uri,
+               ds.DatasetSpec.from_yaml(config.local_path(config.dataset_spec)))
+
+
+def train(data: RunData, config: configs.PipelineConfig, directory: str) -> str:
+  """Trains `config`'s teacher and student into `directory` (resumable); the model dir."""
+  model_dir = os.path.join(directory, 'model')
+  if tf.io.gfile.exists(os.path.join(model_dir, layout.TRAINING_SUMMARY_FILE)):
+    return model_dir
+  custom_config = configs.to_custom_config(
+      data.spec, config.transform, config.model, config.distillation, config.training)
+  custom_config.update({
+      layout.TRAINER_ITEM_CORPUS: layout.split_pattern(data.item_corpus, layout.TRAIN),
+      layout.TRAINER_SCENARIO_MAPPING: data.scenario_mapping,
+      layout.TRAINER_TEACHER_OUTPUT: os.path.join(directory, 'teacher'),
+      layout.TRAINER_BACKUP_DIR: os.path.join(directory, 'backup'),
+      layout.TRAINER_VALIDATION_EVENTS: layout.split_pattern(data.examples,
+                                                             layout.VALIDATION),
+      layout.TRAINER_RECALL_KS: json.dumps(config.evaluation.recall_ks),
+  })
+  trainer.run_fn(fn_args_utils.FnArgs(
+      train_files=[layout.split_pattern(data.transformed_examples, layout.TRAIN)],
+      eval_files=[layout.split_pattern(data.transformed_examples, layout.VALIDATION)],
+      schema_path=os.path.join(data.schema, 'schema.pbtxt'),
+      transform_output=data.transform_graph, transform_graph_path=data.transform_graph,
+      serving_model_dir=model_dir, model_run_dir=os.path.join(directory, 'logs'),
+      custom_config=custom_config))
+  return model_dir
+
+
+def score(data: RunData, model_dir: str, window: str,
+          config: configs.EvaluationConfig) -> dict:
+  """The Evaluator's result for a model on the validation or the test window: queries of
+  that window, items and popularity as of its start."""
+  if window == layout.VALIDATION:
+    before, corpus = [layout.TRAIN], layout.TRAIN
+  elif window == layout.TEST:
+    before, corpus = [layout.TRAIN, layout.VALIDATION], layout.TEST
+  else:
+    raise ValueError(f'window must be {layout.VALIDATION} or {layout.TEST}, got {window!r}')
+  return evaluation.evaluate(
+      model_dir, [layout.split_pattern(data.examples, split) for split in before],
+      layout.split_pattern(data.examples, window),
+      layout.split_pattern(data.item_corpus, corpus), config)
+
+
+def training_summary(model_dir: str) -> dict:
+  with tf.io.gfile.GFile(os.path.join(model_dir, layout.TRAINING_SUMMARY_FILE)) as f:
+    return json.load(f)
+
+
+def cached_score(data: RunData, model_dir: str, window: str,
+                 config: configs.EvaluationConfig, path: Optional[str] = None) -> dict:
+  """`score`, kept in a JSON file beside the model (computed once)."""
+  path = path or os.path.join(os.path.dirname(model_dir), f'{window}_scores.json')
+  if tf.io.gfile.exists(path):
+    with tf.io.gfile.GFile(path) as f:
+      return json.load(f)
+  result = score(data, model_dir, window, config)
+  with tf.io.gfile.GFile(path, 'w') as f:
+    json.dump(result, f)
+  return result

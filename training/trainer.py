@@ -1,0 +1,293 @@
+"""run_fn of the DistillationTrainer: the teacher first, then the distilled student.
+
+    transformed train split + item corpus -> batches with negatives (models/data.py)
+    1. teacher: trained with BCE (or reused from an earlier run), early stopping on its
+       validation AUC (clicks vs random negatives of the validation split), best epoch
+       kept, then frozen
+    2. student: two towers trained with BCE + lambda KL(p_teacher || p_student), early
+       stopping on Recall@K over the full corpus of the validation queries (the
+       Evaluator's code on the raw validation split), best epoch kept
+    3. export: user and item towers with raw-feature signatures (models/export.py),
+       the teacher (weights + raw-feature signature) as its own artifact, and
+       training_summary.json (epochs run and kept, validation metrics, throughput)
+
+A refit (custom_config TRAINER_FIXED_EPOCHS: the model a release serves, trained on every
+day) trains exactly the epochs an earlier run kept, with no validation.
+
+Both phases checkpoint every epoch with BackupAndRestore under a directory keyed by the
+Trainer's inputs and configuration, so a killed Trainer rerun on the same inputs resumes
+where it stopped (early stopping's state included); a finished teacher is kept there until
+the student is done. Training is deterministic for a given seed and data (models/data.py
+draws statelessly; TensorFlow's op determinism is on). Progress goes to the 'dsmoe'
+logger (one line per epoch with examples/s), TensorBoard logs to the model_run artifact.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from typing import Optional
+
+from google.protobuf import text_format
+import tensorflow as tf
+from tensorflow_metadata.proto.v0 import schema_pb2
+import tensorflow_transform as tft
+
+from core import config as configs
+from core import dataset_spec as ds
+from core import errors
+from core import feature_names as fnames
+from core import layout
+from core.scenario_mapping import ScenarioMapping
+from models import build
+from models import data
+from models import export
+from models import features
+from models import losses
+from models import preprocessing
+from retrieval import evaluation
+from training import callbacks
+
+log = logging.getLogger('dsmoe.trainer')
+
+
+
+class TeacherMismatchError(errors.InputError):
+  """A reused teacher was trained on other vocabularies or another architecture."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Setup:
+  spec: ds.DatasetSpec
+  model: configs.ModelConfig
+  distillation: configs.DistillationConfig
+  training: configs.TrainingConfig
+  space: features.FeatureSpace
+  tft_output: tft.TFTransformOutput
+
+
+def _setup(fn_args) -> _Setup:
+  config = fn_args.custom_config
+  spec = configs.spec_from_custom_config(config)
+  transform = configs.from_custom_config(config, configs.TransformConfig)
+  tft_output = tft.TFTransformOutput(fn_args.transform_output)
+  with tf.io.gfile.GFile(fn_args.schema_path) as f:
+    schema = text_format.Parse(f.read(), schema_pb2.Schema())
+  mapping = ScenarioMapping.load(config[layout.TRAINER_SCENARIO_MAPPING])
+  model = configs.from_custom_config(config, configs.ModelConfig)
+  space = features.FeatureSpace.build(
+      spec, preprocessing.vocabulary_sizes(tft_output, spec, transform.num_oov_buckets),
+      mapping.values, schema, model.popularity_features)
+  return _Setup(spec, model, configs.from_custom_config(config, configs.DistillationConfig),
+                configs.from_custom_config(config, configs.TrainingConfig),
+                space, tft_output)
+
+
+def _strategy(name: str) -> tf.distribute.Strategy:
+  if name == 'mirrored':
+    return tf.distribute.MirroredStrategy()
+  if name == 'multi_worker_mirrored':
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  return tf.distribute.get_strategy()
+
+
+def _optimizer(training: configs.TrainingConfig) -> tf.keras.optimizers.Optimizer:
+  return tf.keras.optimizers.Adam(training.learning_rate, weight_decay=training.weight_decay)
+
+
+def _fit(model: tf.keras.Model, phase: str, epochs: int, train: tf.data.Dataset,
+         rows_per_epoch: int, backup_dir: str, tensorboard_dir: str,
+         validation: Optional[tf.data.Dataset] = None, monitor: Optional[str] = None,
+         patience: int = 1, every: int = 1, before=()) -> dict:
+  """model.fit with resumable checkpoints; with `monitor`, early stopping on it.
+
+  `before`: callbacks that add metrics to the logs (validation recall), run first.
+  Returns the phase's summary: epochs run and kept, the monitored best, the history.
+  """
+  if tf.io.gfile.exists(backup_dir):
+    log.info('%s: resuming from the checkpoint in %s', phase, backup_dir)
+  progress = callbacks.ProgressLogger(phase, epochs, rows_per_epoch)
+  keep = (callbacks.KeepBestEpoch(monitor, patience, os.path.join(backup_dir, 'best'))
+          if monitor else None)
+  history = model.fit(
+      train, epochs=epochs, validation_data=validation,
+      validation_freq=every if validation is not None else 1,
+      # The progress line comes last: once an epoch is logged, its checkpoint is written.
+      callbacks=[*before, *([keep] if keep else []),
+                 tf.keras.callbacks.BackupAndRestore(backup_dir),
+                 tf.keras.callbacks.TensorBoard(tensorboard_dir), progress], verbose=0)
+  summary = {'epochs_max': epochs, 'epochs_run': progress.last_epoch,
+             'epoch_kept': keep.best_epoch if keep else progress.last_epoch,
+             'history': {k: [float(x) for x in v] for k, v in history.history.items()},
+             'examples_per_second': progress.examples_per_second}
+  if keep:
+    summary['monitor'] = {'metric': monitor, 'best': keep.best, 'patience': patience}
+  return summary
+
+
+def _build_teacher(setup: _Setup):
+  teacher = build.build_teacher(setup.distillation, setup.model, setup.space)
+  teacher(_features_batch(setup.space), training=False)  # create the variables
+  return teacher
+
+
+def _features_batch(space: features.FeatureSpace) -> dict:
+  """A one-example batch of padding values in the first scenario, to build a model's
+  variables."""
+  batch = {}
+  for name, spec in space.tensor_specs(space.user_tower_features +
+                                       space.item_tower_features, 1).items():
+    batch[name] = (tf.fill(spec.shape, '') if spec.dtype == tf.string else
+                   tf.zeros(spec.shape, spec.dtype))
+  batch[fnames.SCENARIO] = tf.constant(space.scenarios[:1])
+  return batch
+
+
+def _teacher_config(setup: _Setup) -> dict:
+  return {'distillation': {k: v for k, v in dataclasses.asdict(setup.distillation).items()
+                           if k in ('teacher', 'cross_layers', 'cross_projection_dim')},
+          'model': {k: v for k, v in dataclasses.asdict(setup.model).items()
+                    if k in ('embedding_dim', 'hidden_units', 'history_pooling')},
+          'feature_space': json.loads(setup.space.to_json())}
+
+
+def load_teacher(directory: str, setup: _Setup):
+  """A teacher saved by an earlier run, checked against this run's vocabularies."""
+  with tf.io.gfile.GFile(os.path.join(directory, layout.TEACHER_CONFIG_FILE)) as f:
+    saved = json.load(f)
+  expected = _teacher_config(setup)
+  if saved != json.loads(json.dumps(expected)):
+    differs = [k for k in expected if saved.get(k) != json.loads(json.dumps(expected[k]))]
+    raise TeacherMismatchError(
+        f'the teacher in {directory} does not fit this run: its {", ".join(differs)} '
+        f'differ (vocabularies change when the data changes). Set '
+        f"distillation.teacher_source=train to train a new teacher.")
+  teacher = _build_teacher(setup)
+  teacher.load_weights(os.path.join(directory, layout.TEACHER_WEIGHTS))
+  return teacher
+
+
+def _save_teacher(teacher, setup: _Setup, directory: str, summary: Optional[dict]) -> None:
+  teacher.save_weights(os.path.join(directory, layout.TEACHER_WEIGHTS))
+  with tf.io.gfile.GFile(os.path.join(directory, layout.TEACHER_CONFIG_FILE), 'w') as f:
+    json.dump(_teacher_config(setup), f)
+  with tf.io.gfile.GFile(os.path.join(directory, layout.TEACHER_SUMMARY_FILE), 'w') as f:
+    json.dump(summary, f, indent=2)
+
+
+def _teacher_summary(directory: str) -> Optional[dict]:
+  path = os.path.join(directory, layout.TEACHER_SUMMARY_FILE)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def run_fn(fn_args) -> None:
+  """TFX Trainer entry point (see the module docstring)."""
+  started = time.perf_counter()
+  setup = _setup(fn_args)
+  config = fn_args.custom_config
+  training = setup.training
+  tf.keras.utils.set_random_seed(training.seed)
+  tf.config.experimental.enable_op_determinism()
+  fixed = (json.loads(config[layout.TRAINER_FIXED_EPOCHS])
+           if config.get(layout.TRAINER_FIXED_EPOCHS) else None)
+  backup_root = config[layout.TRAINER_BACKUP_DIR]
+  _, corpus = data.corpus_item_features(config[layout.TRAINER_ITEM_CORPUS], setup.tft_output,
+                                        setup.space)
+  train_anchors = data.anchors(fn_args.train_files, setup.tft_output, setup.space,
+                               training).cache()
+  anchors = int(train_anchors.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+  rows = anchors * (1 + training.negative_ratio + training.in_batch_negatives)
+  log.info('training on %s anchors (+%d random and %d in-batch negatives each, %s rows '
+           'per epoch), item corpus of %s%s', f'{anchors:,}', training.negative_ratio,
+           training.in_batch_negatives, f'{rows:,}',
+           f'{int(corpus[fnames.ITEM_ID].shape[0]):,}',
+           f'; refit with the epochs kept before: {fixed}' if fixed else '')
+  train = data.training_batches(train_anchors, setup.space, corpus, training, shuffle=True,
+                                num_epochs=1)
+  validation = None if fixed else data.training_batches(
+      data.anchors(fn_args.eval_files, setup.tft_output, setup.space, training),
+      setup.space, corpus, training, shuffle=False, num_epochs=1)
+  summary = {'anchors': anchors, 'rows_per_epoch': rows, 'refit': bool(fixed),
+             'seed': training.seed}
+
+  with _strategy(training.strategy).scope():
+    teacher = None
+    if setup.distillation.enabled:
+      teacher = _teacher_phase(fn_args, setup, train, validation, rows, backup_root,
+                               summary, fixed)
+    student = build.build_student(setup.model, setup.space, teacher,
+                                  setup.distillation.weight)
+    student.compile(_optimizer(training))
+  before = []
+  if not fixed:
+    student(_features_batch(setup.space))  # build, for the validation functions
+    before.append(callbacks.ValidationRecall(
+        export.examples_function(student.user_tower, setup.tft_output, setup.space,
+                                 setup.space.user_tower_features),
+        export.examples_function(student.item_tower, setup.tft_output, setup.space,
+                                 setup.space.item_tower_features),
+        evaluation.eval_queries(evaluation.read_events(
+            config[layout.TRAINER_VALIDATION_EVENTS])),
+        config[layout.TRAINER_ITEM_CORPUS],
+        sorted({training.early_stopping_k,
+                *json.loads(config.get(layout.TRAINER_RECALL_KS, '[]'))}),
+        every=training.validation_every_epochs))
+  summary['student'] = _fit(
+      student, 'student', fixed['student'] if fixed else training.epochs, train, rows,
+      os.path.join(backup_root, 'student'), os.path.join(fn_args.model_run_dir, 'student'),
+      monitor=None if fixed else f'val_recall@{training.early_stopping_k}',
+      patience=training.patience, before=before)
+  if before:
+    summary['student']['validation_recall'] = {str(epoch): recall for epoch, recall in
+                                               before[0].per_epoch.items()}
+  export.export_towers(student.user_tower, student.item_tower, setup.tft_output,
+                       setup.space, fn_args.serving_model_dir)
+  summary['seconds'] = time.perf_counter() - started
+  with tf.io.gfile.GFile(os.path.join(fn_args.serving_model_dir,
+                                      layout.TRAINING_SUMMARY_FILE), 'w') as f:
+    json.dump(summary, f, indent=2)
+  if tf.io.gfile.exists(backup_root):
+    tf.io.gfile.rmtree(backup_root)  # done: nothing to resume
+  log.info('trained and exported in %.0f s (epochs kept: %s)', summary['seconds'],
+           ', '.join(f'{phase} {summary[phase]["epoch_kept"]}'
+                     for phase in ('teacher', 'student') if summary.get(phase)))
+
+
+def _teacher_phase(fn_args, setup: _Setup, train, validation, rows: int,
+                   backup_root: str, summary: dict, fixed: Optional[dict]):
+  """Trains (or loads) the teacher, saves it as the teacher artifact, returns it frozen."""
+  config = fn_args.custom_config
+  output = config[layout.TRAINER_TEACHER_OUTPUT]
+  finished = os.path.join(backup_root, 'teacher_trained')
+  source: Optional[str] = None if fixed else config.get(layout.TRAINER_TEACHER_INPUT)
+  if source:
+    log.info('teacher: reusing %s', source)
+    teacher = load_teacher(source, setup)
+    summary['teacher'] = _teacher_summary(source)
+  elif tf.io.gfile.exists(os.path.join(finished, layout.TEACHER_CONFIG_FILE)):
+    log.info('teacher: already trained before the interruption, loading %s', finished)
+    teacher = load_teacher(finished, setup)
+    summary['teacher'] = _teacher_summary(finished)
+  else:
+    teacher = _build_teacher(setup)
+    teacher.compile(_optimizer(setup.training),
+                    loss=losses.per_example_binary_cross_entropy,
+                    metrics=[tf.keras.metrics.AUC(from_logits=True, name='auc')])
+    summary['teacher'] = _fit(
+        teacher, 'teacher',
+        fixed.get('teacher', setup.distillation.teacher_epochs) if fixed else
+        setup.distillation.teacher_epochs,
+        train, rows, os.path.join(backup_root, 'teacher'),
+        os.path.join(fn_args.model_run_dir, 'teacher'), validation=validation,
+        monitor=None if fixed else 'val_auc', patience=setup.training.patience,
+        every=setup.training.validation_every_epochs)
+    _save_teacher(teacher, setup, finished, summary['teacher'])
+  _save_teacher(teacher, setup, output, summary['teacher'])
+  export.export_teacher(teacher, setup.tft_output, setup.space,
+                        os.path.join(output, layout.TEACHER_SERVING_DIR))
+  teacher.trainable = False
+  return teacher
