@@ -10,8 +10,11 @@ reporting). A variant that finished is not trained again.
 """
 
 import dataclasses
+import hashlib
 import json
+import logging
 import os
+import sys
 from typing import Optional
 
 import tensorflow as tf
@@ -23,6 +26,16 @@ from core import layout
 from pipeline import run_summary
 from retrieval import evaluation
 from training import trainer
+
+
+def show_progress() -> None:
+  """The Trainer's progress lines (the 'dsmoe' loggers: one per epoch) on stdout."""
+  logger = logging.getLogger('dsmoe')
+  logger.setLevel(logging.INFO)
+  handler = logging.StreamHandler(sys.stdout)
+  handler.setFormatter(logging.Formatter('%(asctime)s %(message)s', '%H:%M:%S'))
+  logger.addHandler(handler)
+  logger.propagate = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,15 +68,41 @@ class RunData:
                ds.DatasetSpec.from_yaml(config.local_path(config.dataset_spec)))
 
 
-def train(data: RunData, config: configs.PipelineConfig, directory: str) -> str:
-  """Trains `config`'s teacher and student into `directory` (resumable); the model dir."""
+def variant_directory(output_root: str, config: configs.PipelineConfig, name: str) -> str:
+  """Where a variant lives under an experiment output directory: its name (a label) and a
+  fingerprint of every training-relevant section of `config` (seed included): a
+  configuration asked for under the same name by any experiment is trained once, and a
+  changed default never reuses a model trained with the old one."""
+  sections = (config.transform, config.model, config.distillation, config.training)
+  fingerprint = hashlib.sha256('\n'.join(
+      configs.section_to_json(s) for s in sections).encode()).hexdigest()[:10]
+  slug = name.replace(' ', '_').replace('/', '_')
+  return os.path.join(output_root, 'variants', f'seed{config.training.seed}',
+                      f'{slug}-{fingerprint}')
+
+
+def train(data: RunData, config: configs.PipelineConfig, directory: str,
+          refit_of: Optional[str] = None) -> str:
+  """Trains `config`'s teacher and student into `directory` (resumable); the model dir.
+
+  With `refit_of` (a model dir trained here), trains instead on the train and validation
+  windows together for exactly the epochs that model kept, as the pipeline's refit does
+  (but with the train window's vocabularies): negatives are drawn from the items as of
+  the end of the refit's data, the test window's start."""
   model_dir = os.path.join(directory, 'model')
   if tf.io.gfile.exists(os.path.join(model_dir, layout.TRAINING_SUMMARY_FILE)):
     return model_dir
   custom_config = configs.to_custom_config(
       data.spec, config.transform, config.model, config.distillation, config.training)
+  splits = [layout.TRAIN]
+  if refit_of:
+    summary = training_summary(refit_of)
+    custom_config[layout.TRAINER_FIXED_EPOCHS] = json.dumps(
+        {p: summary[p]['epoch_kept'] for p in ('teacher', 'student') if summary.get(p)})
+    splits.append(layout.VALIDATION)
   custom_config.update({
-      layout.TRAINER_ITEM_CORPUS: layout.split_pattern(data.item_corpus, layout.TRAIN),
+      layout.TRAINER_ITEM_CORPUS: layout.split_pattern(
+          data.item_corpus, layout.TEST if refit_of else layout.TRAIN),
       layout.TRAINER_SCENARIO_MAPPING: data.scenario_mapping,
       layout.TRAINER_TEACHER_OUTPUT: os.path.join(directory, 'teacher'),
       layout.TRAINER_BACKUP_DIR: os.path.join(directory, 'backup'),
@@ -72,7 +111,7 @@ def train(data: RunData, config: configs.PipelineConfig, directory: str) -> str:
       layout.TRAINER_RECALL_KS: json.dumps(config.evaluation.recall_ks),
   })
   trainer.run_fn(fn_args_utils.FnArgs(
-      train_files=[layout.split_pattern(data.transformed_examples, layout.TRAIN)],
+      train_files=[layout.split_pattern(data.transformed_examples, s) for s in splits],
       eval_files=[layout.split_pattern(data.transformed_examples, layout.VALIDATION)],
       schema_path=os.path.join(data.schema, 'schema.pbtxt'),
       transform_output=data.transform_graph, transform_graph_path=data.transform_graph,

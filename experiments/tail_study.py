@@ -1,7 +1,7 @@
 """What wins the small scenarios: training variants scored on the validation window.
 
     python -m experiments.tail_study [--output-dir outputs/experiments] [--seed 42]
-        [--only NAME ...]
+        [--only NAME ... | --table-only] [--set KEY=VALUE ...]
 
 Needs a pipeline run whose ingestion wrote every popularity feature, in the same
 output_dir: `python -m pipeline.local_runner --set output_dir=outputs/experiments
@@ -10,14 +10,14 @@ reads the run's data). Each variant (beyond-the-paper options of core/config.py,
 flag at a time against the default) is trained by the Trainer's code with early stopping
 on the validation window and scored there: Recall@50/100 per scenario with bootstrap
 intervals, next to per-scenario popularity. The test window is not read. Writes
-tail_study.md and tail_study.json under OUTPUT_DIR/tail_study/.
+tail_study_seed<N>.md and .json under OUTPUT_DIR/tail_study/: every variant trained so
+far with that seed, by this call or earlier ones.
 """
 
 import argparse
 import json
 import os
 import sys
-import time
 
 from core import config as configs
 from core import layout
@@ -32,6 +32,8 @@ VARIANTS = {
     'no popularity prior': (['model.scenario_popularity_prior=false'], ''),
     '+ recent clicks (decayed)': ([_BOTH], ''),
     'recent clicks only': (['model.popularity_features=[scenario_recent_clicks]'], ''),
+    'recent clicks only, no prior': (['model.popularity_features=[scenario_recent_clicks]',
+                                      'model.scenario_popularity_prior=false'], ''),
     'popularity-sampled negatives (0.75)': (['training.negative_sampling_power=0.75'], ''),
     'popularity-sampled negatives + logQ': (['training.negative_sampling_power=0.75',
                                             'training.logq_correction=true'], ''),
@@ -40,6 +42,8 @@ VARIANTS = {
                                       'training.logq_correction=true'], ''),
     'scenario-balanced loss (0.5)': (['training.scenario_balance_power=0.5'], ''),
     '8 random negatives': (['training.negative_ratio=8'], ''),
+    'batch 1024': (['training.batch_size=1024'], ''),
+    'learning rate 3e-4': (['training.learning_rate=0.0003'], ''),
     'accidental hits kept': (['training.remove_accidental_hits=false'], ''),
 }
 
@@ -52,30 +56,45 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--output-dir', default='outputs/experiments')
   parser.add_argument('--seed', type=int, default=42)
-  parser.add_argument('--only', action='append', default=[], help='variant names to run')
+  parser.add_argument('--only', action='append', default=[],
+                      help='variants to train now, in this order (default: all)')
+  parser.add_argument('--table-only', action='store_true',
+                      help='train nothing: the table of the variants trained so far')
+  parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                      help='a change to the defaults every variant starts from')
   args = parser.parse_args(argv)
+  unknown = sorted(set(args.only) - set(VARIANTS))
+  if unknown:
+    parser.error(f'--only: no variant {", ".join(unknown)}; the variants: '
+                 f'{", ".join(VARIANTS)}')
+  harness.show_progress()
   base = [f'output_dir={args.output_dir}', 'ingestion.recent_click_features=true',
-          f'training.seed={args.seed}']
+          f'training.seed={args.seed}'] + args.set
   data_config = configs.load_config('', base)
   data = harness.RunData.latest(data_config)
-  out = os.path.join(data_config.path(args.output_dir), 'tail_study')
-  rows = {}
-  for name, (overrides, preset) in VARIANTS.items():
-    if args.only and name not in args.only:
-      continue
+  root = data_config.path(args.output_dir)
+  for name in [] if args.table_only else args.only or VARIANTS:
+    overrides, preset = VARIANTS[name]
     config = variant_config(base, overrides, preset)
     # The preset moves outputs elsewhere; the harness keeps every variant here.
-    directory = os.path.join(out, f'seed{args.seed}', name.replace(' ', '_').replace(
-        '/', '_'))
-    started = time.time()
-    model_dir = harness.train(data, config, directory)
+    model_dir = harness.train(data, config, harness.variant_directory(root, config, name))
     result = harness.cached_score(data, model_dir, layout.VALIDATION, config.evaluation)
+    print(f'{name}: {_line(result)}', flush=True)
+  # The table: every variant trained so far with this seed (by this or earlier calls).
+  rows = {}
+  for name, (overrides, preset) in VARIANTS.items():
+    model_dir = os.path.join(harness.variant_directory(
+        root, variant_config(base, overrides, preset), name), 'model')
+    if not os.path.exists(os.path.join(model_dir, layout.TRAINING_SUMMARY_FILE)):
+      continue
     summary = harness.training_summary(model_dir)
-    rows[name] = {'overrides': overrides, 'preset': preset, 'result': result,
+    rows[name] = {'overrides': overrides, 'preset': preset,
+                  'result': harness.cached_score(data, model_dir, layout.VALIDATION,
+                                                 data_config.evaluation),
                   'epochs': {p: summary[p]['epoch_kept'] for p in ('teacher', 'student')
                              if summary.get(p)},
-                  'seconds': time.time() - started}
-    print(f'{name}: {_line(result)}', flush=True)
+                  'training_seconds': summary['seconds']}
+  out = os.path.join(root, 'tail_study')
   os.makedirs(out, exist_ok=True)
   with open(os.path.join(out, f'tail_study_seed{args.seed}.json'), 'w') as f:
     json.dump(rows, f, indent=2)

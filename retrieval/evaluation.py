@@ -217,14 +217,18 @@ def evaluate(model_dir: str, popularity_patterns: Sequence[str], queries_pattern
 
 
 def compare(model_dir: str, baseline_dir: str, queries_pattern: str, corpus_pattern: str,
-            config: configs.EvaluationConfig) -> dict:
+            config: configs.EvaluationConfig,
+            baseline_corpus_pattern: Optional[str] = None) -> dict:
   """Recall@K per scenario of a model and a baseline model (the previous blessed one) on
-  the same queries, with intervals of the paired difference (CHANGE)."""
+  the same queries, with intervals of the paired difference (CHANGE). The baseline ranks
+  `baseline_corpus_pattern` when given (the same model over items as of another time)."""
   queries = eval_queries(read_events(queries_pattern))
   ranked = {}
-  for name, directory in ((MODEL, model_dir), (PREVIOUS, baseline_dir)):
+  for name, directory, corpus in (
+      (MODEL, model_dir, corpus_pattern),
+      (PREVIOUS, baseline_dir, baseline_corpus_pattern or corpus_pattern)):
     towers = load_towers(directory)
-    item_ids, item_embeddings = corpus_embeddings(towers.item, corpus_pattern)
+    item_ids, item_embeddings = corpus_embeddings(towers.item, corpus)
     ranked[name] = model_rankings(towers.user, queries, item_ids, item_embeddings,
                                   max(config.recall_ks))
   return _with_intervals(ranked, queries, config, (MODEL, PREVIOUS))
