@@ -87,8 +87,8 @@ def train(data: RunData, config: configs.PipelineConfig, directory: str,
 
   With `refit_of` (a model dir trained here), trains instead on the train and validation
   windows together for exactly the epochs that model kept, as the pipeline's refit does
-  (but with the train window's vocabularies): negatives are drawn from the items as of
-  the end of the refit's data, the test window's start."""
+  (but with the train window's vocabularies). Negatives are drawn from the items as of
+  the validation window's start, as the validation examples' own item features are."""
   model_dir = os.path.join(directory, 'model')
   if tf.io.gfile.exists(os.path.join(model_dir, layout.TRAINING_SUMMARY_FILE)):
     return model_dir
@@ -101,8 +101,7 @@ def train(data: RunData, config: configs.PipelineConfig, directory: str,
         {p: summary[p]['epoch_kept'] for p in ('teacher', 'student') if summary.get(p)})
     splits.append(layout.VALIDATION)
   custom_config.update({
-      layout.TRAINER_ITEM_CORPUS: layout.split_pattern(
-          data.item_corpus, layout.TEST if refit_of else layout.TRAIN),
+      layout.TRAINER_ITEM_CORPUS: layout.split_pattern(data.item_corpus, layout.TRAIN),
       layout.TRAINER_SCENARIO_MAPPING: data.scenario_mapping,
       layout.TRAINER_TEACHER_OUTPUT: os.path.join(directory, 'teacher'),
       layout.TRAINER_BACKUP_DIR: os.path.join(directory, 'backup'),
