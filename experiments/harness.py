@@ -96,9 +96,7 @@ def train(data: RunData, config: configs.PipelineConfig, directory: str,
       data.spec, config.transform, config.model, config.distillation, config.training)
   splits = [layout.TRAIN]
   if refit_of:
-    summary = training_summary(refit_of)
-    custom_config[layout.TRAINER_FIXED_EPOCHS] = json.dumps(
-        {p: summary[p]['epoch_kept'] for p in ('teacher', 'student') if summary.get(p)})
+    custom_config[layout.TRAINER_FIXED_EPOCHS] = json.dumps(kept_epochs(refit_of))
     splits.append(layout.VALIDATION)
   custom_config.update({
       layout.TRAINER_ITEM_CORPUS: layout.split_pattern(data.item_corpus, layout.TRAIN),
@@ -133,6 +131,12 @@ def score(data: RunData, model_dir: str, window: str,
       model_dir, [layout.split_pattern(data.examples, split) for split in before],
       layout.split_pattern(data.examples, window),
       layout.split_pattern(data.item_corpus, corpus), config)
+
+
+def kept_epochs(model_dir: str) -> dict:
+  """{'teacher': n, 'student': m}: the epochs a trained model kept."""
+  summary = training_summary(model_dir)
+  return {p: summary[p]['epoch_kept'] for p in ('teacher', 'student') if summary.get(p)}
 
 
 def training_summary(model_dir: str) -> dict:

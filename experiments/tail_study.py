@@ -91,9 +91,11 @@ def main(argv=None) -> int:
     rows[name] = {'overrides': overrides, 'preset': preset,
                   'result': harness.cached_score(data, model_dir, layout.VALIDATION,
                                                  data_config.evaluation),
-                  'epochs': {p: summary[p]['epoch_kept'] for p in ('teacher', 'student')
-                             if summary.get(p)},
+                  'epochs': harness.kept_epochs(model_dir),
                   'training_seconds': summary['seconds']}
+  if not rows:
+    parser.error('no variant of these defaults is trained yet: train some with --only '
+                 '(or pass the --set changes they were trained with)')
   out = os.path.join(root, 'tail_study')
   os.makedirs(out, exist_ok=True)
   with open(os.path.join(out, f'tail_study_seed{args.seed}.json'), 'w') as f:

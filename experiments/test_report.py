@@ -43,13 +43,11 @@ def main(argv=None) -> int:
     for seed in args.seeds:
       config = configs.load_config('', base + [f'training.seed={seed}'], preset)
       model_dir = harness.train(data, config, harness.variant_directory(root, config, name))
-      summary = harness.training_summary(model_dir)
       results.setdefault(name, {})[seed] = {
           window: harness.cached_score(data, model_dir, window, config.evaluation)
           for window in (layout.VALIDATION, layout.TEST)}
       results[name][seed].update({
-          'epochs': {p: summary[p]['epoch_kept'] for p in ('teacher', 'student')
-                     if summary.get(p)}})
+          'epochs': harness.kept_epochs(model_dir)})
   out = os.path.join(root, 'test_report')
   os.makedirs(out, exist_ok=True)
   with open(os.path.join(out, 'test_report.json'), 'w') as f:
