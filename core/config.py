@@ -97,7 +97,7 @@ class ModelConfig:
   """The student (two-tower) architecture. Defaults: the DSMOE paper."""
   # A name of models/build.py's STUDENTS: dsmoe (SAP-MMOE user tower), mmoe (the same with
   # use_sap and use_dsbn off: plain MMOE), two_tower_dnn (DSSM-style MLP towers), adin,
-  # sass (the baselines of the paper).
+  # sass, ican, m5, perscen (the baselines of the paper).
   model: str = 'dsmoe'
   embedding_dim: int = 16  # every feature field
   output_dim: int = 64  # user and item embeddings (the index dimension)

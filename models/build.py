@@ -6,6 +6,8 @@ Every student shares the feature encoders and the item tower; only the user towe
     mmoe           the same tower with use_sap=False and use_dsbn=False (plain MMOE)
     two_tower_dnn  MLP user tower (DSSM-style)
     adin, sass     the paper's baselines (models/towers/adin.py, sass.py)
+    ican, m5,      the paper's other baselines (models/towers/ican.py, m5.py, perscen.py);
+    perscen        m5 takes num_experts (shared experts) and expert_units
 
 `model.model` and `distillation.teacher` name entries of STUDENTS and TEACHERS; `check`
 refuses other names with a ConfigError naming the key (the pipeline calls it when it is
@@ -24,6 +26,9 @@ from models.towers.base import ItemTower
 from models.towers.base import UserTower
 from models.towers.dnn import DNNUserTower
 from models.towers.dsmoe import DSMOEUserTower
+from models.towers.ican import ICANUserTower
+from models.towers.m5 import M5UserTower
+from models.towers.perscen import PERSCENUserTower
 from models.towers.sass import SASSUserTower
 from models.two_tower import TwoTowerModel
 
@@ -40,6 +45,12 @@ def _mmoe(config: configs.ModelConfig, space: features.FeatureSpace,
   return _dsmoe(dataclasses.replace(config, use_sap=False, use_dsbn=False), space, common)
 
 
+def _m5(config: configs.ModelConfig, space: features.FeatureSpace,
+        common: dict) -> UserTower:
+  return M5UserTower(space, num_experts=config.num_experts,
+                     expert_units=config.expert_units, **common)
+
+
 def _mlp_user_tower(tower_class: type[UserTower]):
   def build(config: configs.ModelConfig, space: features.FeatureSpace,
             common: dict) -> UserTower:
@@ -54,6 +65,9 @@ STUDENTS = {
     'two_tower_dnn': _mlp_user_tower(DNNUserTower),
     'adin': _mlp_user_tower(ADINUserTower),
     'sass': _mlp_user_tower(SASSUserTower),
+    'ican': _mlp_user_tower(ICANUserTower),
+    'm5': _m5,
+    'perscen': _mlp_user_tower(PERSCENUserTower),
 }
 # distillation.teacher -> RankingTeacher subclass.
 TEACHERS = {'dcn_v2': DCNv2Teacher}

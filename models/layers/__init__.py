@@ -1,12 +1,19 @@
 """Keras layers of the DSMOE models, one concept per file."""
 
+from models.layers.contextual_field_attention import ContextualFieldAttention
 from models.layers.domain_specific_batch_normalization import DomainSpecificBatchNormalization
 from models.layers.feature_embedding import BehaviorSequenceEmbedding
 from models.layers.feature_embedding import FeatureEmbedding
 from models.layers.feature_embedding import ScenarioEmbedding
+from models.layers.field_self_attention import FieldSelfAttention
 from models.layers.masked_pooling import MaskedPooling
+from models.layers.multi_interest_extraction import MultiInterestExtraction
 from models.layers.sap_mixture_of_experts import SAPMixtureOfExperts
 from models.layers.sap_mixture_of_experts import ScenarioAdaptiveExpert
 from models.layers.scenario_adaptive_projection import ScenarioAdaptiveProjection
+from models.layers.scenario_aware_glu import ScenarioAwareGLU
 from models.layers.scenario_popularity_prior import ScenarioPopularityPrior
 from models.layers.scenario_specific_dense import ScenarioSpecificDense
+from models.layers.split_mixture_of_experts import SplitMixtureOfExperts
+from models.layers.user_feature_graph import UserFeatureGraph
+from models.layers.vector_quantizer import VectorQuantizer

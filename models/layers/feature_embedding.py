@@ -115,7 +115,9 @@ class BehaviorSequenceEmbedding(tf.keras.layers.Layer):
       v_l = Embedding_item(history_item_id[l]) + Embedding_scenario(history_scenario[l])
       e   = POOLING(v_1 .. v_L)  over positions whose item id is not padding (-1)
 
-  Call with `layer([history_item_id [B, L], history_scenario_index [B, L]])`.
+  Call with `layer([history_item_id [B, L], history_scenario_index [B, L]])`; with
+  `return_sequence=True` it returns (e [B, dim], v [B, L, dim], mask [B, L]) for the
+  towers that attend over the sequence (the default output and the weights are the same).
   """
 
   def __init__(self, item_vocab_size: int, num_scenarios: int, dim: int,
@@ -130,12 +132,15 @@ class BehaviorSequenceEmbedding(tf.keras.layers.Layer):
                                                 name='history_scenario')
     self._pool = MaskedPooling(pooling)
 
-  def call(self, inputs):
+  def call(self, inputs, return_sequence: bool = False):
     item_ids, scenario_index = inputs
     item_ids = tf.cast(item_ids, tf.int64)
-    mask = item_ids >= 0
+    mask = item_ids >= 0  # [B, L]
     values = self._items(tf.maximum(item_ids, 0)) + self._scenarios(scenario_index)
-    return self._pool([values, mask])
+    pooled = self._pool([values, mask])  # [B, dim]
+    if return_sequence:
+      return pooled, values, mask
+    return pooled
 
   def get_config(self):
     config = super().get_config()

@@ -20,7 +20,10 @@ class UserEncoder(tf.keras.layers.Layer):
   """User features, behaviour sequence and scenario -> field embeddings and e_s.
 
   Returns (fields [B, F_u + 2, dim], e_s [B, dim], scenario index [B]); the last two fields
-  are the pooled behaviour sequence and e_s itself.
+  are the pooled behaviour sequence and e_s itself. With `return_sequence=True` a fourth
+  element carries the unpooled sequence for towers that attend over it: (v [B, L, dim],
+  mask [B, L] true where a click is, the clicks' scenario index [B, L]); the first three
+  and the weights are the same either way.
   """
 
   def __init__(self, feature_space: str, dim: int, history_pooling: str = 'mean',
@@ -43,11 +46,16 @@ class UserEncoder(tf.keras.layers.Layer):
     """The scenario's index [B] under the ingestion's mapping."""
     return self._scenario.index(inputs[fnames.SCENARIO])
 
-  def call(self, inputs):
+  def call(self, inputs, return_sequence: bool = False):
     scenario_index, e_s = self._scenario(inputs[fnames.SCENARIO])
-    history = self._history([inputs[fnames.HISTORY_ITEM_ID],
-                             self._scenario.index(inputs[fnames.HISTORY_SCENARIO])])
+    history_scenario = self._scenario.index(inputs[fnames.HISTORY_SCENARIO])  # [B, L]
+    history = self._history([inputs[fnames.HISTORY_ITEM_ID], history_scenario],
+                            return_sequence=return_sequence)
+    if return_sequence:
+      history, values, mask = history
     fields = tf.concat([self._user(inputs), history[:, None], e_s[:, None]], axis=1)
+    if return_sequence:
+      return fields, e_s, scenario_index, (values, mask, history_scenario)
     return fields, e_s, scenario_index
 
   def get_config(self):
