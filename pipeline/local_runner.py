@@ -29,12 +29,14 @@ from pipeline import pipeline as dsmoe_pipeline
 from pipeline import run_summary
 
 
-def run(config: configs.PipelineConfig) -> None:
+def run(config: configs.PipelineConfig, data_only: bool = False) -> None:
+  """Runs the pipeline (with `data_only`, up to the Transform; see create_pipeline)."""
   tfx.orchestration.LocalDagRunner().run(
       dsmoe_pipeline.create_pipeline(
           config,
           metadata_connection_config=tfx.orchestration.metadata
-          .sqlite_metadata_connection_config(config.metadata_path)))
+          .sqlite_metadata_connection_config(config.metadata_path),
+          data_only=data_only))
 
 
 def _configure_logging(log_dir: str, verbose: bool) -> str:

@@ -55,7 +55,10 @@ MODEL_CODE_PACKAGES = ('core', 'models', 'retrieval', 'training')
 def create_pipeline(
     config: configs.PipelineConfig,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+    data_only: bool = False,
 ) -> tfx.dsl.Pipeline:
+  """The pipeline of `config`; with `data_only`, only ingestion, validation and the
+  Transform on the train window (what experiments/ trains its variants on)."""
   spec = ds.DatasetSpec.from_yaml(config.local_path(config.dataset_spec))
   example_gen = InteractionExampleGen(data_dir=config.path(config.data_dir),
                                       dataset_spec=spec,
@@ -71,6 +74,9 @@ def create_pipeline(
 
   transform = _transform(example_gen, schema, spec, config, fingerprint, layout.TRAIN,
                          (layout.TRAIN, layout.VALIDATION), gates)
+  components = [example_gen, *events_checks, *corpus_checks, transform]
+  if data_only:
+    return _pipeline(config, components, metadata_connection_config)
   teacher_source, teacher = _teacher_source(config.distillation)
   trainer = DistillationTrainer(
       examples=transform.outputs['transformed_examples'],
@@ -127,10 +133,14 @@ def create_pipeline(
         releases_dir=config.releases_dir, pipeline_name=config.pipeline_name,
         dataset=spec.name)
 
-  components = [example_gen, *events_checks, *corpus_checks, transform]
   components += [teacher_source] if teacher_source else []
   components += [trainer, previous_blessed, evaluator, comparison, refit_transform, refit,
                  index, pusher]
+  return _pipeline(config, components, metadata_connection_config)
+
+
+def _pipeline(config: configs.PipelineConfig, components: list,
+              metadata_connection_config) -> tfx.dsl.Pipeline:
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,
       pipeline_root=config.pipeline_root,
