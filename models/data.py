@@ -10,6 +10,8 @@
          proportional to (its training clicks + 1) ** negative_sampling_power (0: uniform)
       -> + `in_batch_negatives` per anchor (beyond the paper): the items of other anchors
          of the batch, so popular items are negatives as often as they are positives
+      -> the anchors come first; features.USER_ROW gives each row its anchor's row, so
+         the student computes each anchor's user embedding once
       -> loss weight per example: 0 for an accidental hit (a negative whose item is the
          anchor's own clicked item, `remove_accidental_hits`), times the scenario's weight
          with `scenario_balance_power` > 0
@@ -144,6 +146,9 @@ def training_batches(anchor_examples: tf.data.Dataset, space: features.FeatureSp
         parts += [tf.repeat(value, ratio, axis=0), tf.tile(value, [in_batch] +
                                                            [1] * (value.shape.rank - 1))]
       merged[name] = tf.concat(parts, axis=0)
+    anchor_rows = tf.range(size, dtype=tf.int32)
+    merged[features.USER_ROW] = tf.concat(
+        [anchor_rows, tf.repeat(anchor_rows, ratio), tf.tile(anchor_rows, [in_batch])], 0)
     negatives = size * (ratio + in_batch)
     labels = tf.concat([labels, tf.zeros([negatives], tf.float32)], axis=0)
     anchor_items = tf.concat([batch[fnames.ITEM_ID], tf.repeat(batch[fnames.ITEM_ID], ratio),

@@ -29,6 +29,10 @@ from core import feature_names as fnames
 
 PADDING_ID = -1  # list padding in id features
 PADDING_SCENARIO = ''  # list padding in history_scenario
+# Training batches only (models/data.py): for each row, the row of the anchor whose user
+# features it repeats (an anchor's own row for the anchors, which come first). With it
+# the student runs its user tower once per anchor (models/two_tower.py).
+USER_ROW = '__user_row'
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,6 +4,8 @@ from typing import Optional
 
 import tensorflow as tf
 
+from core import feature_names as fnames
+from models import features
 from models import losses
 from models.teachers import RankingTeacher
 from models.towers.base import ItemTower
@@ -46,9 +48,29 @@ class TwoTowerModel(tf.keras.Model):
     return trackers + [self._auc]
 
   def call(self, inputs, training=None):
-    u = self.user_tower(inputs, training=training)  # [B, dim]
     v = self.item_tower(inputs, training=training)  # [B, dim]
-    return tf.reduce_sum(u * v, axis=1)  # logits [B]
+    return tf.reduce_sum(self._user_embeddings(inputs, training) * v, axis=1)  # logits [B]
+
+  def _user_embeddings(self, inputs, training) -> tf.Tensor:
+    """u [B, dim] of every row.
+
+    A training batch (models/data.py) repeats each anchor's user features on the rows of
+    its negatives and says which anchor a row repeats (features.USER_ROW, anchors first):
+    the user tower then runs on the anchors only and each row takes its anchor's
+    embedding, the same values and gradients at a fraction of the cost. Batch statistics
+    (DSBN) are unchanged too: every anchor is repeated equally often, so the anchors have
+    the mean and variance of the full batch.
+    """
+    rows = inputs.get(features.USER_ROW) if isinstance(inputs, dict) else None
+    if rows is None:
+      return self.user_tower(inputs, training=training)
+    anchors = tf.reduce_max(rows) + 1
+    user_inputs = {name: inputs[name][:anchors] for name in self.user_tower.feature_names}
+    tf.debugging.assert_equal(  # a batch re-cut after USER_ROW was set would fail here
+        tf.gather(user_inputs[fnames.USER_ID], rows), inputs[fnames.USER_ID],
+        message=f'{features.USER_ROW} does not match the batch: re-batching a training '
+                f'batch must drop it')
+    return tf.gather(self.user_tower(user_inputs, training=training), rows)  # [B, dim]
 
   def _loss_terms(self, features, labels, sample_weight,
                   training: bool) -> tuple[dict, tf.Tensor]:

@@ -32,8 +32,10 @@ def inputs(fixture_transformed):
 
 
 def _dataset(batches):
+  """The batches' rows re-cut (USER_ROW dropped: it holds for the original batches)."""
   return tf.data.Dataset.from_tensor_slices(
-      ({k: tf.concat([b[0][k] for b in batches], 0) for k in batches[0][0]},
+      ({k: tf.concat([b[0][k] for b in batches], 0) for k in batches[0][0]
+        if k != features.USER_ROW},
        tf.concat([b[1] for b in batches], 0))).batch(TRAINING.batch_size)
 
 
@@ -68,6 +70,37 @@ def test_scenario_balance_weights_small_scenarios_up(inputs, fixture_transformed
   for s in space.scenarios:  # anchors and their negatives share the scenario's weight
     np.testing.assert_allclose(weights.numpy()[scenarios == s], raw[s] * scale, rtol=1e-5)
   assert weights.numpy()[anchors].mean() == pytest.approx(1.0)
+
+
+def test_user_tower_once_per_anchor_equals_the_tower_on_every_row(inputs):
+  """With a training batch's USER_ROW the student runs its user tower on the anchors
+  only; the logits, the gradients and DSBN's moving statistics are those of the tower run
+  on every row (where each negative repeats its anchor's user features)."""
+  space, batches = inputs
+  batch, labels, weights = batches[0]
+  anchors = int(labels.numpy().sum())
+  np.testing.assert_array_equal(batch[features.USER_ROW].numpy(),
+                                np.r_[np.arange(anchors), np.repeat(np.arange(anchors), 4)])
+  per_row = {k: v for k, v in batch.items() if k != features.USER_ROW}
+  results = []
+  for rows in (batch, per_row):
+    tf.keras.utils.set_random_seed(3)
+    student = build.build_student(configs.ModelConfig(), space)
+    with tf.GradientTape() as tape:
+      logits = student(rows, training=True)
+      loss = losses.binary_cross_entropy(labels, logits, weights)
+    gradients = tape.gradient(loss, student.trainable_variables)
+    results.append((logits.numpy(), [tf.convert_to_tensor(g).numpy() for g in gradients],
+                    _moving_means(student.user_tower)))
+  (logits_a, grads_a, means_a), (logits_b, grads_b, means_b) = results
+  np.testing.assert_allclose(logits_a, logits_b, rtol=1e-5, atol=1e-6)
+  assert len(grads_a) == len(grads_b) and len(means_a) == 3
+  for a, b in zip(grads_a + means_a, grads_b + means_b):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+  # A batch re-cut without dropping USER_ROW is refused, not silently mis-scored.
+  shifted = {k: v[1:] for k, v in batch.items()}
+  with pytest.raises(tf.errors.InvalidArgumentError, match='USER_ROW|__user_row'):
+    student(shifted, training=False)
 
 
 def _teacher(space):
@@ -252,7 +285,8 @@ def test_popularity_prior_needs_the_scenario_click_feature():
 
 def _only_scenarios(batches, keep):
   """The anchors and negatives of `keep` scenarios, as one (features, labels) dataset."""
-  features_ = {k: tf.concat([b[0][k] for b in batches], 0) for k in batches[0][0]}
+  features_ = {k: tf.concat([b[0][k] for b in batches], 0) for k in batches[0][0]
+               if k != features.USER_ROW}  # rows re-cut: see _dataset
   labels = tf.concat([b[1] for b in batches], 0)
   mask = np.isin(features_['scenario'].numpy().astype(str), keep)
   return tf.data.Dataset.from_tensor_slices(
