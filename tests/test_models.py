@@ -103,6 +103,39 @@ def test_user_tower_once_per_anchor_equals_the_tower_on_every_row(inputs):
     student(shifted, training=False)
 
 
+def test_dsmoe_scenario_profile_is_each_scenarios_gates_and_sap_coefficients(inputs):
+  """The case study's numbers (the Trainer writes them into training_summary.json),
+  recomputed with numpy from the raw weights: alpha = softmax(e_s W_gate + b_gate) and
+  b_s = e_s W_b + c_b of every SAP layer, for each served scenario."""
+  space, batches = inputs
+  tower = build.build_user_tower(configs.ModelConfig(), space)
+  tower(batches[0][0], training=False)
+  rng = np.random.default_rng(0)
+  for variable in tower.variables:  # biases start at zero: make them count
+    if variable.name.endswith(('gate/bias:0', 'scenario_bias:0')):
+      variable.assign(rng.normal(size=variable.shape).astype(np.float32))
+  weights = {v.name.split('user_tower/')[-1]: v.numpy() for v in tower.variables}
+  scenarios = len(space.scenarios)
+  e_s = weights['user_encoder/scenario/scenario_embedding/embeddings:0'][:scenarios]
+  logits = e_s @ weights['sap_mmoe/gate/kernel:0'] + weights['sap_mmoe/gate/bias:0']
+  alpha = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+  profile = tower.scenario_profile()
+  assert profile['scenarios'] == list(space.scenarios)
+  np.testing.assert_allclose(profile['gate_weights'], alpha, rtol=1e-5, atol=1e-7)
+  prefixes = {f'expert_{k}': f'sap_mmoe/expert_{k}/sap/' for k in range(3)}
+  prefixes['forward'] = 'sap_mmoe/sap_forward/'
+  assert set(profile['scenario_coefficients']) == set(prefixes)
+  for name, prefix in prefixes.items():
+    b_s = e_s @ weights[prefix + 'scenario_kernel:0'] + weights[prefix + 'scenario_bias:0']
+    np.testing.assert_allclose(profile['scenario_coefficients'][name], b_s, rtol=1e-5,
+                               atol=1e-6)
+  without_sap = build.build_user_tower(configs.ModelConfig(use_sap=False), space)
+  without_sap(batches[0][0], training=False)
+  assert without_sap.scenario_profile()['scenario_coefficients'] == {}
+  dnn = build.build_user_tower(configs.ModelConfig(model='two_tower_dnn'), space)
+  assert dnn.scenario_profile() is None
+
+
 def _teacher(space):
   teacher = build.build_teacher(configs.DistillationConfig(), configs.ModelConfig(), space)
   teacher.compile(tf.keras.optimizers.Adam(TRAINING.learning_rate),

@@ -244,6 +244,9 @@ def run_fn(fn_args) -> None:
   if before:
     summary['student']['validation_recall'] = {str(epoch): recall for epoch, recall in
                                                before[0].per_epoch.items()}
+  profile = student.user_tower.scenario_profile()  # e.g. DSMOE's gates and SAP b_s
+  if profile:
+    summary['scenario_profile'] = profile
   export.export_towers(student.user_tower, student.item_tower, setup.tft_output,
                        setup.space, fn_args.serving_model_dir)
   summary['seconds'] = time.perf_counter() - started

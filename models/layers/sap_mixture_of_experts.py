@@ -29,6 +29,11 @@ class ScenarioAdaptiveExpert(tf.keras.layers.Layer):
     self._normalization = (DomainSpecificBatchNormalization(num_scenarios, name='dsbn')
                            if use_dsbn else tf.keras.layers.BatchNormalization(name='bn'))
 
+  @property
+  def projection(self) -> tf.keras.layers.Layer:
+    """SAP_k (a Dense layer with use_sap=False)."""
+    return self._projection
+
   def call(self, inputs, training=None):
     x, scenario_embedding, scenario_index = inputs
     h = self._projection([x, scenario_embedding] if self.use_sap else x)
@@ -74,6 +79,15 @@ class SAPMixtureOfExperts(tf.keras.layers.Layer):
     self._gate = tf.keras.layers.Dense(num_experts, name='gate')
     self._forward = (ScenarioAdaptiveProjection(output_units, rank, name='sap_forward')
                      if use_sap else tf.keras.layers.Dense(output_units, name='forward'))
+
+  def sap_layers(self) -> dict[str, ScenarioAdaptiveProjection]:
+    """The SAP layers by name ('expert_0' .. 'expert_{K-1}', 'forward'); none without
+    use_sap."""
+    if not self.use_sap:
+      return {}
+    named = {expert.name: expert.projection for expert in self._experts}
+    named['forward'] = self._forward
+    return named
 
   def gate_weights(self, scenario_embedding: tf.Tensor) -> tf.Tensor:
     """alpha [B, K]: softmax of the gate logits; sums to one per example."""

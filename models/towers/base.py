@@ -1,5 +1,7 @@
 """What every tower is: a Keras model from its features to one embedding per example."""
 
+from typing import Optional
+
 import tensorflow as tf
 
 from core import feature_names as fnames
@@ -73,6 +75,11 @@ class UserTower(Tower):
 
   def embed(self, inputs, training=None) -> tf.Tensor:
     raise NotImplementedError
+
+  def scenario_profile(self) -> Optional[dict]:
+    """What the tower does differently per scenario, for inspection (JSON-ready), or None
+    when it has nothing scenario-specific to show."""
+    return None
 
   def call(self, inputs, training=None):
     u = self.embed(inputs, training=training)  # [B, output_dim]

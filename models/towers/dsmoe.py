@@ -1,5 +1,7 @@
 """The DSMOE user tower: the SAP-based MMOE over the user's encoded features."""
 
+import tensorflow as tf
+
 from models import features
 from models.layers import SAPMixtureOfExperts
 from models.towers.base import UserTower
@@ -29,6 +31,20 @@ class DSMOEUserTower(UserTower):
   def embed(self, inputs, training=None):
     fields, e_s, scenario_index = self.encoder(inputs)
     return self.mixture([flatten_fields(fields), e_s, scenario_index], training=training)
+
+  def scenario_profile(self) -> dict:
+    """The paper's case study (Figure 4) of this tower, for each served scenario s:
+
+        gate_weights[s]                = alpha(e_s)        [S, K], rows sum to one
+        scenario_coefficients[layer][s] = b_s of that SAP   [S, R] (empty without SAP)
+    """
+    scenarios = list(self.feature_space.scenarios)
+    e_s = self.encoder.scenario_embedding(tf.constant(scenarios))  # [S, dim]
+    return {'scenarios': scenarios,
+            'gate_weights': self.mixture.gate_weights(e_s).numpy().tolist(),
+            'scenario_coefficients': {
+                name: layer.scenario_coefficients(e_s).numpy().tolist()
+                for name, layer in self.mixture.sap_layers().items()}}
 
   def get_config(self):
     return self._config(embedding_dim=self.embedding_dim, num_experts=self.num_experts,

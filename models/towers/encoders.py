@@ -42,6 +42,10 @@ class UserEncoder(tf.keras.layers.Layer):
   def num_fields(self) -> int:
     return self._user.num_fields + 2
 
+  def scenario_embedding(self, scenario: tf.Tensor) -> tf.Tensor:
+    """e_s [B, dim] of raw scenario values [B]."""
+    return self._scenario(scenario)[1]
+
   def scenario_index(self, inputs) -> tf.Tensor:
     """The scenario's index [B] under the ingestion's mapping."""
     return self._scenario.index(inputs[fnames.SCENARIO])
