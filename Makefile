@@ -1,6 +1,7 @@
 # Two entry points on a fresh clone (only Python 3.11 needed):
 #   make run   - runs the pipeline on the bundled KuaiRand-Pure data (outputs/ ...)
 #   make test  - runs the test suite
+#   make experiments - the DSMOE paper's tables and figures (ARGS="--quick": a fast check)
 # Both create .venv from requirements.lock first when it is missing or stale.
 SHELL := /bin/bash
 PYTHON ?= python3.11
@@ -12,7 +13,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test venv clean
+.PHONY: run test experiments venv clean
 
 venv: $(VENV)/.installed
 
@@ -29,6 +30,9 @@ run: venv
 
 test: venv
 	$(PY) -m pytest tests $(ARGS)
+
+experiments: venv
+	$(PY) -m experiments.reproduce $(ARGS)
 
 clean:
 	rm -rf outputs

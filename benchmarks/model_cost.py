@@ -11,9 +11,7 @@ step includes the frozen teacher's forward pass.
 """
 
 import argparse
-import time
 
-import numpy as np
 import tensorflow as tf
 
 from core import config as configs
@@ -21,34 +19,6 @@ from models import build
 from models import features
 from models import losses
 from models import model_stats
-
-
-def random_batch(space: features.FeatureSpace, rows: int, seed: int = 0) -> dict:
-  rng = np.random.default_rng(seed)
-  batch = {}
-  names = space.user_tower_features + space.item_tower_features
-  for name, spec in space.tensor_specs(names, rows).items():
-    if spec.dtype == tf.string:
-      batch[name] = tf.constant(rng.choice(list(space.scenarios), size=spec.shape))
-    elif spec.dtype == tf.float32:
-      batch[name] = tf.constant(rng.normal(size=spec.shape).astype(np.float32))
-    else:
-      vocab = {c.name: c.vocab_size for c in space.user.categorical + space.item.categorical}
-      size = vocab.get(name, space.item_vocab_size)
-      ids = rng.integers(0, size, size=spec.shape)
-      if len(spec.shape) == 2:  # lists: about half padding
-        ids = np.where(rng.random(spec.shape) < 0.5, ids, features.PADDING_ID)
-      batch[name] = tf.constant(ids, tf.int64)
-  return batch
-
-
-def step_seconds(model: tf.keras.Model, batch: dict, labels: tf.Tensor, steps: int) -> float:
-  """Mean seconds of a training step of a compiled model."""
-  dataset = tf.data.Dataset.from_tensors((batch, labels)).repeat()
-  model.fit(dataset, steps_per_epoch=2, epochs=1, verbose=0)  # trace and warm up
-  started = time.perf_counter()
-  model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
-  return (time.perf_counter() - started) / steps
 
 
 def main(argv=None) -> None:
@@ -60,9 +30,8 @@ def main(argv=None) -> None:
     space = features.FeatureSpace.from_json(f.read())
   training = configs.TrainingConfig()
   rows = training.batch_size * (1 + training.negative_ratio)
-  batch = random_batch(space, rows)
-  labels = tf.constant(np.r_[np.ones(training.batch_size),
-                             np.zeros(rows - training.batch_size)].astype(np.float32))
+  batch, labels = model_stats.random_training_batch(space, training.batch_size,
+                                                    training.negative_ratio)
   distillation = configs.DistillationConfig()
   teacher = build.build_teacher(distillation, configs.ModelConfig(), space)
   teacher(batch)
@@ -84,14 +53,14 @@ def main(argv=None) -> None:
                                          space)
     params = model_stats.parameter_count(student.user_tower, student.item_tower)
     student.compile(_optimizer())
-    seconds = step_seconds(student, batch, labels, args.steps)
+    seconds = model_stats.step_seconds(student, batch, labels, args.steps)
     rows_out[label] = seconds
     print(f'{label:<26} {params:>10,} {user / 1e6:>11.3f}M {item / 1e6:>11.3f}M '
           f'{(user + item) / 1e6:>10.3f} {seconds:>8.3f}')
   teacher_flops = model_stats.flops_per_example(teacher, teacher.feature_names, space)
   teacher.trainable = True  # the teacher trains first, with plain BCE
   teacher.compile(_optimizer(), loss=losses.per_example_binary_cross_entropy)
-  teacher_seconds = step_seconds(teacher, batch, labels, args.steps)
+  teacher_seconds = model_stats.step_seconds(teacher, batch, labels, args.steps)
   print(f'{"teacher (" + distillation.teacher + ")":<26} '
         f'{model_stats.parameter_count(teacher):>10,} {"":>12} {"":>12} '
         f'{teacher_flops / 1e6:>10.3f} {teacher_seconds:>8.3f}')

@@ -68,22 +68,29 @@ class RunData:
                ds.DatasetSpec.from_yaml(config.local_path(config.dataset_spec)))
 
 
-def variant_directory(output_root: str, config: configs.PipelineConfig, name: str) -> str:
-  """Where a variant lives under an experiment output directory: its name (a label) and a
-  fingerprint of every training-relevant section of `config` (seed included): a
-  configuration asked for under the same name by any experiment is trained once, and a
-  changed default never reuses a model trained with the old one."""
+def config_fingerprint(config: configs.PipelineConfig) -> str:
+  """A fingerprint of every training-relevant section of `config` (seed included): what
+  decides whether a trained model can be reused."""
   sections = (config.transform, config.model, config.distillation, config.training)
-  fingerprint = hashlib.sha256('\n'.join(
+  return hashlib.sha256('\n'.join(
       configs.section_to_json(s) for s in sections).encode()).hexdigest()[:10]
+
+
+def variant_directory(output_root: str, config: configs.PipelineConfig, name: str) -> str:
+  """Where a variant lives under an experiment output directory: its name (a label) and
+  `config_fingerprint`: a configuration asked for under the same name by any experiment
+  is trained once, and a changed default never reuses a model trained with the old one."""
   slug = name.replace(' ', '_').replace('/', '_')
   return os.path.join(output_root, 'variants', f'seed{config.training.seed}',
-                      f'{slug}-{fingerprint}')
+                      f'{slug}-{config_fingerprint(config)}')
 
 
 def train(data: RunData, config: configs.PipelineConfig, directory: str,
-          refit_of: Optional[str] = None) -> str:
+          refit_of: Optional[str] = None, teacher: Optional[str] = None) -> str:
   """Trains `config`'s teacher and student into `directory` (resumable); the model dir.
+
+  With `teacher` (the teacher directory of a model trained here with the same teacher
+  configuration), the student distils from that teacher instead of training its own.
 
   With `refit_of` (a model dir trained here), trains instead on the train and validation
   windows together for exactly the epochs that model kept, as the pipeline's refit does
@@ -98,6 +105,8 @@ def train(data: RunData, config: configs.PipelineConfig, directory: str,
   if refit_of:
     custom_config[layout.TRAINER_FIXED_EPOCHS] = json.dumps(kept_epochs(refit_of))
     splits.append(layout.VALIDATION)
+  if teacher and config.distillation.enabled:
+    custom_config[layout.TRAINER_TEACHER_INPUT] = teacher
   custom_config.update({
       layout.TRAINER_ITEM_CORPUS: layout.split_pattern(data.item_corpus, layout.TRAIN),
       layout.TRAINER_SCENARIO_MAPPING: data.scenario_mapping,
@@ -118,9 +127,10 @@ def train(data: RunData, config: configs.PipelineConfig, directory: str,
 
 
 def score(data: RunData, model_dir: str, window: str,
-          config: configs.EvaluationConfig) -> dict:
+          config: configs.EvaluationConfig, per_query: bool = False) -> dict:
   """The Evaluator's result for a model on the validation or the test window: queries of
-  that window, items and popularity as of its start."""
+  that window, items and popularity as of its start (with `per_query`, each query's
+  recall too: evaluation.evaluate)."""
   if window == layout.VALIDATION:
     before, corpus = [layout.TRAIN], layout.TRAIN
   elif window == layout.TEST:
@@ -130,7 +140,7 @@ def score(data: RunData, model_dir: str, window: str,
   return evaluation.evaluate(
       model_dir, [layout.split_pattern(data.examples, split) for split in before],
       layout.split_pattern(data.examples, window),
-      layout.split_pattern(data.item_corpus, corpus), config)
+      layout.split_pattern(data.item_corpus, corpus), config, per_query=per_query)
 
 
 def kept_epochs(model_dir: str) -> dict:

@@ -39,7 +39,7 @@ def run(config: configs.PipelineConfig, data_only: bool = False) -> None:
           data_only=data_only))
 
 
-def _configure_logging(log_dir: str, verbose: bool) -> str:
+def configure_logging(log_dir: str, verbose: bool) -> str:
   """Console: the project's progress lines (and everything with --verbose); file: all."""
   os.makedirs(log_dir, exist_ok=True)
   path = os.path.join(log_dir, f'run-{datetime.datetime.now():%Y%m%d-%H%M%S}.log')
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
   started = time.time()
   try:
     config = configs.load_config(args.config, args.set, args.preset)
-    log_path = _configure_logging(os.path.join(config.path(config.output_dir), 'logs'),
+    log_path = configure_logging(os.path.join(config.path(config.output_dir), 'logs'),
                                   args.verbose)
     print(f'pipeline {config.pipeline_name}: data {config.path(config.data_dir)}, '
           f'outputs {config.path(config.output_dir)}, log {log_path}', flush=True)

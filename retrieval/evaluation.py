@@ -181,7 +181,7 @@ CHANGE = f'{MODEL}_minus_{PREVIOUS}'
 
 def evaluate(model_dir: str, popularity_patterns: Sequence[str], queries_pattern: str,
              corpus_pattern: str, config: configs.EvaluationConfig,
-             teacher_dir: Optional[str] = None) -> dict:
+             teacher_dir: Optional[str] = None, per_query: bool = False) -> dict:
   """Recall@K per scenario of the model and the popularity baselines, with intervals; AUC.
 
   Queries and ground truth come from `queries_pattern` (the test split); the popularity
@@ -190,7 +190,9 @@ def evaluate(model_dir: str, popularity_patterns: Sequence[str], queries_pattern
 
   Returns {'ks', 'corpus_size', 'queries': {scenario: n}, 'recall': {system: {scenario:
   {k: recall}}}, 'intervals': {system or DIFFERENCE: {scenario: {k: bootstrap.Interval as
-  JSON}}}, 'bootstrap', 'auc': {'student', 'teacher' (with a teacher): {scenario: auc}}}.
+  JSON}}}, 'bootstrap', 'auc': {'student', 'teacher' (with a teacher): {scenario: auc}}};
+  with `per_query`, also 'per_query': {'user_id': [Q], 'scenario': [Q], system: {k: [Q]
+  numpy recall of each query}} (for paired comparisons of models across evaluations).
   """
   k_max = max(config.recall_ks)
   events = read_events(queries_pattern)
@@ -207,6 +209,11 @@ def evaluate(model_dir: str, popularity_patterns: Sequence[str], queries_pattern
       POPULAR_PER_SCENARIO: [per_scenario.get(s, []) for s in queries.scenario],
   }
   result = _with_intervals(ranked, queries, config, (MODEL, POPULAR_PER_SCENARIO))
+  if per_query:
+    result['per_query'] = {
+        'user_id': queries.user_id, 'scenario': queries.scenario,
+        **{name: per_query_recall(r, queries.clicked, config.recall_ks)
+           for name, r in ranked.items()}}
   auc = {'student': _student_auc(towers, events, item_ids, item_embeddings)}
   if teacher_dir:
     teacher = tf.saved_model.load(teacher_dir).signatures[

@@ -39,6 +39,7 @@ from core import dataset_spec as ds
 from core import errors
 from core import feature_names as fnames
 from core import layout
+from core import release_format
 from core.scenario_mapping import ScenarioMapping
 from models import build
 from models import data
@@ -289,8 +290,11 @@ def _teacher_phase(fn_args, setup: _Setup, train, validation, rows: int,
         monitor=None if fixed else 'val_auc', patience=setup.training.patience,
         every=setup.training.validation_every_epochs)
     _save_teacher(teacher, setup, finished, summary['teacher'])
-  _save_teacher(teacher, setup, output, summary['teacher'])
-  export.export_teacher(teacher, setup.tft_output, setup.space,
-                        os.path.join(output, layout.TEACHER_SERVING_DIR))
+  if source and tf.io.gfile.exists(os.path.join(source, layout.TEACHER_SERVING_DIR)):
+    release_format.copy_tree(source, output)  # the same teacher: its files as they are
+  else:
+    _save_teacher(teacher, setup, output, summary['teacher'])
+    export.export_teacher(teacher, setup.tft_output, setup.space,
+                          os.path.join(output, layout.TEACHER_SERVING_DIR))
   teacher.trainable = False
   return teacher

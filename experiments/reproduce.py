@@ -1,0 +1,267 @@
+"""Reproduces the DSMOE paper's experiments on the bundled data: tables and figures.
+
+    make experiments [ARGS="..."]
+    python -m experiments.reproduce [--quick] [--seeds 42 43 44] [--workers 2]
+        [--experiments table2 table4 experts rank] [--table2-presets paper default]
+        [--sweep-presets paper] [--output-dir outputs] [--results-dir DIR]
+        [--set KEY=VALUE ...] [--report-only] [--docs DIR]
+
+1. Data: the pipeline's ingestion, validation and Transform (`pipeline.local_runner`
+   with data_only) under --output-dir; with the same output directory as `make run`
+   they come from its cache, so nothing is ingested twice.
+2. Jobs (experiments/grid.py, experiments/scheduler.py): every variant of the chosen
+   experiments, per preset and seed, trained by the Trainer's run_fn with its protocol
+   (early stopping on the validation window, the best epoch kept), then scored once on
+   the test window by the Evaluator's code. `--workers` jobs run side by side (one
+   TensorFlow thread each). A finished (configuration, seed) is never trained again: a
+   second call resumes where the first stopped, and `--report-only` trains nothing.
+3. Cost (experiments/cost.py): parameters, FLOPs and step time of every model of Table
+   2, in a process of its own once the jobs are done.
+4. Report (RESULTS_DIR): results.md (every table, the paper's numbers beside ours, the
+   run's date, machine, commit and wall time), results.csv (one row per preset, variant,
+   seed, scenario and K), table2_<preset>.md, table3.md, table4_<preset>.md,
+   fig2_experts_<preset>.png, fig3_rank_<preset>.png, fig4_case_study_<preset>.png.
+   The command fails when a table or figure it should have written is missing.
+   --docs DIR copies the report and figures there (the README's Results come from it).
+
+--quick: the fixture data (1,394 rows), one seed, at most 2 student and 1 teacher
+epochs, two points per sweep: a check, in CI, that every table and figure is produced.
+Nothing is chosen on the test window: the test numbers are only reported.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+
+from core import config as configs
+from core import layout
+from experiments import figures
+from experiments import grid
+from experiments import inspect as case_study
+from experiments import job as job_files
+from experiments import scheduler
+from experiments import tables
+from retrieval import evaluation
+
+FIXTURE_DIR = 'tests/testdata/kuairand_fixture'
+QUICK_TRAINING = ('training.epochs=2', 'training.patience=1',
+                  'distillation.teacher_epochs=1')
+EXPERIMENTS = ('table2', 'table4', 'experts', 'rank')
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--quick', action='store_true',
+                      help='fixture data, one seed, 2 epochs: checks every output')
+  parser.add_argument('--seeds', type=int, nargs='+')
+  parser.add_argument('--workers', type=int, default=2)
+  parser.add_argument('--experiments', nargs='+', choices=EXPERIMENTS, default=EXPERIMENTS)
+  parser.add_argument('--table2-presets', nargs='+', choices=list(grid.PRESETS),
+                      default=list(grid.PRESETS))
+  parser.add_argument('--sweep-presets', nargs='+', choices=list(grid.PRESETS),
+                      default=['paper'], help='presets of Table 4 and the K and R sweeps')
+  parser.add_argument('--output-dir', help="the pipeline outputs holding the data "
+                      "(default: make run's outputs; --quick: outputs/experiments/quick)")
+  parser.add_argument('--results-dir')
+  parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                      help='a config change for the data and every variant')
+  parser.add_argument('--report-only', action='store_true',
+                      help='train nothing: the report of the jobs finished so far')
+  parser.add_argument('--docs', help='copy the report and figures to this directory')
+  args = parser.parse_args(argv)
+  started = time.time()
+  seeds = args.seeds or ([42] if args.quick else [42, 43, 44])
+  output_dir = args.output_dir or ('outputs/experiments/quick' if args.quick else 'outputs')
+  results_dir = configs.load_config().path(
+      args.results_dir or os.path.join('outputs', 'experiments',
+                                       'quick_report' if args.quick else 'reproduction'))
+  data_overrides = [f'output_dir={output_dir}'] + (
+      [f'data_dir={FIXTURE_DIR}'] if args.quick else []) + args.set
+  base = data_overrides + (list(QUICK_TRAINING) if args.quick else [])
+  data_config = configs.load_config('', data_overrides)
+  if not args.report_only:
+    _prepare_data(data_config)
+  experiments = {name: variants for name, variants in
+                 grid.experiment_variants(args.quick).items() if name in args.experiments}
+  presets = {name: args.table2_presets if name == 'table2' else args.sweep_presets
+             for name in experiments}
+  jobs = scheduler.plan(results_dir, base, experiments, presets, seeds)
+  failed = {}
+  if not args.report_only:
+    failed = scheduler.run(jobs, data_overrides, args.workers)
+  grid_seconds = time.time() - started
+  results = tables.collect(jobs)
+  if not results:
+    print('error: no job has finished yet; run without --report-only', file=sys.stderr)
+    return 1
+  cost = None
+  if 'table2' in experiments:
+    cost = _cost(results, results_dir, base, args.table2_presets[0], args.report_only)
+  written = report(results, jobs, experiments, presets, cost, results_dir, {
+      'date': datetime.datetime.now().isoformat(timespec='seconds'),
+      'machine': _machine(), 'commit': _commit(), 'seeds': seeds,
+      'workers': args.workers, 'quick': args.quick,
+      'wall_seconds': None if args.report_only else grid_seconds,
+      'job_seconds': sum(json.load(open(os.path.join(j.directory, scheduler.RUN_FILE)))
+                         ['wall_seconds'] for j in jobs
+                         if os.path.exists(os.path.join(j.directory, scheduler.RUN_FILE))),
+      'jobs': len(jobs), 'jobs_done': sum(j.done for j in jobs)})
+  absent = [path for path in written if not os.path.getsize(path)]
+  unfinished = [j.label for j in jobs if not j.done]
+  print(f'\nreport: {os.path.join(results_dir, "results.md")} ({len(written)} files); '
+        f'{time.time() - started:.0f} s')
+  if args.docs:
+    os.makedirs(args.docs, exist_ok=True)
+    for path in written:
+      if not path.endswith('.csv') or 'results' in os.path.basename(path):
+        shutil.copy(path, args.docs)
+  for label in unfinished:
+    print(f'not finished: {label}', file=sys.stderr)
+  for directory, error in failed.items():
+    print(f'failed: {directory}: {error}', file=sys.stderr)
+  if absent or unfinished or failed:
+    print(f'error: {len(unfinished)} jobs not finished, {len(absent)} empty outputs',
+          file=sys.stderr)
+    return 1
+  return 0
+
+
+def _prepare_data(config: configs.PipelineConfig) -> None:
+  """Ingestion, validation and Transform (cached by TFX when they ran before)."""
+  from pipeline import local_runner  # pylint: disable=g-import-not-at-top
+  log = local_runner.configure_logging(os.path.join(config.path(config.output_dir), 'logs'),
+                                       verbose=False)
+  started = time.time()
+  print(f'data: ingestion and Transform of {config.path(config.data_dir)} under '
+        f'{config.path(config.output_dir)} (log {log})', flush=True)
+  local_runner.run(config, data_only=True)
+  print(f'data ready in {time.time() - started:.0f} s', flush=True)
+
+
+def _cost(results: tables.Results, results_dir: str, base: list[str], preset: str,
+          report_only: bool) -> dict:
+  """experiments/cost.py's figures for Table 2's models (measured once)."""
+  path = os.path.join(results_dir, 'cost.json')
+  if os.path.exists(path) or report_only:
+    return tables.load_cost(path) or {}
+  any_run = next(iter(results.values()))[0]
+  request = {'feature_space': os.path.join(any_run.job.directory, job_files.MODEL_DIR,
+                                           layout.FEATURE_SPACE_FILE),
+             'preset': grid.PRESETS[preset], 'overrides': base,
+             'variants': [[v.name, list(v.overrides)] for v in grid.TABLE2],
+             'threads': 1, 'output': path}
+  request_path = os.path.join(results_dir, 'cost_request.json')
+  with open(request_path, 'w') as f:
+    json.dump(request, f, indent=2)
+  print('measuring the cost of every model (experiments/cost.py)', flush=True)
+  with open(os.path.join(results_dir, 'cost_log.txt'), 'w') as log:
+    subprocess.run([sys.executable, '-m', 'experiments.cost', request_path], check=True,
+                   stdout=log, stderr=subprocess.STDOUT, cwd=configs.REPO_ROOT,
+                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
+  return tables.load_cost(path)
+
+
+def report(results: tables.Results, jobs: list[scheduler.Job], experiments: dict,
+           presets: dict, cost, results_dir: str, info: dict) -> list[str]:
+  """Writes every table, figure and results.md; returns the paths written."""
+  os.makedirs(results_dir, exist_ok=True)
+  scenarios = tables.scenario_order(results)
+  written, sections = [], []
+
+  def write(name: str, text: str) -> str:
+    path = os.path.join(results_dir, name)
+    with open(path, 'w') as f:
+      f.write(text + '\n')
+    written.append(path)
+    return text
+
+  popularity = next(iter(results.values()))[0]
+  for preset in presets.get('table2', []):
+    sections.append(f'## Table 2: Recall@K per scenario, {preset} preset\n\n' +
+                    write(f'table2_{preset}.md', tables.table2(results, preset, scenarios)))
+  if 'table2' in presets and 'paper' in presets['table2']:
+    sections.append('## The paper\'s numbers beside ours (paper / ours, %)\n\n' +
+                    tables.paper_comparison(results, 'paper', scenarios))
+  if cost:
+    preset = presets['table2'][0]
+    sections.append(f'## Table 3: cost, {preset} preset\n\n' +
+                    write('table3.md', tables.table3(results, preset, cost)))
+  for preset in presets.get('table4', []):
+    lambdas = [grid.lambda_variant(0).name] + [
+        v.name for v in experiments['table4'] if v.name.startswith('lambda')]
+    sections.append(f'## Table 4: ablations and distillation weight, {preset} preset\n\n' +
+                    write(f'table4_{preset}.md',
+                          tables.table4(results, preset, scenarios, lambdas)))
+  for experiment, figure, xlabel, log2 in (('experts', 'fig2_experts', 'experts K', False),
+                                           ('rank', 'fig3_rank', 'SAP rank R', True)):
+    for preset in presets.get(experiment, []):
+      path = os.path.join(results_dir, f'{figure}_{preset}.png')
+      figures.sweep_figure(
+          tables.sweep_values(results, preset, experiments[experiment], scenarios),
+          {s: popularity.recall(s, 50, evaluation.POPULAR_PER_SCENARIO) for s in scenarios},
+          scenarios, xlabel, path, f'DSMOE, {preset} preset: test Recall@50 against '
+          f'{xlabel} (mean ± std over seeds)', log2=log2)
+      written.append(path)
+      sections.append(f'![{figure} {preset}]({os.path.basename(path)})')
+  for preset in grid.PRESETS:
+    runs = results.get((preset, grid.DSMOE))
+    if runs and runs[0].summary.get('scenario_profile'):
+      path = os.path.join(results_dir, f'fig4_case_study_{preset}.png')
+      case_study.case_study_figure(runs[0].summary['scenario_profile'], path,
+                                   f'DSMOE, {preset} preset, seed {runs[0].job.seed}')
+      written.append(path)
+      sections.append(f'## Figure 4: case study, {preset} preset (seed {runs[0].job.seed})'
+                      f'\n\n![case study]({os.path.basename(path)})\n\n```\n'
+                      f'{case_study.describe(runs[0].summary["scenario_profile"])}\n```')
+  csv_path = os.path.join(results_dir, 'results.csv')
+  tables.write_csv(results, csv_path, scenarios)
+  written.append(csv_path)
+  wall = (f'{info["wall_seconds"] / 60:.0f} min' if info['wall_seconds'] is not None
+          else 'not measured (report only)')
+  head = (f'# DSMOE on KuaiRand-Pure: the paper\'s experiments\n\n'
+          f'Run {info["date"]} on {info["machine"]}, commit {info["commit"]}; seeds '
+          f'{", ".join(map(str, info["seeds"]))}; {info["jobs_done"]} of {info["jobs"]} '
+          f'jobs finished; this call\'s wall time {wall} with {info["workers"]} workers '
+          f'(the jobs\' own wall times add up to {info["job_seconds"] / 60:.0f} min)'
+          f'{"; QUICK MODE (fixture data, 2 epochs): a check, not results" if info["quick"] else ""}.\n\n'
+          'Test window Recall@K over the full corpus in %, mean ± std over seeds; **bold**: '
+          'best of the column. Differences (a − b) are paired over the test queries '
+          '(each query\'s recall averaged over seeds), 95% Poisson-bootstrap interval, '
+          '* = significant. Early stopping and every choice used the validation window '
+          'only.')
+  write('results.md', head + '\n\n' + '\n\n'.join(sections))
+  with open(os.path.join(results_dir, 'run_info.json'), 'w') as f:
+    json.dump(info, f, indent=2)
+  return written
+
+
+def _machine() -> str:
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open('/proc/cpuinfo') as f:
+      cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+  except (OSError, StopIteration):
+    pass
+  memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2 ** 30
+  return f'{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, Python {platform.python_version()}'
+
+
+def _commit() -> str:
+  try:
+    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True,
+                            text=True, cwd=configs.REPO_ROOT, check=True).stdout.strip()
+    dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'],
+                           capture_output=True, text=True, cwd=configs.REPO_ROOT).stdout
+    return commit + (' (with uncommitted changes)' if dirty.strip() else '')
+  except (OSError, subprocess.CalledProcessError):
+    return 'unknown'
+
+
+if __name__ == '__main__':
+  sys.exit(main())
