@@ -11,15 +11,15 @@ the file reruns everything that depends on it (ImportSchemaGen keys its cache on
 
 import hashlib
 import os
-from typing import Sequence
 
-from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.components.schema_gen import executor as schema_gen_executor
 from tfx.dsl.component.experimental.annotations import OutputArtifact
 from tfx.dsl.component.experimental.annotations import Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils
+
+from core import schemas
 
 
 def file_sha256(path: str) -> str:
@@ -35,18 +35,7 @@ def CuratedSchemaGen(  # pylint: disable=invalid-name
     schema_sha256: Parameter[str]):
   """Copies the curated schema without the features named in `leave_out` (comma-separated)."""
   del schema_sha256  # only part of the cache key
-  curated = without_features(io_utils.SchemaReader().read(schema_file),
-                             [name for name in leave_out.split(',') if name])
+  curated = schemas.without_features(io_utils.SchemaReader().read(schema_file),
+                                     [name for name in leave_out.split(',') if name])
   io_utils.write_pbtxt_file(os.path.join(schema.uri, schema_gen_executor.DEFAULT_FILE_NAME),
                             curated)
-
-
-def without_features(schema: schema_pb2.Schema,
-                     names: Sequence[str]) -> schema_pb2.Schema:
-  """A copy of `schema` without the named features."""
-  result = schema_pb2.Schema()
-  result.CopyFrom(schema)
-  kept = [feature for feature in result.feature if feature.name not in set(names)]
-  del result.feature[:]
-  result.feature.extend(kept)
-  return result

@@ -169,6 +169,22 @@ class DatasetSpec:
   def to_json(self) -> str:
     return json.dumps(self.to_dict())
 
+  def with_features(self, keep) -> 'DatasetSpec':
+    """This spec with only the user and item features named in `keep` (feature names);
+    a quicker run reads fewer columns and builds fewer vocabularies."""
+    unknown = set(keep) - {f.name for f in self.users.features + self.items.features}
+    if unknown:
+      raise SpecError(f'{self.name}: no user or item feature named '
+                      f'{", ".join(sorted(unknown))}')
+    subset = lambda table: dataclasses.replace(
+        table, features=tuple(f for f in table.features if f.name in set(keep)))
+    return dataclasses.replace(self, users=subset(self.users), items=subset(self.items))
+
+  @property
+  def feature_names(self) -> tuple[str, ...]:
+    """The tf.Example names of every user and item feature."""
+    return tuple(f.name for f in self.users.features + self.items.features)
+
   @classmethod
   def from_json(cls, text: str) -> 'DatasetSpec':
     return _parse_spec(json.loads(text), source='<json>')

@@ -49,27 +49,20 @@ def small_setup(tmp_path_factory, kuairand_spec):
   features, written to a temporary directory."""
   import json
   import yaml
-  from google.protobuf import text_format
-  from components import curated_schema_gen
-  from core import dataset_spec
+  from core import schemas
   from tests import transform_fixture
   out = tmp_path_factory.mktemp('small_setup')
-  raw = kuairand_spec.to_dict()
-  left_out = []
-  for table, keep in SMALL_SPEC_FEATURES.items():
-    left_out += [f for f in raw[table]['features'] if f not in keep]
-    raw[table]['features'] = {f: v for f, v in raw[table]['features'].items() if f in keep}
+  small = kuairand_spec.with_features(sum(SMALL_SPEC_FEATURES.values(), ()))
   spec_path = out / 'dataset_spec.yaml'
-  spec_path.write_text(yaml.safe_dump(json.loads(json.dumps(raw))))
-  schemas = []
+  spec_path.write_text(yaml.safe_dump(json.loads(small.to_json())))
+  left_out = set(kuairand_spec.feature_names) - set(small.feature_names)
+  written = []
   for name in ('events_schema.pbtxt', 'item_corpus_schema.pbtxt'):
     curated = transform_fixture.load_schema(
         os.path.join(REPO_ROOT, 'schemas', 'kuairand_pure', name), popularity_too=True)
-    (out / name).write_text(text_format.MessageToString(
-        curated_schema_gen.without_features(curated, left_out)))
-    schemas.append(str(out / name))
-  return SmallSetup(dataset_spec.DatasetSpec.from_yaml(str(spec_path)), str(spec_path),
-                    *schemas)
+    schemas.write(schemas.without_features(curated, left_out), str(out / name))
+    written.append(str(out / name))
+  return SmallSetup(small, str(spec_path), *written)
 
 
 @pytest.fixture(scope='session')

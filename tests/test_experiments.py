@@ -28,3 +28,136 @@ def test_report_cell_is_the_mean_and_sample_std_over_seeds():
   # mean 0.2; sample std sqrt(((-0.1)^2 + 0 + 0.1^2) / 2) = 0.1; bounds averaged.
   assert test_report._cell(runs, signed=False) == '0.2000 ± 0.1000 [0.1300, 0.2700]'
   assert test_report._cell(runs[:1], signed=True) == '+0.1000 ± 0.0000 [+0.0500, +0.1500]'
+
+
+# ---------------------------------------------------------------------------------------
+# The reproduction (experiments/reproduce.py): planning, paired comparisons, tables,
+# the case study. Synthetic results: the numbers are set here, the expectations by hand.
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from experiments import grid
+from experiments import inspect as case_study
+from experiments import scheduler
+from experiments import tables
+
+
+def _plan(seeds=(1, 2)):
+  return scheduler.plan('/r', ['output_dir=o'], grid.experiment_variants(),
+                        {'table2': ['paper', 'default'], 'table4': ['paper'],
+                         'experts': ['paper'], 'rank': ['paper']}, list(seeds))
+
+
+def test_plan_trains_each_configuration_once_and_shares_a_teacher_per_seed():
+  jobs = _plan()
+  by_name = {(j.preset, j.seed, n): j for j in jobs for _, n in j.names}
+  # 8 + 8 models of Table 2, 2 ablations and lambda .1 .5 2, K 1 2 4 5, R 1 2 8 16
+  # (the rest are the same configurations under other names), per seed.
+  assert len(jobs) == 2 * (16 + 2 + 1 + 3 + 4 + 4)
+  for seed in (1, 2):
+    dsmoe = by_name[('paper', seed, 'DSMOE')]
+    for alias in ('lambda 1', 'K=3', 'R=4'):
+      assert by_name[('paper', seed, alias)] is dsmoe
+    assert by_name[('paper', seed, 'w/o SAP, DSBN, distillation')] is \
+        by_name[('paper', seed, 'MMOE')]
+    assert dsmoe.teacher_from is None and dsmoe.teacher_key
+    for name in ('w/o SAP', 'w/o DSBN', 'lambda 0.5', 'K=1', 'R=16'):
+      assert by_name[('paper', seed, name)].teacher_from is dsmoe, name
+    for name in ('MMOE', 'ICAN', 'w/o distillation'):
+      job = by_name[('paper', seed, name)]
+      assert job.teacher_key is None and job.teacher_from is None, name
+    # The default preset's DSMOE trains its own teacher (other item features).
+    assert by_name[('default', seed, 'DSMOE')].teacher_from is None
+  # Every pupil comes after its teacher; seeds never share a teacher.
+  position = {id(j): i for i, j in enumerate(jobs)}
+  for job in jobs:
+    if job.teacher_from:
+      assert position[id(job.teacher_from)] < position[id(job)]
+      assert job.teacher_from.seed == job.seed and job.teacher_from.preset == job.preset
+  assert len({j.directory for j in jobs}) == len(jobs)
+
+
+def _run(name, seed, recall, scenario_of_query, directory='/r/x'):
+  """A finished job whose per-query Recall@50 and @100 are `recall` [Q]."""
+  recall = np.asarray(recall, np.float32)
+  scenarios = np.asarray(scenario_of_query)
+  means = lambda values: {s: {'50': float(values[scenarios == s].mean()),
+                              '100': float(values[scenarios == s].mean())}
+                          for s in sorted(set(scenarios))} | {
+                              'all': {'50': float(values.mean()), '100': float(values.mean())}}
+  popular = np.full(len(recall), 0.1)
+  scores = {'recall': {'model': means(recall), 'popular': means(popular),
+                       'popular_per_scenario': means(popular)},
+            'queries': {s: int((scenarios == s).sum()) for s in sorted(set(scenarios))}}
+  per_query = {'user_id': np.array([f'u{i}' for i in range(len(recall))]),
+               'scenario': scenarios, 'model@50': recall, 'model@100': recall}
+  job = scheduler.Job(directory, 'paper', seed, (), [('table2', name)], None)
+  return tables.Run(job, scores, per_query, {}, {})
+
+
+def test_paired_difference_averages_seeds_per_query_then_bootstraps_the_difference():
+  rng = np.random.default_rng(0)
+  scenario = np.array(['1'] * 300 + ['6'] * 100)
+  base = rng.random(400)
+  better = [_run('a', s, np.clip(base + 0.2 + 0.01 * s, 0, 1), scenario) for s in (1, 2)]
+  same = [_run('b', s, base, scenario) for s in (1, 2)]
+  intervals = tables.paired_difference(better, same, 50)
+  expected = np.mean([r.per_query['model@50'] for r in better], axis=0) - base
+  for s, mask in (('1', scenario == '1'), ('6', scenario == '6'), ('all', slice(None))):
+    assert intervals[s].point == pytest.approx(expected[mask].mean(), abs=1e-6)
+  assert intervals['all'].lower > 0  # a clear gain is significant...
+  noise = [_run('c', s, np.clip(base + rng.normal(0, 0.05, 400), 0, 1), scenario)
+           for s in (1, 2)]
+  tie = tables.paired_difference(noise, same, 50)['all']
+  assert tie.lower < 0 < tie.upper  # ...noise around zero is not
+  other = [_run('d', 1, base[::-1], scenario[::-1])]
+  other[0].per_query['user_id'] = other[0].per_query['user_id'][::-1]
+  with pytest.raises(ValueError, match='other test queries'):
+    tables.paired_difference(better, other, 50)
+
+
+def test_table2_bolds_the_best_and_compares_dsmoe_with_the_best_baseline():
+  scenario = np.array(['1'] * 200 + ['6'] * 50)
+  rng = np.random.default_rng(1)
+  base = rng.random(250) * 0.5
+  results = {
+      ('paper', 'SASS'): [_run('SASS', s, base + 0.1, scenario) for s in (1, 2)],
+      ('paper', 'ADIN'): [_run('ADIN', s, base, scenario) for s in (1, 2)],
+      ('paper', grid.DSMOE): [_run(grid.DSMOE, s, base + 0.1 + 0.02 * s, scenario)
+                              for s in (1, 2)],
+  }
+  text = tables.table2(results, 'paper', ['1', '6', 'all'])
+  lines = {line.split('|')[1].split(' (seeds')[0].strip(): line
+           for line in text.splitlines()}
+  dsmoe_all = 100 * np.mean([(base + 0.1 + 0.02 * s).mean() for s in (1, 2)])
+  dsmoe_std = 100 * np.std([(base + 0.12).mean(), (base + 0.14).mean()], ddof=1)
+  assert f'**{dsmoe_all:.2f} ± {dsmoe_std:.2f}**' in lines['DSMOE']
+  assert '**' not in lines['SASS'] and '**' not in lines['ADIN']
+  assert lines['popular per scenario'].count('10.00') == 6
+  # DSMOE - SASS (the best baseline in every column): +3.00 points, significant.
+  assert lines['DSMOE − best baseline'].count('+3.00 [+3.00, +3.00]') == 6
+  assert lines['DSMOE − best baseline'].count('* vs SASS') == 6
+
+
+def test_case_study_of_a_model_directory(tmp_path, capsys):
+  profile = {'scenarios': ['1', '6'], 'gate_weights': [[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]],
+             'scenario_coefficients': {'expert_0': [[1.0, 0.0], [1.0, 1.0]],
+                                       'forward': [[2.0, 0.0], [-2.0, 0.0]]}}
+  (tmp_path / 'training_summary.json').write_text(json.dumps({'scenario_profile': profile}))
+  # cos([1, 0], [1, 1]) = 1 / sqrt(2); opposite vectors: -1.
+  np.testing.assert_allclose(case_study.cosine_similarities([[1.0, 0.0], [1.0, 1.0]]),
+                             [[1, 2 ** -0.5], [2 ** -0.5, 1]])
+  np.testing.assert_allclose(case_study.cosine_similarities([[2.0, 0.0], [-2.0, 0.0]]),
+                             [[1, -1], [-1, 1]])
+  figure = tmp_path / 'case.png'
+  assert case_study.main(['--model', str(tmp_path), '--output', str(figure)]) == 0
+  out = capsys.readouterr().out
+  assert '0.707' in out and '-1.000' in out and '0.800' in out
+  assert figure.stat().st_size > 10_000
+  (tmp_path / 'training_summary.json').write_text(json.dumps({'student': {}}))
+  assert case_study.main(['--model', str(tmp_path)]) == 2
+  assert 'no scenario_profile' in capsys.readouterr().err

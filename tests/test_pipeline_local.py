@@ -22,6 +22,7 @@ import tensorflow as tf
 from core import layout
 from core import release_format
 from core import scenario_mapping
+from experiments import inspect as case_study
 from pipeline import local_runner
 from pipeline import run_summary
 from retrieval import scann_index
@@ -215,6 +216,16 @@ def test_release_is_complete_consistent_and_servable(first_run):
   assert top['item_ids'].shape == (1, 100)
   exact = item_ids[np.argsort(-(embeddings @ embedding[0]))[:10]]
   assert len(set(exact) & set(top['item_ids'].numpy()[0].astype(str))) >= 5
+  # The served DSMOE's case study (gates and SAP b_s per scenario) comes with it.
+  with open(os.path.join(path, layout.TRAINING_SUMMARY_FILE)) as f:
+    profile = json.load(f)['scenario_profile']
+  assert profile['scenarios'] == ['1', '4', '2', '0']
+  np.testing.assert_allclose(np.sum(profile['gate_weights'], axis=1), 1.0, rtol=1e-5)
+  assert set(profile['scenario_coefficients']) == {'expert_0', 'expert_1', 'expert_2',
+                                                   'forward'}
+  figure = os.path.join(first_run, 'case_study.png')
+  assert case_study.main(['--release', path, '--output', figure]) == 0
+  assert os.path.getsize(figure) > 10_000
 
 
 def _not_cached(output_dir):

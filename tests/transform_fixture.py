@@ -14,7 +14,7 @@ from tfx_bsl.public import tfxio
 
 from core import config as configs
 from core import dataset_spec as ds
-from components import curated_schema_gen
+from core import schemas
 from models import features
 from models import preprocessing
 from tests.conftest import REPO_ROOT
@@ -37,13 +37,10 @@ def load_schema(path: str = EVENTS_SCHEMA,
                 popularity_too: bool = False):
   """The curated schema as the pipeline's CuratedSchemaGen gives it for `config` (with
   popularity_too, with every popularity feature, as the curated file has them)."""
-  from google.protobuf import text_format
-  from tensorflow_metadata.proto.v0 import schema_pb2
-  with open(path) as f:
-    schema = text_format.Parse(f.read(), schema_pb2.Schema())
+  schema = schemas.read(path)
   if popularity_too:
     return schema
-  return curated_schema_gen.without_features(schema, config.popularity_features_left_out)
+  return schemas.without_features(schema, config.popularity_features_left_out)
 
 
 def transform(ingested_dir: str, spec: ds.DatasetSpec, scenarios: tuple[str, ...],
