@@ -77,6 +77,29 @@ def fixture_transformed(tmp_path_factory, fixture_ingestion, small_setup):
                                      schema_path=small_setup.events_schema)
 
 
+# The models' tests train on these batches (models/data.py on the transformed fixture).
+MODEL_TRAINING = dict(batch_size=128, learning_rate=3e-3, negative_ratio=4)
+
+
+@pytest.fixture(scope='session')
+def fixture_batches(fixture_transformed):
+  """(feature space, every training batch of the fixture in a fixed order): anchors of
+  the train window with their random negatives, as the Trainer makes them."""
+  import tensorflow as tf
+  import tensorflow_transform as tft
+  from core import config as configs
+  from models import data
+  tf.keras.utils.set_random_seed(1)
+  training = configs.TrainingConfig(**MODEL_TRAINING)
+  tft_output = tft.TFTransformOutput(fixture_transformed.tft_dir)
+  space = fixture_transformed.space
+  _, corpus = data.corpus_item_features(fixture_transformed.corpus, tft_output, space)
+  batches = data.training_batches(
+      data.anchors(fixture_transformed.train, tft_output, space, training), space, corpus,
+      training, shuffle=False, num_epochs=1)
+  return space, list(batches)
+
+
 PipelineRun = collections.namedtuple('PipelineRun', 'output_dir release')
 # Small enough for a few minutes on 2 cores: the pipeline tests' and serving tests' run.
 QUICK_TRAINING = ('training.epochs=2', 'distillation.teacher_epochs=2',

@@ -7,16 +7,13 @@ Each layer's expected output is computed here with numpy from the layer's raw we
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_transform as tft
 
 from core import config as configs
 from models import build
-from models import data
 from models import layers
 from models.towers.encoders import UserEncoder
 
 RNG = np.random.default_rng(11)
-TRAINING = configs.TrainingConfig(batch_size=128, learning_rate=3e-3, negative_ratio=4)
 BASELINES = ('ican', 'm5', 'perscen')
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
 
@@ -232,16 +229,9 @@ def test_new_layers_rebuild_from_their_config(layer):
 # The towers on the transformed KuaiRand fixture.
 
 @pytest.fixture(scope='module')
-def inputs(fixture_transformed):
-  tf.keras.utils.set_random_seed(1)
-  tft_output = tft.TFTransformOutput(fixture_transformed.tft_dir)
-  space = fixture_transformed.space
-  _, corpus = data.corpus_item_features(fixture_transformed.corpus, tft_output, space)
-  batches = data.training_batches(
-      data.anchors(fixture_transformed.train, tft_output, space, TRAINING), space, corpus,
-      TRAINING, shuffle=False, num_epochs=1)
-  first = next(iter(batches))  # one batch is enough here
-  return space, first
+def inputs(fixture_batches):
+  space, batches = fixture_batches
+  return space, batches[0]  # one batch is enough here
 
 
 def _small_batch(space, batch, size=12):

@@ -14,21 +14,14 @@ from models import features
 from models import layers
 from models import losses
 from models import model_stats
+from tests.conftest import MODEL_TRAINING
 
-TRAINING = configs.TrainingConfig(batch_size=128, learning_rate=3e-3, negative_ratio=4)
+TRAINING = configs.TrainingConfig(**MODEL_TRAINING)
 
 
 @pytest.fixture(scope='module')
-def inputs(fixture_transformed):
-  tf.keras.utils.set_random_seed(1)
-  tft_output = tft.TFTransformOutput(fixture_transformed.tft_dir)
-  space = fixture_transformed.space
-  _, corpus = data.corpus_item_features(fixture_transformed.corpus, tft_output, space)
-  batches = data.training_batches(
-      data.anchors(fixture_transformed.train, tft_output, space, TRAINING), space, corpus,
-      TRAINING, shuffle=False, num_epochs=1)
-  fixed = list(batches)  # the same batches, in the same order, for every model
-  return space, fixed
+def inputs(fixture_batches):
+  return fixture_batches  # the same batches, in the same order, for every model
 
 
 def _dataset(batches):
