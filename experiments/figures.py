@@ -1,22 +1,23 @@
 """The sensitivity figures (the paper's Figures 2 and 3): Recall@50 per scenario against
-the number of experts K or the SAP rank R, mean ± std over seeds, with per-scenario
-popularity as a dashed line."""
+the number of experts K or the SAP rank R, with error bars (tables.sweep_values says
+which) and per-scenario popularity as a dashed line."""
 
 import numpy as np
 
 
 def sweep_figure(values: dict, popularity: dict, scenarios: list[str], xlabel: str,
                  path: str, title: str, log2: bool = False) -> None:
-  """values: {x: {scenario: (mean, std)}}; popularity: {scenario: recall}."""
+  """values: {x: {scenario: (recall, below, above)}}; popularity: {scenario: recall}."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
   xs = sorted(values)
   fig, axes = plt.subplots(1, len(scenarios), figsize=(2.6 * len(scenarios), 2.8))
   for ax, scenario in zip(np.atleast_1d(axes), scenarios):
-    means = [100 * values[x][scenario][0] for x in xs]
-    stds = [100 * values[x][scenario][1] for x in xs]
-    ax.errorbar(xs, means, yerr=stds, marker='o', capsize=3, label='DSMOE')
+    centers = [100 * values[x][scenario][0] for x in xs]
+    bars = [[100 * values[x][scenario][1] for x in xs],
+            [100 * values[x][scenario][2] for x in xs]]
+    ax.errorbar(xs, centers, yerr=bars, marker='o', capsize=3, label='DSMOE')
     ax.axhline(100 * popularity[scenario], color='grey', linestyle='--', linewidth=1,
                label='popular per scenario')
     if log2:

@@ -67,7 +67,10 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--quick', action='store_true',
                       help='fixture data, one seed, 2 epochs: checks every output')
-  parser.add_argument('--seeds', type=int, nargs='+')
+  parser.add_argument('--seeds', type=int, nargs='+',
+                      help='seeds of Tables 2 and 4 (default 42 43 44)')
+  parser.add_argument('--sweep-seeds', type=int, nargs='+',
+                      help='seeds of the K and R sweeps (default: the first seed)')
   parser.add_argument('--workers', type=int, default=2)
   parser.add_argument('--experiments', nargs='+', choices=EXPERIMENTS, default=EXPERIMENTS)
   parser.add_argument('--table2-presets', nargs='+', choices=list(grid.PRESETS),
@@ -85,6 +88,7 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   started = time.time()
   seeds = args.seeds or ([42] if args.quick else [42, 43, 44])
+  sweep_seeds = args.sweep_seeds or seeds[:1]
   output_dir = args.output_dir or ('outputs/experiments/quick' if args.quick else 'outputs')
   results_dir = configs.load_config().path(
       args.results_dir or os.path.join('outputs', 'experiments',
@@ -100,7 +104,8 @@ def main(argv=None) -> int:
   presets = {name: args.table2_presets if name == 'table2' else args.sweep_presets
              for name in experiments}
   _check_data(results_dir, data_config)
-  jobs = scheduler.plan(results_dir, base, experiments, presets, seeds)
+  jobs = scheduler.plan(results_dir, base, experiments, presets, {
+      name: sweep_seeds if name in ('experts', 'rank') else seeds for name in experiments})
   failed = {}
   if not args.report_only:
     failed = scheduler.run(jobs, data_overrides, args.workers)
@@ -116,6 +121,7 @@ def main(argv=None) -> int:
   written = report(results, jobs, experiments, presets, cost, results_dir, {
       'date': datetime.datetime.now().isoformat(timespec='seconds'),
       'machine': _machine(), 'commit': _commit(), 'seeds': seeds,
+      'sweep_seeds': sweep_seeds,
       'workers': args.workers, 'quick': args.quick,
       'wall_seconds': None if args.report_only else grid_seconds,
       'job_seconds': sum(json.load(open(os.path.join(j.directory, scheduler.RUN_FILE)))
@@ -259,11 +265,13 @@ def report(results: tables.Results, jobs: list[scheduler.Job], experiments: dict
     heading = 'Figure 2: experts K' if experiment == 'experts' else 'Figure 3: SAP rank R'
     for preset in presets.get(experiment, []):
       path = os.path.join(results_dir, f'{figure}_{preset}.png')
+      values, bars = tables.sweep_values(results, preset, experiments[experiment],
+                                         scenarios, info['sweep_seeds'])
       figures.sweep_figure(
-          tables.sweep_values(results, preset, experiments[experiment], scenarios),
+          values,
           {s: popularity.recall(s, 50, evaluation.POPULAR_PER_SCENARIO) for s in scenarios},
           scenarios, xlabel, path, f'DSMOE, {preset} preset: test Recall@50 against '
-          f'{xlabel} (mean ± std over seeds)', log2=log2)
+          f'{xlabel} ({bars})', log2=log2)
       written.append(path)
       sections.append(f'## {heading}, {preset} preset\n\n'
                       f'![{figure} {preset}]({os.path.basename(path)})')
@@ -284,7 +292,8 @@ def report(results: tables.Results, jobs: list[scheduler.Job], experiments: dict
           else 'not measured (report only)')
   head = (f'# DSMOE on KuaiRand-Pure: the paper\'s experiments\n\n'
           f'Run {info["date"]} on {info["machine"]}, commit {info["commit"]}; seeds '
-          f'{", ".join(map(str, info["seeds"]))}; {info["jobs_done"]} of {info["jobs"]} '
+          f'{", ".join(map(str, info["seeds"]))} (K and R sweeps: '
+          f'{", ".join(map(str, info["sweep_seeds"]))}); {info["jobs_done"]} of {info["jobs"]} '
           f'jobs finished; this call\'s wall time {wall} with {info["workers"]} workers '
           f'(the jobs\' own wall times add up to {info["job_seconds"] / 60:.0f} min)'
           f'{"; QUICK MODE (fixture data, 2 epochs): a check, not results" if info["quick"] else ""}.\n\n'

@@ -69,16 +69,16 @@ def teacher_key(config: configs.PipelineConfig) -> str:
 
 
 def plan(root: str, base: list[str], experiments: dict[str, tuple[grid.Variant, ...]],
-         presets: dict[str, list[str]], seeds: list[int]) -> list[Job]:
-  """The jobs of `experiments` (name -> variants) under their presets (name -> preset
-  labels) and seeds, deduplicated, teachers assigned, in the order to run them: by
+         presets: dict[str, list[str]], seeds: dict[str, list[int]]) -> list[Job]:
+  """The jobs of `experiments` (name -> variants) under their presets and seeds (name ->
+  preset labels, name -> seeds), deduplicated, teachers assigned, in the order to run them: by
   experiment and preset as given, and within each, teacher trainers first, then jobs
   without a teacher, then the teachers' pupils."""
   jobs: dict[str, Job] = {}
   group = {}  # directory -> index of the first (experiment, preset) asking for it
   for experiment, variants in experiments.items():
     for preset in presets[experiment]:
-      for seed in seeds:
+      for seed in seeds[experiment]:
         for variant in variants:
           overrides = tuple(base) + variant.overrides + (f'training.seed={seed}',)
           config = configs.load_config('', overrides, grid.PRESETS[preset])

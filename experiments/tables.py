@@ -203,15 +203,26 @@ def table4(results: Results, preset: str, scenarios: list[str],
 
 
 def sweep_values(results: Results, preset: str, variants: tuple[grid.Variant, ...],
-                 scenarios: list[str], k: int = 50) -> dict:
-  """{x value: {scenario: (mean, std)}} of a K or R sweep (the value after '=')."""
+                 scenarios: list[str], seeds: list[int], k: int = 50) -> tuple[dict, str]:
+  """({x: {scenario: (recall, below, above)}}, what the bars are) of a K or R sweep (x:
+  the value after '=') over `seeds`: the mean and its standard deviation over seeds, or,
+  with one seed, the run's recall and its 95% bootstrap interval over the test queries."""
   values = {}
   for variant in variants:
-    runs = results.get((preset, variant.name))
-    if runs:
-      x = int(variant.name.split('=')[1])
-      values[x] = {s: _mean_std([r.recall(s, k) for r in runs]) for s in scenarios}
-  return values
+    runs = [r for r in results.get((preset, variant.name), []) if r.job.seed in seeds]
+    if not runs:
+      continue
+    x = int(variant.name.split('=')[1])
+    if len(runs) == 1:
+      interval = lambda s: runs[0].scores['intervals'][evaluation.MODEL][s][str(k)]
+      values[x] = {s: (interval(s)['point'], interval(s)['point'] - interval(s)['lower'],
+                       interval(s)['upper'] - interval(s)['point']) for s in scenarios}
+    else:
+      values[x] = {s: (m, sd, sd) for s in scenarios
+                   for m, sd in [_mean_std([r.recall(s, k) for r in runs])]}
+  bars = ('95% bootstrap interval over the test queries, seed ' + str(seeds[0])
+          if len(seeds) == 1 else f'mean ± std over seeds {", ".join(map(str, seeds))}')
+  return values, bars
 
 
 def table3(results: Results, preset: str, cost: dict) -> str:

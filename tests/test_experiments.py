@@ -47,9 +47,11 @@ from experiments import tables
 
 
 def _plan(seeds=(1, 2)):
-  return scheduler.plan('/r', ['output_dir=o'], grid.experiment_variants(),
+  experiments = grid.experiment_variants()
+  return scheduler.plan('/r', ['output_dir=o'], experiments,
                         {'table2': ['paper', 'default'], 'table4': ['paper'],
-                         'experts': ['paper'], 'rank': ['paper']}, list(seeds))
+                         'experts': ['paper'], 'rank': ['paper']},
+                        {name: list(seeds) for name in experiments})
 
 
 def test_plan_trains_each_configuration_once_and_shares_a_teacher_per_seed():
