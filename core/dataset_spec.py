@@ -172,12 +172,13 @@ class DatasetSpec:
   def with_features(self, keep) -> 'DatasetSpec':
     """This spec with only the user and item features named in `keep` (feature names);
     a quicker run reads fewer columns and builds fewer vocabularies."""
-    unknown = set(keep) - {f.name for f in self.users.features + self.items.features}
+    keep = set(keep)
+    unknown = keep - set(self.feature_names)
     if unknown:
       raise SpecError(f'{self.name}: no user or item feature named '
                       f'{", ".join(sorted(unknown))}')
     subset = lambda table: dataclasses.replace(
-        table, features=tuple(f for f in table.features if f.name in set(keep)))
+        table, features=tuple(f for f in table.features if f.name in keep))
     return dataclasses.replace(self, users=subset(self.users), items=subset(self.items))
 
   @property

@@ -84,7 +84,8 @@ def experiment_variants(quick: bool = False) -> dict[str, tuple[Variant, ...]]:
   ranks = (4,) if quick else RANKS
   return {
       'table2': (TABLE2[0], TABLE2[-1]) if quick else TABLE2,
-      'table4': (() if quick else ABLATIONS) + tuple(lambda_variant(w) for w in lambdas),
+      'table4': ((Variant(DSMOE),) + (() if quick else ABLATIONS) +
+                 tuple(lambda_variant(w) for w in lambdas)),
       'experts': tuple(experts_variant(k) for k in experts),
       'rank': tuple(rank_variant(r) for r in ranks),
   }

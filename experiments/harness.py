@@ -49,6 +49,14 @@ class RunData:
   schema: str  # the events schema the run validated against (schema.pbtxt inside)
   spec: ds.DatasetSpec
 
+  def to_dict(self) -> dict:
+    return {**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if f.name != 'spec'}, 'spec': self.spec.to_dict()}
+
+  @classmethod
+  def from_dict(cls, values: dict) -> 'RunData':
+    return cls(**{**values, 'spec': ds.DatasetSpec.from_json(json.dumps(values['spec']))})
+
   @classmethod
   def latest(cls, config: configs.PipelineConfig) -> 'RunData':
     """The latest run of `config`'s pipeline (its output_dir and pipeline_name)."""

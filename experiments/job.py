@@ -2,8 +2,9 @@
 
     python -m experiments.job JOB_DIR      (experiments.reproduce starts these)
 
-JOB_DIR/spec.json (written by the scheduler) names the data run, the preset, the overrides
-and the teacher to distil from. The job trains with the Trainer's run_fn (early stopping
+JOB_DIR/spec.json (written by the scheduler) names the data (the artifacts of the pipeline
+run, resolved once for every job), the preset, the overrides, the teacher to distil from
+and the code's fingerprint. The job trains with the Trainer's run_fn (early stopping
 on the validation window, through experiments/harness.py), then scores the test window
 with the Evaluator's code, keeping each query's recall for paired comparisons:
 
@@ -49,7 +50,7 @@ def run(directory: str) -> None:
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
   harness.show_progress()
-  data = harness.RunData.latest(configs.load_config('', spec['data_overrides']))
+  data = harness.RunData.from_dict(spec['data'])
   config = configs.load_config('', spec['overrides'], spec['preset'])
   model_dir = harness.train(data, config, directory, teacher=spec.get('teacher'))
   result = harness.score(data, model_dir, layout.TEST, config.evaluation, per_query=True)
@@ -61,8 +62,10 @@ def run(directory: str) -> None:
   np.savez_compressed(os.path.join(directory, PER_QUERY_FILE), **arrays)
   with open(os.path.join(directory, PROCESS_FILE), 'w') as f:
     json.dump({'peak_rss_mb': peak_rss_mb()}, f)
-  with open(os.path.join(directory, SCORES_FILE), 'w') as f:
+  with open(os.path.join(directory, SCORES_FILE + '.tmp'), 'w') as f:
     json.dump(result, f)
+  os.replace(os.path.join(directory, SCORES_FILE + '.tmp'),  # written last: the job is done
+             os.path.join(directory, SCORES_FILE))
 
 
 def peak_rss_mb() -> float:

@@ -39,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import time
+from typing import Optional
 
 import yaml
 
@@ -48,6 +49,7 @@ from core import layout
 from core import schemas
 from experiments import figures
 from experiments import grid
+from experiments import harness
 from experiments import inspect as case_study
 from experiments import job as job_files
 from experiments import scheduler
@@ -97,18 +99,17 @@ def main(argv=None) -> int:
       _quick_data(output_dir) if args.quick else []) + args.set
   base = data_overrides + (list(QUICK_TRAINING) if args.quick else [])
   data_config = configs.load_config('', data_overrides)
-  if not args.report_only:
-    _prepare_data(data_config)
+  _check_data(results_dir, data_config)
   experiments = {name: variants for name, variants in
                  grid.experiment_variants(args.quick).items() if name in args.experiments}
   presets = {name: args.table2_presets if name == 'table2' else args.sweep_presets
              for name in experiments}
-  _check_data(results_dir, data_config)
   jobs = scheduler.plan(results_dir, base, experiments, presets, {
       name: sweep_seeds if name in ('experts', 'rank') else seeds for name in experiments})
   failed = {}
   if not args.report_only:
-    failed = scheduler.run(jobs, data_overrides, args.workers)
+    _prepare_data(data_config)
+    failed = scheduler.run(jobs, harness.RunData.latest(data_config), args.workers)
   grid_seconds = time.time() - started
   results = tables.collect(jobs)
   if not results:
@@ -118,32 +119,31 @@ def main(argv=None) -> int:
   if 'table2' in experiments:
     cost = _cost(results, results_dir, base, args.table2_presets[0], experiments['table2'],
                  args.report_only)
-  written = report(results, jobs, experiments, presets, cost, results_dir, {
+  run_records = [os.path.join(j.directory, scheduler.RUN_FILE) for j in jobs]
+  written, missing = report(results, jobs, experiments, presets, cost, results_dir, {
       'date': datetime.datetime.now().isoformat(timespec='seconds'),
       'machine': _machine(), 'commit': _commit(), 'seeds': seeds,
-      'sweep_seeds': sweep_seeds,
-      'workers': args.workers, 'quick': args.quick,
+      'sweep_seeds': sweep_seeds, 'workers': args.workers, 'quick': args.quick,
       'wall_seconds': None if args.report_only else grid_seconds,
-      'job_seconds': sum(json.load(open(os.path.join(j.directory, scheduler.RUN_FILE)))
-                         ['wall_seconds'] for j in jobs
-                         if os.path.exists(os.path.join(j.directory, scheduler.RUN_FILE))),
+      'job_seconds': sum(json.load(open(path))['wall_seconds'] for path in run_records
+                         if os.path.exists(path)),
       'jobs': len(jobs), 'jobs_done': sum(j.done for j in jobs)})
-  absent = [path for path in written if not os.path.getsize(path)]
   unfinished = [j.label for j in jobs if not j.done]
   print(f'\nreport: {os.path.join(results_dir, "results.md")} ({len(written)} files); '
         f'{time.time() - started:.0f} s')
   if args.docs:
     os.makedirs(args.docs, exist_ok=True)
     for path in written:
-      if not path.endswith('.csv') or 'results' in os.path.basename(path):
-        shutil.copy(path, args.docs)
+      shutil.copy(path, args.docs)
   for label in unfinished:
     print(f'not finished: {label}', file=sys.stderr)
   for directory, error in failed.items():
     print(f'failed: {directory}: {error}', file=sys.stderr)
-  if absent or unfinished or failed:
-    print(f'error: {len(unfinished)} jobs not finished, {len(absent)} empty outputs',
-          file=sys.stderr)
+  for name in missing:
+    print(f'missing: {name} (nothing to put in it)', file=sys.stderr)
+  if missing or unfinished or failed:
+    print(f'error: {len(unfinished)} jobs not finished, {len(failed)} failed, '
+          f'{len(missing)} outputs missing', file=sys.stderr)
     return 1
   return 0
 
@@ -208,21 +208,23 @@ def _prepare_data(config: configs.PipelineConfig) -> None:
 
 def _cost(results: tables.Results, results_dir: str, base: list[str], preset: str,
           variants: tuple[grid.Variant, ...], report_only: bool) -> dict:
-  """experiments/cost.py's figures for Table 2's models (measured once)."""
-  path = os.path.join(results_dir, 'cost.json')
-  if os.path.exists(path) or report_only:
-    return tables.load_cost(path) or {}
-  any_run = next(iter(results.values()))[0]
+  """experiments/cost.py's figures for Table 2's models under `preset` (measured once),
+or None when there are none (yet)."""
+  path = os.path.join(results_dir, f'cost_{preset}.json')
+  runs = [runs[0] for (p, _), runs in results.items() if p == preset]
+  if os.path.exists(path) or report_only or not runs:
+    return tables.load_cost(path)
+  any_run = runs[0]
   request = {'feature_space': os.path.join(any_run.job.directory, job_files.MODEL_DIR,
                                            layout.FEATURE_SPACE_FILE),
              'preset': grid.PRESETS[preset], 'overrides': base,
              'variants': [[v.name, list(v.overrides)] for v in variants],
              'threads': 1, 'output': path}
-  request_path = os.path.join(results_dir, 'cost_request.json')
+  request_path = os.path.join(results_dir, f'cost_{preset}_request.json')
   with open(request_path, 'w') as f:
     json.dump(request, f, indent=2)
   print('measuring the cost of every model (experiments/cost.py)', flush=True)
-  with open(os.path.join(results_dir, 'cost_log.txt'), 'w') as log:
+  with open(os.path.join(results_dir, f'cost_{preset}_log.txt'), 'w') as log:
     subprocess.run([sys.executable, '-m', 'experiments.cost', request_path], check=True,
                    stdout=log, stderr=subprocess.STDOUT, cwd=configs.REPO_ROOT,
                    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
@@ -230,13 +232,18 @@ def _cost(results: tables.Results, results_dir: str, base: list[str], preset: st
 
 
 def report(results: tables.Results, jobs: list[scheduler.Job], experiments: dict,
-           presets: dict, cost, results_dir: str, info: dict) -> list[str]:
-  """Writes every table, figure and results.md; returns the paths written."""
+           presets: dict, cost: Optional[dict], results_dir: str,
+           info: dict) -> tuple[list[str], list[str]]:
+  """Writes every table, figure and results.md; returns (paths written, names of the
+  outputs that should be there but have nothing to show yet)."""
   os.makedirs(results_dir, exist_ok=True)
   scenarios = tables.scenario_order(results)
-  written, sections = [], []
+  written, missing, sections = [], [], []
 
   def write(name: str, text: str) -> str:
+    if not text.strip():
+      missing.append(name)
+      return '(nothing yet)'
     path = os.path.join(results_dir, name)
     with open(path, 'w') as f:
       f.write(text + '\n')
@@ -250,10 +257,10 @@ def report(results: tables.Results, jobs: list[scheduler.Job], experiments: dict
   if 'table2' in presets and 'paper' in presets['table2']:
     sections.append('## The paper\'s numbers beside ours (paper / ours, %)\n\n' +
                     tables.paper_comparison(results, 'paper', scenarios))
-  if cost:
+  if 'table2' in presets:
     preset = presets['table2'][0]
-    sections.append(f'## Table 3: cost, {preset} preset\n\n' +
-                    write('table3.md', tables.table3(results, preset, cost)))
+    sections.append(f'## Table 3: cost, {preset} preset\n\n' + write(
+        'table3.md', tables.table3(results, preset, cost) if cost else ''))
   for preset in presets.get('table4', []):
     lambdas = [grid.lambda_variant(0).name] + [
         v.name for v in experiments['table4'] if v.name.startswith('lambda')]
@@ -264,48 +271,60 @@ def report(results: tables.Results, jobs: list[scheduler.Job], experiments: dict
                                            ('rank', 'fig3_rank', 'SAP rank R', True)):
     heading = 'Figure 2: experts K' if experiment == 'experts' else 'Figure 3: SAP rank R'
     for preset in presets.get(experiment, []):
-      path = os.path.join(results_dir, f'{figure}_{preset}.png')
+      name = f'{figure}_{preset}.png'
       values, bars = tables.sweep_values(results, preset, experiments[experiment],
                                          scenarios, info['sweep_seeds'])
+      if not values:
+        missing.append(name)
+        continue
       figures.sweep_figure(
           values,
           {s: popularity.recall(s, 50, evaluation.POPULAR_PER_SCENARIO) for s in scenarios},
-          scenarios, xlabel, path, f'DSMOE, {preset} preset: test Recall@50 against '
-          f'{xlabel} ({bars})', log2=log2)
-      written.append(path)
-      sections.append(f'## {heading}, {preset} preset\n\n'
-                      f'![{figure} {preset}]({os.path.basename(path)})')
-  for preset in grid.PRESETS:
+          scenarios, xlabel, os.path.join(results_dir, name), f'DSMOE, {preset} preset: '
+          f'test Recall@50 against {xlabel} ({bars})', log2=log2)
+      written.append(os.path.join(results_dir, name))
+      sections.append(f'## {heading}, {preset} preset\n\n![{figure} {preset}]({name})')
+  for preset in dict.fromkeys(sum((presets[e] for e in presets), [])):
     runs = results.get((preset, grid.DSMOE))
-    if runs and runs[0].summary.get('scenario_profile'):
-      path = os.path.join(results_dir, f'fig4_case_study_{preset}.png')
-      case_study.case_study_figure(runs[0].summary['scenario_profile'], path,
-                                   f'DSMOE, {preset} preset, seed {runs[0].job.seed}')
-      written.append(path)
-      sections.append(f'## Figure 4: case study, {preset} preset (seed {runs[0].job.seed})'
-                      f'\n\n![case study]({os.path.basename(path)})\n\n```\n'
-                      f'{case_study.describe(runs[0].summary["scenario_profile"])}\n```')
+    name = f'fig4_case_study_{preset}.png'
+    if not (runs and runs[0].summary.get('scenario_profile')):
+      missing.append(name)
+      continue
+    case_study.case_study_figure(runs[0].summary['scenario_profile'],
+                                 os.path.join(results_dir, name),
+                                 f'DSMOE, {preset} preset, seed {runs[0].job.seed}')
+    written.append(os.path.join(results_dir, name))
+    sections.append(f'## Figure 4: case study, {preset} preset (seed {runs[0].job.seed})'
+                    f'\n\n![case study]({name})\n\n```\n'
+                    f'{case_study.describe(runs[0].summary["scenario_profile"])}\n```')
   csv_path = os.path.join(results_dir, 'results.csv')
   tables.write_csv(results, csv_path, scenarios)
   written.append(csv_path)
-  wall = (f'{info["wall_seconds"] / 60:.0f} min' if info['wall_seconds'] is not None
-          else 'not measured (report only)')
-  head = (f'# DSMOE on KuaiRand-Pure: the paper\'s experiments\n\n'
-          f'Run {info["date"]} on {info["machine"]}, commit {info["commit"]}; seeds '
-          f'{", ".join(map(str, info["seeds"]))} (K and R sweeps: '
-          f'{", ".join(map(str, info["sweep_seeds"]))}); {info["jobs_done"]} of {info["jobs"]} '
-          f'jobs finished; this call\'s wall time {wall} with {info["workers"]} workers '
-          f'(the jobs\' own wall times add up to {info["job_seconds"] / 60:.0f} min)'
-          f'{"; QUICK MODE (fixture data, 2 epochs): a check, not results" if info["quick"] else ""}.\n\n'
-          'Test window Recall@K over the full corpus in %, mean ± std over seeds; **bold**: '
-          'best of the column. Differences (a − b) are paired over the test queries '
-          '(each query\'s recall averaged over seeds), 95% Poisson-bootstrap interval, '
-          '* = significant. Early stopping and every choice used the validation window '
-          'only.')
-  write('results.md', head + '\n\n' + '\n\n'.join(sections))
+  write('results.md', _head(info, results) + '\n\n' + '\n\n'.join(sections))
   with open(os.path.join(results_dir, 'run_info.json'), 'w') as f:
     json.dump(info, f, indent=2)
-  return written
+  return written, missing
+
+
+def _head(info: dict, results: tables.Results) -> str:
+  wall = (f'{info["wall_seconds"] / 60:.0f} min' if info['wall_seconds'] is not None
+          else 'not measured (report only)')
+  codes = {r.job.code for runs in results.values() for r in runs}
+  return (
+      f'# DSMOE on KuaiRand-Pure: the paper\'s experiments\n\n'
+      f'Run {info["date"]} on {info["machine"]}, commit {info["commit"]}; seeds '
+      f'{", ".join(map(str, info["seeds"]))} (K and R sweeps: '
+      f'{", ".join(map(str, info["sweep_seeds"]))}); {info["jobs_done"]} of {info["jobs"]} '
+      f'jobs finished; this call\'s wall time {wall} with {info["workers"]} workers (the '
+      f'jobs\' own wall times add up to {info["job_seconds"] / 60:.0f} min); the jobs ran '
+      f'{len(codes)} version{"s" if len(codes) > 1 else ""} of the code'
+      f'{"; QUICK MODE (fixture data, 2 epochs): a check, not results" if info["quick"] else ""}'
+      '.\n\nTest window Recall@K over the full corpus in %, mean ± std over seeds; **bold**: '
+      'best of the column. Differences (a − b) are paired over the test queries (each '
+      'query\'s recall averaged over seeds), 95% Poisson-bootstrap interval, * = '
+      'significant; DSMOE is compared with the baseline that is best on the test window in '
+      'each column (the hardest comparison; a report, not a choice). Early stopping and '
+      'every choice used the validation window only.')
 
 
 def _machine() -> str:

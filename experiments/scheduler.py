@@ -27,6 +27,7 @@ from core import config as configs
 from experiments import grid
 from experiments import harness
 from experiments import job as job_files
+from pipeline import pipeline
 
 RUN_FILE = 'run.json'  # wall time, peak memory, exit code of the job's process
 LOG_FILE = 'log.txt'
@@ -49,6 +50,15 @@ class Job:
   @property
   def done(self) -> bool:
     return job_files.finished(self.directory)
+
+  @property
+  def code(self) -> Optional[str]:
+    """The fingerprint of the code the job ran (None: not recorded)."""
+    path = os.path.join(self.directory, job_files.SPEC_FILE)
+    if not os.path.exists(path):
+      return None
+    with open(path) as f:
+      return json.load(f).get('code')
 
   @property
   def teacher_dir(self) -> Optional[str]:
@@ -86,8 +96,10 @@ def plan(root: str, base: list[str], experiments: dict[str, tuple[grid.Variant, 
                                    harness.config_fingerprint(config))
           if directory not in jobs:
             jobs[directory] = Job(directory, preset, seed, overrides, [],
-                                  teacher_key(config) if variant.distilled else None)
-          jobs[directory].names.append((experiment, variant.name))
+                                  teacher_key(config) if config.distillation.enabled
+                                  else None)
+          if (experiment, variant.name) not in jobs[directory].names:
+            jobs[directory].names.append((experiment, variant.name))
           group.setdefault(directory, (list(experiments).index(experiment),
                                        presets[experiment].index(preset)))
   producers: dict[str, Job] = {}
@@ -100,14 +112,17 @@ def plan(root: str, base: list[str], experiments: dict[str, tuple[grid.Variant, 
   return sorted(jobs.values(), key=lambda j: (group[j.directory], kind(j)))
 
 
-def run(jobs: list[Job], data_overrides: list[str], workers: int,
+def run(jobs: list[Job], data: harness.RunData, workers: int,
         threads: int = 1) -> dict[str, str]:
-  """Runs the jobs not done yet, `workers` at a time; {directory: error} of the failed."""
+  """Runs the jobs not done yet, `workers` at a time, on `data` (resolved once, so a
+  pipeline run in the same output directory meanwhile changes nothing);
+  {directory: error} of the failed."""
   pending = [j for j in jobs if not j.done]
   total, started_all = len(pending), time.time()
   print(f'{len(jobs)} jobs, {len(jobs) - total} done before, {total} to train with '
         f'{workers} workers', flush=True)
-  running: dict[int, tuple[Job, float]] = {}
+  running: dict[int, tuple[Job, subprocess.Popen, float]] = {}
+  code_version = pipeline.code_fingerprint()
   failed: dict[str, str] = {}
   finished = 0
   while pending or running:
@@ -121,12 +136,15 @@ def run(jobs: list[Job], data_overrides: list[str], workers: int,
       if job.teacher_from and not job.teacher_from.done:
         continue
       pending.remove(job)
-      running[_start(job, data_overrides, threads)] = (job, time.time())
+      process = _start(job, data, threads, code_version)
+      running[process.pid] = (job, process, time.time())
     if not running:
       continue
+    # The Popen objects stay referenced in `running`, so subprocess never reaps a job
+    # before this wait sees it.
     pid, status = os.waitpid(-1, 0)
-    job, started = running.pop(pid)
-    code = os.waitstatus_to_exitcode(status)
+    job, process, started = running.pop(pid)
+    code = process.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.time() - started
     record = {'exit_code': code, 'wall_seconds': seconds, 'threads': threads,
               'ended': datetime.datetime.now().isoformat(timespec='seconds')}
@@ -148,11 +166,12 @@ def run(jobs: list[Job], data_overrides: list[str], workers: int,
   return failed
 
 
-def _start(job: Job, data_overrides: list[str], threads: int) -> int:
+def _start(job: Job, data: harness.RunData, threads: int,
+           code_version: str) -> subprocess.Popen:
   os.makedirs(job.directory, exist_ok=True)
-  spec = {'data_overrides': list(data_overrides), 'preset': grid.PRESETS[job.preset],
+  spec = {'data': data.to_dict(), 'preset': grid.PRESETS[job.preset],
           'overrides': list(job.overrides), 'teacher': job.teacher_dir, 'threads': threads,
-          'names': job.names}
+          'names': job.names, 'code': code_version}
   with open(os.path.join(job.directory, job_files.SPEC_FILE), 'w') as f:
     json.dump(spec, f, indent=2)
   log = open(os.path.join(job.directory, LOG_FILE), 'a')
@@ -160,7 +179,7 @@ def _start(job: Job, data_overrides: list[str], threads: int) -> int:
                              stdout=log, stderr=subprocess.STDOUT, cwd=configs.REPO_ROOT,
                              env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
   log.close()
-  return process.pid
+  return process
 
 
 def _headline(job: Job) -> str:

@@ -207,11 +207,12 @@ def sweep_values(results: Results, preset: str, variants: tuple[grid.Variant, ..
   """({x: {scenario: (recall, below, above)}}, what the bars are) of a K or R sweep (x:
   the value after '=') over `seeds`: the mean and its standard deviation over seeds, or,
   with one seed, the run's recall and its 95% bootstrap interval over the test queries."""
-  values = {}
+  values, counts = {}, set()
   for variant in variants:
     runs = [r for r in results.get((preset, variant.name), []) if r.job.seed in seeds]
     if not runs:
       continue
+    counts.add(len(runs))
     x = int(variant.name.split('=')[1])
     if len(runs) == 1:
       interval = lambda s: runs[0].scores['intervals'][evaluation.MODEL][s][str(k)]
@@ -220,14 +221,16 @@ def sweep_values(results: Results, preset: str, variants: tuple[grid.Variant, ..
     else:
       values[x] = {s: (m, sd, sd) for s in scenarios
                    for m, sd in [_mean_std([r.recall(s, k) for r in runs])]}
-  bars = ('95% bootstrap interval over the test queries, seed ' + str(seeds[0])
-          if len(seeds) == 1 else f'mean ± std over seeds {", ".join(map(str, seeds))}')
+  bars = ' and '.join(
+      '95% bootstrap interval over the test queries of one seed' if n == 1 else
+      f'mean ± std over {n} seeds' for n in sorted(counts))
   return values, bars
 
 
 def table3(results: Results, preset: str, cost: dict) -> str:
   """Cost of each Table 2 model: static figures (experiments/cost.py, one process, one
-  thread) and the grid's measured training (two jobs side by side, one thread each)."""
+  thread) and the grid's measured training (two jobs side by side, one thread each; the
+  epoch times of runs that were not interrupted and resumed)."""
   lines = ['| model | parameters (towers) | MFLOPs / example (user + item) | step ms '
            '(same batch) | s / epoch | epochs kept | s to kept epoch | training s (all '
            'epochs) | peak memory MB |', '|' + '---|' * 9]
@@ -236,6 +239,7 @@ def table3(results: Results, preset: str, cost: dict) -> str:
     static = cost.get(variant.name)
     if not runs or not static:
       continue
+    runs = [r for r in runs if not _resumed(r.summary['student'])] or runs
     epoch_seconds = [_epoch_seconds(r.summary['student'], r.summary['rows_per_epoch'])
                      for r in runs]
     kept = [r.summary['student']['epoch_kept'] for r in runs]
@@ -262,6 +266,11 @@ def table3(results: Results, preset: str, cost: dict) -> str:
         f'{np.mean([sum(e[:p["epoch_kept"]]) for e, p in zip(epochs, phases)]):.0f} | '
         f'{np.mean([sum(e) for e in epochs]):.0f} | |')
   return '\n'.join(lines)
+
+
+def _resumed(phase: dict) -> bool:
+  """A phase resumed after an interruption has epoch times of its last process only."""
+  return len(phase['examples_per_second']) != phase['epochs_run']
 
 
 def _epoch_seconds(phase: dict, rows_per_epoch: int) -> list[float]:

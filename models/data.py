@@ -169,6 +169,14 @@ def training_batches(anchor_examples: tf.data.Dataset, space: features.FeatureSp
           .prefetch(tf.data.AUTOTUNE))
 
 
+def without_user_row(features_: dict, labels: tf.Tensor, weights: tf.Tensor):
+  """A batch without features.USER_ROW: for a strategy that splits batches across
+  replicas (a slice need not hold the anchors its rows point at), where each row then
+  runs the user tower itself."""
+  return ({name: value for name, value in features_.items() if name != features.USER_ROW},
+          labels, weights)
+
+
 def negative_logits(clicks: tf.Tensor, corpus_items: dict, space: features.FeatureSpace,
                     power: float) -> tf.Tensor:
   """log P(corpus row) of the random negatives, up to a constant:

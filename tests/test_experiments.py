@@ -81,6 +81,9 @@ def test_plan_trains_each_configuration_once_and_shares_a_teacher_per_seed():
       assert position[id(job.teacher_from)] < position[id(job)]
       assert job.teacher_from.seed == job.seed and job.teacher_from.preset == job.preset
   assert len({j.directory for j in jobs}) == len(jobs)
+  # A name asked for twice (lambda 0 is "w/o distillation") counts its runs once.
+  assert all(len(j.names) == len(set(j.names)) for j in jobs)
+  assert ('table4', 'w/o distillation') in by_name[('paper', 1, 'w/o distillation')].names
 
 
 def _run(name, seed, recall, scenario_of_query, directory='/r/x'):

@@ -215,7 +215,11 @@ def run_fn(fn_args) -> None:
   summary = {'anchors': anchors, 'rows_per_epoch': rows, 'refit': bool(fixed),
              'seed': training.seed}
 
-  with _strategy(training.strategy).scope():
+  strategy = _strategy(training.strategy)
+  if strategy.num_replicas_in_sync > 1:  # replicas get slices of a batch, anchors or not
+    train = train.map(data.without_user_row)
+    validation = validation and validation.map(data.without_user_row)
+  with strategy.scope():
     teacher = None
     if setup.distillation.enabled:
       teacher = _teacher_phase(fn_args, setup, train, validation, rows, backup_root,
