@@ -8,7 +8,8 @@
 
 1. Data: the pipeline's ingestion, validation and Transform (`pipeline.local_runner`
    with data_only) under --output-dir; with the same output directory as `make run`
-   they come from its cache, so nothing is ingested twice.
+   they come from its cache, so nothing is ingested twice. The results directory
+   records (data.json) which artifacts its jobs train on and keeps using them.
 2. Jobs (experiments/grid.py, experiments/scheduler.py): every variant of the chosen
    experiments, per preset and seed, trained by the Trainer's run_fn with its protocol
    (early stopping on the validation window, the best epoch kept), then scored once on
@@ -108,8 +109,7 @@ def main(argv=None) -> int:
       name: sweep_seeds if name in ('experts', 'rank') else seeds for name in experiments})
   failed = {}
   if not args.report_only:
-    _prepare_data(data_config)
-    failed = scheduler.run(jobs, harness.RunData.latest(data_config), args.workers)
+    failed = scheduler.run(jobs, _pinned_data(results_dir, data_config), args.workers)
   grid_seconds = time.time() - started
   results = tables.collect(jobs)
   if not results:
@@ -162,6 +162,7 @@ def _check_data(results_dir: str, config: configs.PipelineConfig) -> None:
   if os.path.exists(path):
     with open(path) as f:
       recorded = json.load(f)
+    recorded.pop('artifacts', None)
     if recorded != json.loads(json.dumps(data)):
       differs = [k for k in data if recorded.get(k) != json.loads(json.dumps(data[k]))]
       raise SystemExit(f'error: {results_dir} holds jobs trained on other data (its '
@@ -171,6 +172,27 @@ def _check_data(results_dir: str, config: configs.PipelineConfig) -> None:
   os.makedirs(results_dir, exist_ok=True)
   with open(path, 'w') as f:
     json.dump(data, f, indent=2)
+
+
+def _pinned_data(results_dir: str, config: configs.PipelineConfig) -> harness.RunData:
+  """The ingestion and Transform artifacts every job of the results directory trains on:
+  those its data.json records when they still exist, else the pipeline's (run now, from
+  TFX's cache when nothing changed), recorded there. A Transform run again (after a code
+  change, or by `make run` in the same outputs) can differ in the last float digits
+  (tf.Transform's mean and variance sum in no fixed order), so a grid keeps its own."""
+  path = os.path.join(results_dir, 'data.json')
+  with open(path) as f:
+    recorded = json.load(f)
+  pinned = recorded.get('artifacts')
+  if pinned and all(os.path.exists(v) for k, v in pinned.items() if k != 'spec'):
+    print(f'data: the artifacts recorded in {path}', flush=True)
+    return harness.RunData.from_dict(pinned)
+  _prepare_data(config)
+  data = harness.RunData.latest(config)
+  recorded['artifacts'] = data.to_dict()
+  with open(path, 'w') as f:
+    json.dump(recorded, f, indent=2)
+  return data
 
 
 def _quick_data(output_dir: str) -> list[str]:

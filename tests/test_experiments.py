@@ -166,3 +166,31 @@ def test_case_study_of_a_model_directory(tmp_path, capsys):
   (tmp_path / 'training_summary.json').write_text(json.dumps({'student': {}}))
   assert case_study.main(['--model', str(tmp_path)]) == 2
   assert 'no scenario_profile' in capsys.readouterr().err
+
+
+def test_a_results_directory_keeps_its_data(tmp_path, monkeypatch):
+  """Jobs of one results directory train on the artifacts its data.json records, even
+  when the pipeline has run again since; another dataset is refused."""
+  from core import config as configs
+  from experiments import harness
+  from experiments import reproduce
+  config = configs.load_config('', [f'output_dir={tmp_path}/out',
+                                    'data_dir=tests/testdata/kuairand_fixture'])
+  reproduce._check_data(str(tmp_path), config)
+  artifacts = {name: str(tmp_path / name) for name in (
+      'examples', 'item_corpus', 'scenario_mapping', 'transform_graph',
+      'transformed_examples', 'schema')}
+  for path in artifacts.values():
+    os.makedirs(path)
+  recorded = json.loads((tmp_path / 'data.json').read_text())
+  spec = recorded['dataset_spec']
+  recorded['artifacts'] = dict(artifacts, spec=spec)
+  (tmp_path / 'data.json').write_text(json.dumps(recorded))
+  monkeypatch.setattr(reproduce, '_prepare_data', lambda _: pytest.fail('ran the pipeline'))
+  data = reproduce._pinned_data(str(tmp_path), config)
+  assert isinstance(data, harness.RunData) and data.transform_graph == artifacts[
+      'transform_graph']
+  reproduce._check_data(str(tmp_path), config)  # the same data: accepted
+  other = configs.load_config('', [f'output_dir={tmp_path}/out'])  # the bundled data
+  with pytest.raises(SystemExit, match='other data'):
+    reproduce._check_data(str(tmp_path), other)
