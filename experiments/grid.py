@@ -32,10 +32,6 @@ class Variant:
   name: str  # the label in tables (unique per experiment run)
   overrides: tuple[str, ...] = ()
 
-  @property
-  def distilled(self) -> bool:
-    return NO_TEACHER not in self.overrides
-
 
 # The paper's Table 2 rows, in its order, then the project's own reference baselines.
 TABLE2 = (
