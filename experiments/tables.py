@@ -62,8 +62,8 @@ def collect(jobs: list[scheduler.Job]) -> Results:
     if not job.done:
       continue
     run = Run.load(job)
-    for _, name in job.names:
-      results.setdefault((job.preset, name), []).append(run)
+    for name in dict.fromkeys(name for _, name in job.names):  # a name of two experiments
+      results.setdefault((job.preset, name), []).append(run)   # (DSMOE) counts once
   return results
 
 
