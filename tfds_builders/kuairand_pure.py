@@ -63,6 +63,7 @@ class KuairandPure(tfds.core.GeneratorBasedBuilder):
           fnames.HISTORY_ITEM_ID: tfds.features.Sequence(tf.string),
           fnames.HISTORY_SCENARIO: tfds.features.Sequence(tf.string),
       })
+      features.update({fnames.task_label(t): tf.int64 for t in spec.logs.task_names})
       features.update(_feature_types(spec.users))
     features.update(_feature_types(spec.items))
     config = configs.IngestionConfig()
