@@ -163,9 +163,13 @@ class RankerConfig:
   rankmixer, and its baselines shared_bottom and mmoe) and of MTmixAtt (mtmixatt)."""
   model: str = 'mdl'  # one of RANKERS
   embedding_dim: int = 16  # every feature field
-  token_dim: int = 48  # d of every token (feature, scenario, task); rankmixer: N_f | d
+  # d of every token (feature, scenario, task). Token mixing needs the token count to
+  # divide d: 42 fits the 6 feature tokens and, in MDL without domain-aware attention on
+  # KuaiRand, the 6 + 5 scenario + 3 task tokens mixed together (otherwise that ablation
+  # falls back to adding the mean feature token; models/rankers/layers/mdl_block.py).
+  token_dim: int = 42
   num_layers: int = 2  # L stacked blocks (RankMixer, MDL, MTmixAtt)
-  num_heads: int = 4  # domain-aware attention heads (MDL)
+  num_heads: int = 3  # domain-aware attention heads (MDL)
   ffn_expansion: int = 2  # hidden width of every per-token FFN = expansion * token_dim
   hidden_units: tuple[int, ...] = (256, 128)  # shared bottom; MMoE experts
   tower_units: tuple[int, ...] = (64,)  # per-task towers (all but MDL's task tokens)
