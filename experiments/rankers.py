@@ -48,6 +48,7 @@ VARIANTS = {
     'MTmixAtt': ('ranker.model=mtmixatt',),
 }
 POPULARITY = 'popularity'
+WEIGHTS = 'weights/ranker'  # Keras checkpoint prefix of a job's kept epoch
 REFERENCE = 'MDL'
 
 
@@ -100,6 +101,8 @@ def run_job(directory: str, data_dict: dict, overrides: list) -> str:
   scored = ranking.score_raw(model, tft_output, space,
                              layout.split_pattern(data.examples, layout.TEST), tasks)
   summary['wall_seconds'] = time.time() - started
+  summary['overrides'] = list(overrides)
+  model.save_weights(os.path.join(directory, WEIGHTS))
   with open(os.path.join(directory, 'summary.json'), 'w') as f:
     json.dump(summary, f, indent=1)
   np.savez_compressed(os.path.join(directory, 'test_scores.npz'),
