@@ -294,3 +294,19 @@ def test_ranker_teacher_is_the_click_head(tmp_path):
   assert RankerTeacher(SPACE, other).task == 'like'
   np.testing.assert_array_equal(RankerTeacher(SPACE, other, 'long_view')(batch).numpy(),
                                 other(batch).numpy()[:, 1])
+
+
+@pytest.mark.parametrize('model,overrides', [
+    ('mdl', {}), ('mdl', {'use_task_tokens': False}), ('mdl', {'use_scenario_tokens': False}),
+    ('mdl', {'use_domain_attention': False}), ('mtmixatt', {}), ('rankmixer', {}),
+    ('mmoe', {}), ('shared_bottom', {})])
+def test_every_trainable_variable_gets_a_gradient(model, overrides):
+  """No parameter that the loss cannot reach (e.g. a last block's scenario FFN whose
+  output no logit reads)."""
+  net = ranker(model, **overrides)
+  batch = random_inputs()
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels_of(batch),
+                                                                  net(batch, training=True)))
+  grads = tape.gradient(loss, net.trainable_variables)
+  assert [v.name for v, g in zip(net.trainable_variables, grads) if g is None] == []

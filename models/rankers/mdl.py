@@ -121,7 +121,8 @@ class MDLRanker(MultiTaskRanker):
     block_args = dict(num_heads=num_heads, expansion=ffn_expansion, dropout=dropout,
                       use_domain_attention=use_domain_attention,
                       use_global_token=use_global_token)
-    self.blocks = [MDLBlock(**block_args, name=f'mdl_block_{l}')
+    self.blocks = [MDLBlock(**block_args, update_scenario_tokens=l < num_layers - 1,
+                            name=f'mdl_block_{l}')
                    if len(self.kinds) == 2 else
                    MDLBlockOfKinds(self.kinds, **block_args, name=f'mdl_block_{l}')
                    for l in range(num_layers)]

@@ -43,14 +43,16 @@ class MDLBlock(tf.keras.layers.Layer):
 
   Inputs: a dict with keys feature_tokens [B, N_f, d], scenario_tokens [B, N_s (+1), d],
   task_tokens [B, N_t, d], scenario_index [B] int; or the tuple of them in that order. The
-  output has the same structure, scenario_index passed through, so blocks stack.
+  output has the same structure, scenario_index passed through, so blocks stack. With
+  `update_scenario_tokens=False` (a ranker's last block when only task tokens feed the
+  logits) the scenario tokens come out as T_s hat, without eq. 12's FFN.
   `attention_scores(inputs)` is {kind: [B, H, N_kind, N_f]} of the kinds that attend.
   """
 
   def __init__(self, num_heads: int = 1, expansion: float = 4, dropout: float = 0.0,
                use_domain_attention=True, use_global_token: bool = True,
                ablation_interaction: str = 'auto', layer_norm_epsilon: float = 1e-6,
-               **kwargs):
+               update_scenario_tokens: bool = True, **kwargs):
     super().__init__(**kwargs)
     if isinstance(use_domain_attention, bool):
       attended = KINDS if use_domain_attention else ()
@@ -69,13 +71,17 @@ class MDLBlock(tf.keras.layers.Layer):
     self.use_global_token = use_global_token
     self.ablation_interaction = ablation_interaction
     self.layer_norm_epsilon = layer_norm_epsilon
+    self.update_scenario_tokens = update_scenario_tokens
     self.attended = tuple(k for k in KINDS if k in attended)
     self.mixed = tuple(k for k in KINDS if k not in attended)
     self.resolved_interaction = None
     self.rankmixer = RankMixerBlock(expansion, dropout, layer_norm_epsilon, name='rankmixer')
     self.attention = {kind: DomainAwareAttention(num_heads, name=f'{kind}_attention')
                       for kind in self.attended}
-    self.scenario_ffn = PerTokenFFN(expansion, dropout=dropout, name='scenario_ffn')
+    # The last block of a ranker whose logits read only task tokens: its eq. 12 output
+    # would feed nothing (eq. 14 fuses T_s hat), so there is no FFN to leave untrained.
+    self.scenario_ffn = (PerTokenFFN(expansion, dropout=dropout, name='scenario_ffn')
+                         if update_scenario_tokens else None)
     self.task_ffn = PerTokenFFN(expansion, dropout=dropout, name='task_ffn')
     self.domain_fused = DomainFusedModule(use_global_token, name='domain_fused')
 
@@ -125,7 +131,8 @@ class MDLBlock(tf.keras.layers.Layer):
       interaction[kind], scores[kind] = self.attention[kind](
           [domain[kind], features], return_attention_scores=True)
     scenario_hat = interaction['scenario'] + scenario_tokens  # eq. 11
-    scenario_out = self.scenario_ffn(scenario_hat, training=training) + scenario_hat  # 12
+    scenario_out = (scenario_hat if self.scenario_ffn is None else  # eq. 12
+                    self.scenario_ffn(scenario_hat, training=training) + scenario_hat)
     task_hat = interaction['task'] + task_tokens  # eq. 13
     task_fused = self.domain_fused([task_hat, scenario_hat, scenario_index])  # eq. 14
     task_out = self.task_ffn(task_fused, training=training) + task_fused  # eq. 15
@@ -152,5 +159,6 @@ class MDLBlock(tf.keras.layers.Layer):
         'use_global_token': self.use_global_token,
         'ablation_interaction': self.ablation_interaction,
         'layer_norm_epsilon': self.layer_norm_epsilon,
+        'update_scenario_tokens': self.update_scenario_tokens,
     })
     return config
