@@ -51,6 +51,7 @@ from models import export
 from models import features
 from models import losses
 from models import model_stats
+from models.rankers import base as rankers_base
 
 TARGET_RANKER = 'mdl'
 TARGET_P99_MS = 15.0
@@ -85,7 +86,7 @@ def run_inputs(config: configs.PipelineConfig):
       spec, preprocessing.vocabulary_sizes(tft_output, spec, config.transform.num_oov_buckets),
       ScenarioMapping.load(gen['scenario_mapping'].uri).values,
       schemas.read(os.path.join(schema['schema'].uri, 'schema.pbtxt')),
-      config.model.popularity_features)
+      rankers_base.POPULARITY_FEATURES)
   records = next(example_files.record_batches(
       layout.split_pattern(gen['examples'].uri, layout.TEST))).numpy()
   return space, tft_output, spec.logs.task_names, list(records)

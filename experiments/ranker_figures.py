@@ -17,9 +17,9 @@ training/ranking.score_raw sends them, then:
                         exposures: a task token over all exposures; the scenario token of
                         scenario s over the exposures of s (the token that example's
                         prediction uses, with the global one), the global token over all.
-  mtmixatt_routing.png  per block, each scenario's mean routing weight of every sparse
-                        expert (averaged over the tokens and the scenario's exposures; with
-                        top_k = 1, the share of tokens sent to each expert).
+  mtmixatt_routing.png  per block, the share of each scenario's routing decisions that go
+                        to each sparse expert (over the tokens and the scenario's
+                        exposures; each token makes top_k decisions: rows sum to 1).
   ranker_figures.json   the numbers of both (the scenario tokens also averaged over all
                         exposures), the jobs and the sample.
 
@@ -54,7 +54,7 @@ def find_job(results_dir: str, seed: int, name: str) -> str:
                                         'summary.json')):
     directory = os.path.dirname(summary)
     with open(summary) as f:
-      has_overrides = 'overrides' in json.load(f)
+      has_overrides = {'overrides', 'data'} <= set(json.load(f))
     if has_overrides and glob.glob(os.path.join(directory, rankers.WEIGHTS) + '.index'):
       found.append(directory)
   if not found:
@@ -183,18 +183,19 @@ def mdl_attention(model, inputs: dict, batch_size: int = _BATCH) -> dict:
 
 
 def mtmixatt_routing(model, inputs: dict, batch_size: int = _BATCH) -> dict:
-  """MTmixAtt's sparse-expert routing, per block: routing[l] [R, E_s], the mean over the
-  exposures of each scenario (rows: the served scenarios, `other` when some exposure's
-  scenario is not served, then `all`) and over the tokens of g [B, N, E_s]. Rows sum to 1
-  over the experts; NaN for a served scenario without exposures."""
+  """MTmixAtt's sparse-expert routing, per block: routing[l] [R, E_s], the share of the
+  routing decisions (each token's top_k experts, c / top_k with c [B, N, E_s] 0/1) of each
+  scenario's exposures (rows: the served scenarios, `other` when some exposure's scenario is
+  not served, then `all`) that go to each expert. Rows sum to 1 over the experts; NaN for
+  a served scenario without exposures."""
   scenarios = tuple(model.feature_space.scenarios)
   index = scenario_indices(inputs, scenarios)
   groups = len(scenarios) + 1
   totals = None
   for start, batch in _batches(inputs, batch_size):
     own = index[start:start + batch_size]
-    for layer, g in enumerate(model.routing_weights(batch)):
-      per_exposure = g.numpy().astype(np.float64).mean(axis=1)  # [b, E_s]
+    for layer, c in enumerate(model.routing_choices(batch)):
+      per_exposure = c.numpy().astype(np.float64).mean(axis=1) / model.top_k  # [b, E_s]
       if totals is None:
         totals = np.zeros([model.num_layers, groups, per_exposure.shape[1]])
       np.add.at(totals[layer], own, per_exposure)
@@ -284,7 +285,7 @@ def plot_mtmixatt_routing(result: dict, path: str, title: str = '') -> None:
                       [f'expert {e}' for e in range(result['experts'])],
                       f'block {l + 1}', 1.0)
   fig.colorbar(image, ax=list(axes[0]), fraction=0.03, pad=0.02)
-  fig.suptitle(title or (f'MTmixAtt: mean routing weight of each sparse expert (top_k '
+  fig.suptitle(title or (f'MTmixAtt: share of routing decisions per sparse expert (top_k '
                          f'{result["top_k"]})\nover the tokens and each scenario\'s '
                          f'exposures'), fontsize=8)
   fig.savefig(path, dpi=130)
@@ -321,7 +322,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   for name in (MDL_JOB, MTMIXATT_JOB):
     directory = find_job(results_dir, args.seed, name)
     config, summary = job_config(directory)
-    data = harness.RunData.latest(config)
+    data = harness.RunData.from_dict(summary['data'])  # the run the job trained on
     key = (data.transform_graph, data.examples)
     if key not in cache:
       space, tft_output = rankers._space(data, config)  # pylint: disable=protected-access
@@ -342,9 +343,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                      f'MDL: attention of the task and scenario tokens over the feature '
                      f'tokens ({sample})')
   plot_mtmixatt_routing(routing, os.path.join(output_dir, 'mtmixatt_routing.png'),
-                        f'MTmixAtt: mean routing weight of each sparse expert (top_k '
-                        f'{routing["top_k"]}) per scenario\nover the tokens and the '
-                        f'scenario\'s exposures ({sample})')
+                        f'MTmixAtt: share of each scenario\'s routing decisions that go '
+                        f'to each sparse expert (top_k {routing["top_k"]})\nover the tokens '
+                        f'and the scenario\'s exposures ({sample})')
   with open(os.path.join(output_dir, 'ranker_figures.json'), 'w') as f:
     json.dump(to_json(report), f, indent=1)
   print(f'written to {output_dir}: mdl_attention.png, mtmixatt_routing.png, '

@@ -52,11 +52,15 @@ WEIGHTS = 'weights/ranker'  # Keras checkpoint prefix of a job's kept epoch
 REFERENCE = 'MDL'
 
 
-def job_directory(results_dir: str, name: str, config: configs.PipelineConfig) -> str:
-  """runs/seed<seed>/<name>-<fingerprint of the ranker and transform sections>."""
+def job_directory(results_dir: str, name: str, config: configs.PipelineConfig,
+                  data_dict: dict) -> str:
+  """runs/seed<seed>/<name>-<fingerprint of the ranker, transform and model sections and
+  of the data (the run's artifacts and dataset spec, tasks in their order)>: a job's scores
+  are never paired with another run's exposures."""
   fingerprint = hashlib.sha256((configs.section_to_json(config.ranker) +
                                 configs.section_to_json(config.transform) +
-                                configs.section_to_json(config.model)).encode()).hexdigest()
+                                configs.section_to_json(config.model) +
+                                json.dumps(data_dict, sort_keys=True)).encode()).hexdigest()
   slug = name.replace(' ', '_').replace('/', '_')
   return os.path.join(results_dir, 'runs', f'seed{config.training.seed}',
                       f'{slug}-{fingerprint[:10]}')
@@ -69,13 +73,14 @@ def _space(data, config: configs.PipelineConfig):
   from core.scenario_mapping import ScenarioMapping  # pylint: disable=g-import-not-at-top
   from models import features  # pylint: disable=g-import-not-at-top
   from models import preprocessing  # pylint: disable=g-import-not-at-top
+  from models.rankers import base as rankers_base  # pylint: disable=g-import-not-at-top
   tft_output = tft.TFTransformOutput(data.transform_graph)
   space = features.FeatureSpace.build(
       data.spec, preprocessing.vocabulary_sizes(tft_output, data.spec,
                                                 config.transform.num_oov_buckets),
       ScenarioMapping.load(data.scenario_mapping).values,
       schemas.read(os.path.join(data.schema, 'schema.pbtxt')),
-      config.model.popularity_features)
+      rankers_base.POPULARITY_FEATURES)
   return space, tft_output
 
 
@@ -102,6 +107,8 @@ def run_job(directory: str, data_dict: dict, overrides: list) -> str:
                              layout.split_pattern(data.examples, layout.TEST), tasks)
   summary['wall_seconds'] = time.time() - started
   summary['overrides'] = list(overrides)
+  summary['data'] = data_dict  # the run it trained on (figures rebuild the model on it)
+  summary['test_exposures'] = int(len(scored.probabilities))
   model.save_weights(os.path.join(directory, WEIGHTS))
   with open(os.path.join(directory, 'summary.json'), 'w') as f:
     json.dump(summary, f, indent=1)
@@ -136,7 +143,8 @@ def main(argv=None) -> int:
   for seed in args.seeds:
     for name in args.variants:
       overrides = base + list(VARIANTS[name]) + [f'training.seed={seed}']
-      directory = job_directory(results_dir, name, configs.load_config('', overrides))
+      directory = job_directory(results_dir, name, configs.load_config('', overrides),
+                                data.to_dict())
       jobs[(name, seed)] = (directory, overrides)
   todo = [(d, o) for d, o in jobs.values()
           if not os.path.exists(os.path.join(d, 'test_scores.npz'))]
@@ -174,6 +182,10 @@ def report(data, jobs: dict, args, results_dir: str, grid_seconds: float) -> Non
       per_seed.setdefault(name, {})[seed] = scores['probabilities']
     with open(os.path.join(directory, 'summary.json')) as f:
       summaries[(name, seed)] = json.load(f)
+    if (summaries[(name, seed)]['tasks'] != list(tasks) or
+        per_seed[name][seed].shape != test.labels.shape):
+      raise SystemExit(f'error: {directory} scored other exposures or tasks than this '
+                       f'run\'s test window; delete it to train again')
   def point(result, system, scenario, task, metric):
     value = result['metrics'][system][scenario][task][metric]
     return None if value is None else value['point']
@@ -183,12 +195,11 @@ def report(data, jobs: dict, args, results_dir: str, grid_seconds: float) -> Non
     systems.update({name: per_seed[name][seed] for name in per_seed})
     seeds_results[seed] = evaluation.evaluate(systems, test.labels, test.scenarios,
                                               test.users, tasks, resamples=2)
-  mean_scores = {POPULARITY: popularity}
-  mean_scores.update({name: np.mean([per_seed[name][s] for s in args.seeds], axis=0)
-                      for name in per_seed})
-  paired = [evaluation.evaluate(mean_scores, test.labels, test.scenarios, test.users, tasks,
+  first = {POPULARITY: popularity}
+  first.update({name: per_seed[name][args.seeds[0]] for name in per_seed})
+  paired = [evaluation.evaluate(first, test.labels, test.scenarios, test.users, tasks,
                                 reference=reference)
-            for reference in (POPULARITY, REFERENCE) if reference in mean_scores]
+            for reference in (POPULARITY, REFERENCE) if reference in first]
   scenarios = sorted(set(test.scenarios.tolist())) + ['all']
   rows, lines = [], []
   names = [POPULARITY] + list(per_seed)
@@ -201,11 +212,11 @@ def report(data, jobs: dict, args, results_dir: str, grid_seconds: float) -> Non
       for task in tasks:
         cells = []
         for name in names:
-          values = [point(seeds_results[s], name, scenario, task, metric) for s in args.seeds]
-          values = [v for v in values if v is not None]
-          for s, v in zip(args.seeds, values):
-            rows.append({'metric': metric, 'scenario': scenario, 'task': task,
-                         'system': name, 'seed': s, 'value': v})
+          by_seed = [(s, point(seeds_results[s], name, scenario, task, metric))
+                     for s in args.seeds]
+          values = [v for _, v in by_seed if v is not None]
+          rows += [{'metric': metric, 'scenario': scenario, 'task': task, 'system': name,
+                    'seed': s, 'value': v} for s, v in by_seed if v is not None]
           cells.append(f'{100 * np.mean(values):.2f} ± {100 * np.std(values):.2f}'
                        if values else 'n/a')
         lines.append(f'| {scenario} | {task} | ' + ' | '.join(cells) + ' |')
@@ -230,7 +241,7 @@ def report(data, jobs: dict, args, results_dir: str, grid_seconds: float) -> Non
       f' weighted by their exposures. Popularity: each item\'s positive rate per task over'
       f' the train and validation windows, smoothed toward the task\'s rate.',
       *lines, '', '### Training', '', *cost, '',
-      '### Paired differences on the seeds\' mean scores, bootstrapped over users', '',
+      f'### Paired differences, seed {args.seeds[0]}, bootstrapped over users', '',
       *[ranking_report.format_table(result) + '\n' for result in paired]])
   with open(os.path.join(results_dir, 'results.md'), 'w') as f:
     f.write(text + '\n')

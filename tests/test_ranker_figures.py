@@ -52,7 +52,7 @@ def _job(results_dir: str, name: str, model: str, inputs: dict):
   net.save_weights(os.path.join(directory, rankers.WEIGHTS))
   with open(os.path.join(directory, 'summary.json'), 'w') as f:
     json.dump({'model': model, 'tasks': list(TASKS), 'epoch_kept': 1,
-               'overrides': ['output_dir=unused'] + _overrides(model)}, f)
+               'overrides': ['output_dir=unused'] + _overrides(model), 'data': {}}, f)
   return directory, net
 
 
@@ -115,8 +115,8 @@ def test_mtmixatt_routing_rows_are_distributions_over_the_experts(jobs):
   result = figures.mtmixatt_routing(net, inputs, batch_size=5)
   assert result['scenarios'] == ['0', '1', '2', 'other', 'all']
   assert result['experts'] == CONFIG.num_experts and len(result['layers']) == 2
-  routing = net.routing_weights(inputs)
-  per_exposure = [g.numpy().mean(axis=1) for g in routing]  # [16, E] per block
+  routing = net.routing_choices(inputs)
+  per_exposure = [c.numpy().mean(axis=1) / net.top_k for c in routing]  # [16, E] per block
   scenarios = np.tile(SCENARIOS, 2)
   for layer, expected in zip(result['layers'], per_exposure):
     assert layer.shape == (5, CONFIG.num_experts)

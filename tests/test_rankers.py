@@ -271,7 +271,7 @@ def test_mtmixatt_routing_is_top_k_and_depends_on_the_scenario():
     g = g.numpy()
     assert g.shape == (B, CONFIG.num_tokens, CONFIG.num_experts)
     assert ((g > 0).sum(axis=-1) <= 2).all()
-    np.testing.assert_allclose(g.sum(axis=-1), 1.0, rtol=1e-5)
+    assert ((g.sum(axis=-1) > 0) & (g.sum(axis=-1) < 1)).all()  # 2 of the 4 experts' p
   other = net.routing_weights(dict(batch, scenario=tf.constant(['2'] * B)))
   assert np.abs(other[0].numpy() - routing[0].numpy()).max() > 1e-3
 

@@ -211,8 +211,8 @@ def ranking_setup(fixture_transformed, kuairand_spec):
   import tensorflow_transform as tft
   tasks = kuairand_spec.logs.task_names
   tft_output = tft.TFTransformOutput(fixture_transformed.tft_dir)
-  if not all(f'task_{t}' in tft_output.transformed_feature_spec() for t in tasks):
-    pytest.skip('the fixture Transform does not output the task labels')
+  missing = [t for t in tasks if f'task_{t}' not in tft_output.transformed_feature_spec()]
+  assert not missing, f'the Transform does not pass the task labels {missing} through'
   return fixture_transformed, tft_output, tasks
 
 

@@ -39,6 +39,13 @@ def multi_task_binary_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.
       labels=tf.cast(labels, logits.dtype), logits=logits), axis=-1)
 
 
+# The item popularity features the rankers read: none. The ingestion's scenario_clicks of a
+# training example counts the item's clicks over the whole train window less the example's
+# own click, so within one item a clicked exposure shows one count fewer than an unclicked
+# one: a label leak for a model trained on exposures with item ids.
+POPULARITY_FEATURES: tuple[str, ...] = ()
+
+
 class TaskAUC(tf.keras.metrics.AUC):
   """ROC AUC of one task's column of [B, T] labels and logits (sigmoid taken here)."""
 

@@ -48,7 +48,7 @@ class MDLRanker(MultiTaskRanker):
     scenario's own features out; keeping e_s keeps MDL's feature tokens those of the
     RankMixer baseline (the comparison isolates the scenario and task tokens), keeps the
     scenario in the ablation without scenario tokens, and keeps N_f = 6 a divisor of
-    the default d = 48 (token mixing).
+    the default d = 42 (token mixing).
   - E'_user, E'_item (scenario tokens) and E''_user, E''_item (task tokens) are four
     extra embedding tables of the raw user and item ids, distinct from the feature
     tokens' tables ("different from the input embeddings of feature tokens, but same raw
@@ -81,8 +81,8 @@ class MDLRanker(MultiTaskRanker):
   """
 
   def __init__(self, feature_space: features.FeatureSpace, tasks: Sequence[str],
-               embedding_dim: int = 16, token_dim: int = 48, num_layers: int = 2,
-               num_heads: int = 4, ffn_expansion: float = 2,
+               embedding_dim: int = 16, token_dim: int = 42, num_layers: int = 2,
+               num_heads: int = 3, ffn_expansion: float = 2,
                tower_units: Sequence[int] = (64,), use_task_tokens: bool = True,
                use_scenario_tokens: bool = True, use_global_token: bool = True,
                use_domain_attention: bool = True, dropout: float = 0.0, **kwargs):

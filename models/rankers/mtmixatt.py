@@ -32,7 +32,7 @@ class MTmixAttRanker(MultiTaskRanker):
   """
 
   def __init__(self, feature_space: features.FeatureSpace, tasks: Sequence[str],
-               embedding_dim: int = 16, num_tokens: int = 8, token_dim: int = 48,
+               embedding_dim: int = 16, num_tokens: int = 8, token_dim: int = 42,
                num_layers: int = 2, num_dense_experts: int = 1, num_experts: int = 4,
                top_k: int = 1, ffn_expansion: float = 2, tower_units: Sequence[int] = (64,),
                dropout: float = 0.0, **kwargs):
@@ -59,13 +59,20 @@ class MTmixAttRanker(MultiTaskRanker):
 
   def routing_weights(self, inputs) -> list:
     """[g_l [B, N, E_s] for l = 1 .. L]: each block's sparse-expert weights of every
-    token (top_k nonzero per token, summing to 1), at inference."""
+    token (top_k nonzero per token), at inference."""
+    return self._per_block(inputs, 'routing_weights')
+
+  def routing_choices(self, inputs) -> list:
+    """[c_l [B, N, E_s] 0/1 for l = 1 .. L]: the top_k experts of every token, per block."""
+    return self._per_block(inputs, 'routing_choices')
+
+  def _per_block(self, inputs, method: str) -> list:
     tokens, scenario = self._tokens(inputs)
-    weights = []
+    values = []
     for block in self.blocks:
-      weights.append(block.routing_weights([tokens, scenario]))
+      values.append(getattr(block, method)([tokens, scenario]))
       tokens = block([tokens, scenario])
-    return weights
+    return values
 
   def call(self, inputs, training=None):
     tokens, scenario = self._tokens(inputs)  # [B, N, d], [B]

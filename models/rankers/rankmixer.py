@@ -28,7 +28,7 @@ class RankMixerRanker(MultiTaskRanker):
   """
 
   def __init__(self, feature_space: features.FeatureSpace, tasks: Sequence[str],
-               embedding_dim: int = 16, token_dim: int = 48, num_layers: int = 2,
+               embedding_dim: int = 16, token_dim: int = 42, num_layers: int = 2,
                ffn_expansion: float = 2, tower_units: Sequence[int] = (64,),
                dropout: float = 0.0, **kwargs):
     super().__init__(feature_space, tasks, embedding_dim, **kwargs)

@@ -14,7 +14,8 @@ class MTmixAttBlock(tf.keras.layers.Layer):
       H      = LN_1(X + A X)           (A X)[b, t] = sum_u A[t, u] X[b, u]   [B, T, d]
       D      = (1 / E_d) sum_e Dense_e(H)                         [B, T, d]
       z[b,t] = R[s_b] + H[b, t] W_r                               [E_s] router logits
-      g[b,t] = softmax of z[b, t] over its top-k experts, 0 elsewhere   [E_s]
+      p[b,t] = softmax(z[b, t]) over all E_s experts
+      g[b,t] = p[b,t] on its top-k experts, 0 elsewhere           [E_s]
       S      = sum_e g[:, :, e] Sparse_e(H)                       [B, T, d]
       out    = LN_2(H + D + S)                                    [B, T, d]
 
@@ -25,10 +26,13 @@ class MTmixAttBlock(tf.keras.layers.Layer):
   expansion * d) whose weights every token shares; the E_d dense experts are averaged.
   The router is per scenario and per token: a learned table R [N_scenarios, E_s] (starts
   as N(0, 1) draws) plus a linear term of the token, W_r [d, E_s] (no bias: R is one);
-  each token of each example keeps its top_k experts, weighted by the softmax of their
-  logits. No load-balancing loss. Every expert runs on every token (g zeroes the others).
+  each token of each example keeps its top_k experts, weighted by their probabilities under
+  the softmax over all experts, not renormalised (Switch Transformer, GShard): renormalised
+  over the kept experts, top_k = 1 would weigh every chosen expert 1 and the router would
+  get no gradient. No load-balancing loss. Every expert runs on every token (g zeroes the others).
   Call with `layer([tokens, scenario_index])`, scenario_index [B] int;
-  `routing_weights(...)` is g [B, T, E_s] (rows sum to 1, top_k of them nonzero) and
+  `routing_weights(...)` is g [B, T, E_s] (top_k nonzero per row, summing to at most 1),
+  `routing_choices(...)` the top_k mask [B, T, E_s] of 0/1, and
   `router_logits(...)` is z.
   """
 
@@ -87,11 +91,13 @@ class MTmixAttBlock(tf.keras.layers.Layer):
     table = tf.gather(self.router_table, scenario_index)  # [B, E_s]
     return table[:, None, :] + tf.matmul(h, self.router_kernel)  # z [B, T, E_s]
 
-  def _gates(self, logits):
-    kept, experts = tf.math.top_k(logits, k=self.top_k)  # [B, T, k] each
-    weights = tf.nn.softmax(kept, axis=-1)  # [B, T, k]
+  def _choices(self, logits):
+    _, experts = tf.math.top_k(logits, k=self.top_k)  # [B, T, k]
     chosen = tf.one_hot(experts, self.num_sparse_experts, dtype=logits.dtype)  # [B,T,k,E_s]
-    return tf.reduce_sum(weights[..., None] * chosen, axis=-2)  # g [B, T, E_s]
+    return tf.reduce_sum(chosen, axis=-2)  # [B, T, E_s] 0/1, top_k ones per token
+
+  def _gates(self, logits):
+    return tf.nn.softmax(logits, axis=-1) * self._choices(logits)  # g [B, T, E_s]
 
   def router_logits(self, inputs) -> tf.Tensor:
     """z [B, T, E_s]: the router's logits of every token's sparse experts."""
@@ -101,8 +107,12 @@ class MTmixAttBlock(tf.keras.layers.Layer):
     return self._logits(self._mix(x), scenario_index)
 
   def routing_weights(self, inputs) -> tf.Tensor:
-    """g [B, T, E_s]: the sparse experts' weights; top_k nonzero per token, summing to 1."""
+    """g [B, T, E_s]: the sparse experts' weights; top_k nonzero per token."""
     return self._gates(self.router_logits(inputs))
+
+  def routing_choices(self, inputs) -> tf.Tensor:
+    """[B, T, E_s] 0/1: the top_k experts each token is routed to."""
+    return self._choices(self.router_logits(inputs))
 
   def call(self, inputs):
     x, scenario_index = inputs
