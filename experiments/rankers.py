@@ -2,7 +2,7 @@
 
     python -m experiments.rankers [--seeds 42 43 44] [--variants MDL MTmixAtt ...]
                                   [--output-dir outputs] [--results-dir DIR] [--workers 2]
-                                  [--set KEY=VALUE ...] [--quick]
+                                  [--set KEY=VALUE ...] [--quick] [--report-only]
 
 1. Data: the pipeline's ingestion, validation and Transform (data_only; TFX's cache when
    `make run` ran with the same output directory). Exposures carry the dataset spec's
@@ -126,6 +126,8 @@ def main(argv=None) -> int:
   parser.add_argument('--workers', type=int, default=2)
   parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE')
   parser.add_argument('--quick', action='store_true', help='2 epochs: checks the outputs')
+  parser.add_argument('--report-only', action='store_true',
+                      help='train nothing: the report of the finished jobs')
   args = parser.parse_args(argv)
   started = time.time()
   from experiments import harness  # pylint: disable=g-import-not-at-top
@@ -148,6 +150,8 @@ def main(argv=None) -> int:
       jobs[(name, seed)] = (directory, overrides)
   todo = [(d, o) for d, o in jobs.values()
           if not os.path.exists(os.path.join(d, 'test_scores.npz'))]
+  if args.report_only and todo:
+    raise SystemExit(f'error: {len(todo)} jobs not finished; run without --report-only')
   print(f'{len(jobs)} jobs, {len(todo)} to train with {args.workers} workers', flush=True)
   context = multiprocessing.get_context('spawn')
   with concurrent.futures.ProcessPoolExecutor(args.workers, mp_context=context) as pool:
@@ -241,11 +245,36 @@ def report(data, jobs: dict, args, results_dir: str, grid_seconds: float) -> Non
       f' weighted by their exposures. Popularity: each item\'s positive rate per task over'
       f' the train and validation windows, smoothed toward the task\'s rate.',
       *lines, '', '### Training', '', *cost, '',
-      f'### Paired differences, seed {args.seeds[0]}, bootstrapped over users', '',
-      *[ranking_report.format_table(result) + '\n' for result in paired]])
+      f'### Paired differences over all scenarios, seed {args.seeds[0]}', '',
+      'AUC difference in points, 95% Poisson bootstrap over users (paired: the same '
+      'resampled users for both); * = the interval excludes 0. Every scenario and GAUC: '
+      'paired.md.', '', *_difference_table(paired, tasks)])
   with open(os.path.join(results_dir, 'results.md'), 'w') as f:
     f.write(text + '\n')
+  with open(os.path.join(results_dir, 'paired.md'), 'w') as f:
+    f.write('\n'.join(ranking_report.format_table(result) + '\n' for result in paired))
   print(text)
+
+
+def _difference_table(paired: list, tasks) -> list[str]:
+  """Rows: systems; columns: each task's AUC difference to each reference, scenario 'all'."""
+  columns = [(result, task) for result in paired for task in tasks]
+  lines = ['| ranker | ' + ' | '.join(f'{t} − {r["reference"]}' for r, t in columns) + ' |',
+           '|---|' + '---|' * len(columns)]
+  systems = [s for s in paired[0]['systems'] if s != paired[0]['reference']]
+  for system in systems:
+    cells = []
+    for result, task in columns:
+      key = f'{system}_minus_{result["reference"]}'
+      value = result['differences'].get(key, {}).get('all', {}).get(task, {}).get('auc')
+      if value is None or value['lower'] is None:
+        cells.append('')
+        continue
+      star = '*' if value['lower'] > 0 or value['upper'] < 0 else ''
+      cells.append(f'{100 * value["point"]:+.2f} [{100 * value["lower"]:+.2f}, '
+                   f'{100 * value["upper"]:+.2f}]{star}')
+    lines.append(f'| {system} | ' + ' | '.join(cells) + ' |')
+  return lines
 
 
 if __name__ == '__main__':
