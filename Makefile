@@ -2,6 +2,7 @@
 #   make run   - runs the pipeline on the bundled KuaiRand-Pure data (outputs/ ...)
 #   make test  - runs the test suite
 #   make experiments - the DSMOE paper's tables and figures (ARGS="--quick": a fast check)
+#   make rankers - the ranking stage's study: every ranker's AUC/GAUC per scenario and task
 # Both create .venv from requirements.lock first when it is missing or stale.
 SHELL := /bin/bash
 PYTHON ?= python3.11
@@ -13,7 +14,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test experiments venv clean
+.PHONY: run test experiments rankers venv clean
 
 venv: $(VENV)/.installed
 
@@ -33,6 +34,9 @@ test: venv
 
 experiments: venv
 	$(PY) -m experiments.reproduce $(ARGS)
+
+rankers: venv
+	$(PY) -m experiments.rankers $(ARGS)
 
 clean:
 	rm -rf outputs

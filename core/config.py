@@ -152,6 +152,64 @@ class DistillationConfig:
       raise ConfigError("distillation.teacher_source must be 'train', 'latest' or a path")
 
 
+RANKERS = ('shared_bottom', 'mmoe', 'rankmixer', 'mdl', 'mtmixatt')
+
+
+@dataclasses.dataclass(frozen=True)
+class RankerConfig:
+  """The ranking stage (models/rankers/): a multi-scenario, multi-task model trained on
+  exposures (shown items with the dataset spec's task labels, logs.tasks), one logit per
+  task. Sizes are for 2 CPU cores; the architectures are those of the MDL paper (mdl,
+  rankmixer, and its baselines shared_bottom and mmoe) and of MTmixAtt (mtmixatt)."""
+  model: str = 'mdl'  # one of RANKERS
+  embedding_dim: int = 16  # every feature field
+  # d of every token (feature, scenario, task). Token mixing needs the token count to
+  # divide d: 42 fits the 6 feature tokens and, in MDL without domain-aware attention on
+  # KuaiRand, the 6 + 5 scenario + 3 task tokens mixed together (otherwise that ablation
+  # falls back to adding the mean feature token; models/rankers/layers/mdl_block.py).
+  token_dim: int = 42
+  num_layers: int = 2  # L stacked blocks (RankMixer, MDL, MTmixAtt)
+  num_heads: int = 3  # domain-aware attention heads (MDL)
+  ffn_expansion: int = 2  # hidden width of every per-token FFN = expansion * token_dim
+  hidden_units: tuple[int, ...] = (256, 128)  # shared bottom; MMoE experts
+  tower_units: tuple[int, ...] = (64,)  # per-task towers (all but MDL's task tokens)
+  num_experts: int = 4  # MMoE experts; MTmixAtt scenario-aware sparse experts
+  num_dense_experts: int = 1  # MTmixAtt shared dense experts
+  top_k: int = 1  # MTmixAtt experts routed per token
+  num_tokens: int = 8  # MTmixAtt AutoToken tokens
+  # MDL ablations (the paper's Table 3): task towers instead of task tokens, scenario
+  # towers instead of scenario tokens, no global scenario token, RankMixer interaction
+  # instead of domain-aware attention.
+  use_task_tokens: bool = True
+  use_scenario_tokens: bool = True
+  use_global_token: bool = True
+  use_domain_attention: bool = True
+  dropout: float = 0.0
+  learning_rate: float = 1e-3
+  batch_size: int = 1024
+  # At most this many epochs; early stopping on the validation split's mean AUC over the
+  # tasks keeps the best epoch (patience epochs without a gain stop it).
+  epochs: int = 20
+  patience: int = 3
+
+  def __post_init__(self):
+    if self.model not in RANKERS:
+      raise ConfigError(f'ranker.model is {self.model!r}; use one of {", ".join(RANKERS)}')
+    for name in ('embedding_dim', 'token_dim', 'num_layers', 'num_heads', 'ffn_expansion',
+                 'num_experts', 'num_dense_experts', 'top_k', 'num_tokens', 'batch_size',
+                 'epochs', 'patience'):
+      if getattr(self, name) < 1:
+        raise ConfigError(f'ranker.{name} must be at least 1')
+    if self.token_dim % self.num_heads:
+      raise ConfigError(f'ranker.token_dim ({self.token_dim}) must be a multiple of '
+                        f'ranker.num_heads ({self.num_heads})')
+    if self.top_k > self.num_experts:
+      raise ConfigError(f'ranker.top_k ({self.top_k}) must be at most ranker.num_experts '
+                        f'({self.num_experts})')
+    if not 0 <= self.dropout < 1:
+      raise ConfigError('ranker.dropout must be in [0, 1)')
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
   """Optimisation and sampling: the DSMOE paper's (Adam, weight decay 1e-6), except the
@@ -294,6 +352,7 @@ class PipelineConfig:
   model: ModelConfig = ModelConfig()
   distillation: DistillationConfig = DistillationConfig()
   training: TrainingConfig = TrainingConfig()
+  ranker: RankerConfig = RankerConfig()
   evaluation: EvaluationConfig = EvaluationConfig()
   index: IndexConfig = IndexConfig()
 

@@ -14,6 +14,7 @@ import dataclasses
 import datetime
 import enum
 import json
+import re
 from typing import Any, Mapping, NamedTuple, Optional, Sequence, Union
 import zoneinfo
 
@@ -77,20 +78,35 @@ class FeatureTableSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class TaskSpec:
+  """A ranking task: a 0/1 column of the log (e.g. click, long view, like) that the
+  rankers predict for every exposure. Its tf.Example name is feature_names.task_label."""
+  name: str  # lower-case identifier, e.g. 'long_view'
+  column: str  # column of the log holding 0/1
+
+
+@dataclasses.dataclass(frozen=True)
 class LogSpec:
   """The interaction log: one row per exposure (impression) event."""
   path: str  # glob, relative to the data directory; .gz files are read too
   user_id: str
   item_id: str
   scenario: str
-  label: str  # 1 = positive (click), 0 = negative exposure
+  label: str  # 1 = positive (click), 0 = negative exposure; the retrieval label
   timestamp: str
   # 'epoch_ms', 'epoch_s', 'iso8601', or a strptime pattern such as '%Y-%m-%d %H:%M:%S'.
   timestamp_format: str = 'epoch_ms'
+  tasks: tuple[TaskSpec, ...] = ()  # the ranking tasks, in the rankers' output order
 
   @property
   def columns(self) -> tuple[str, ...]:
-    return (self.user_id, self.item_id, self.scenario, self.label, self.timestamp)
+    """Every column the ingestion reads, each once."""
+    named = (self.user_id, self.item_id, self.scenario, self.label, self.timestamp)
+    return tuple(dict.fromkeys(named + tuple(t.column for t in self.tasks)))
+
+  @property
+  def task_names(self) -> tuple[str, ...]:
+    return tuple(t.name for t in self.tasks)
 
 
 class SplitBoundaries(NamedTuple):
@@ -163,7 +179,11 @@ class DatasetSpec:
         features[f.column] = options
       return {'path': t.path, 'id': t.id_column, 'features': features}
     split = {k: v for k, v in dataclasses.asdict(self.split).items() if v is not None}
-    return {'name': self.name, 'logs': dataclasses.asdict(self.logs),
+    logs = dataclasses.asdict(self.logs)
+    logs['tasks'] = {t.name: t.column for t in self.logs.tasks}
+    if not logs['tasks']:
+      del logs['tasks']
+    return {'name': self.name, 'logs': logs,
             'users': table(self.users), 'items': table(self.items), 'split': split}
 
   def to_json(self) -> str:
@@ -213,8 +233,9 @@ def _parse_spec(raw: Any, source: str) -> DatasetSpec:
   logs = where.mapping(top['logs'], 'logs',
                        required=('path', 'user_id', 'item_id', 'scenario', 'label',
                                  'timestamp'),
-                       optional=('timestamp_format',))
-  log_spec = LogSpec(**{k: where.string(v, f'logs.{k}') for k, v in logs.items()})
+                       optional=('timestamp_format', 'tasks'))
+  log_spec = LogSpec(**{k: where.string(v, f'logs.{k}') for k, v in logs.items()
+                        if k != 'tasks'}, tasks=_parse_tasks(where, logs.get('tasks', {})))
   fmt = log_spec.timestamp_format
   if fmt not in TIMESTAMP_FORMATS and not fmt.startswith('%'):
     raise SpecError(f'{source}: logs.timestamp_format is {fmt!r}; use one of '
@@ -227,6 +248,21 @@ def _parse_spec(raw: Any, source: str) -> DatasetSpec:
                      users=users, items=items, split=split)
   _check_names(spec, source)
   return spec
+
+
+_TASK_NAME = re.compile(r'[a-z][a-z0-9_]*')
+
+
+def _parse_tasks(where: '_Where', raw: Any) -> tuple[TaskSpec, ...]:
+  """`logs.tasks`: task name -> 0/1 column, e.g. {click: is_click, like: is_like}."""
+  tasks = where.mapping(raw, 'logs.tasks')
+  parsed = []
+  for name, column in tasks.items():
+    if not isinstance(name, str) or not _TASK_NAME.fullmatch(name):
+      raise SpecError(f'{where.source}: logs.tasks: task name {name!r} must be a lower-case '
+                      f"identifier such as 'click' or 'long_view'")
+    parsed.append(TaskSpec(name, where.string(column, f'logs.tasks.{name}')))
+  return tuple(parsed)
 
 
 def _parse_table(where: '_Where', raw: Any, field: str) -> FeatureTableSpec:
@@ -316,6 +352,11 @@ def _check_names(spec: DatasetSpec, source: str) -> None:
             f'{source}: {table_name}.features.{feature.column}: the feature name '
             f'{feature.name!r} is reserved for the log columns; give it another name '
             f'with `name:`')
+      if feature.name.startswith(feature_names.TASK_PREFIX):
+        raise SpecError(
+            f'{source}: {table_name}.features.{feature.column}: feature names starting '
+            f'with {feature_names.TASK_PREFIX!r} are reserved for the ranking tasks; give '
+            f'it another name with `name:`')
       if feature.name in seen:
         raise SpecError(
             f'{source}: feature name {feature.name!r} is used by both '

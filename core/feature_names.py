@@ -19,6 +19,16 @@ SCENARIO_CLICKS = 'scenario_clicks'
 SCENARIO_RECENT_CLICKS = 'scenario_recent_clicks'
 POPULARITY_FEATURES = (SCENARIO_CLICKS, SCENARIO_RECENT_CLICKS)
 
+# The ranking tasks of the dataset spec (logs.tasks): int64 0/1 on every exposure, named
+# task_<task name> (task_click, task_long_view, ...).
+TASK_PREFIX = 'task_'
+
+
+def task_label(task: str) -> str:
+  """The tf.Example name of a ranking task's label."""
+  return TASK_PREFIX + task
+
+
 # A user or item feature of the dataset spec may not take one of these names.
 RESERVED = (USER_ID, ITEM_ID, SCENARIO, LABEL, TIMESTAMP, HISTORY_ITEM_ID,
-            HISTORY_SCENARIO) + POPULARITY_FEATURES
+            HISTORY_SCENARIO) + POPULARITY_FEATURES  # and no name starts with TASK_PREFIX

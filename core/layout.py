@@ -50,6 +50,11 @@ TEACHER_SUMMARY_FILE = 'teacher_summary.json'  # how it was trained, the epoch k
 TEACHER_SERVING_DIR = 'serving'  # SavedModel with TEACHER_EXAMPLES_SIGNATURE
 TEACHER_EXAMPLES_SIGNATURE = 'teacher_logit_examples'
 LOGIT_OUTPUT = 'logit'
+# A ranker (models/rankers/): SavedModel from raw features, one probability per task under
+# the task's name (the dataset spec's logs.tasks), feature_space.json and tasks.json beside.
+RANKER_SIGNATURE = 'ranker_probabilities'
+RANKER_EXAMPLES_SIGNATURE = 'ranker_probabilities_examples'
+RANKER_TASKS_FILE = 'tasks.json'
 
 # ---- Trainer: keys its executor adds to the run_fn's custom_config --------------------
 TRAINER_ITEM_CORPUS = 'item_corpus_pattern'  # raw item corpus files (random negatives)

@@ -32,8 +32,11 @@ def show_progress() -> None:
   """The Trainer's progress lines (the 'dsmoe' loggers: one per epoch) on stdout."""
   logger = logging.getLogger('dsmoe')
   logger.setLevel(logging.INFO)
+  if any(getattr(h, 'dsmoe_progress', False) for h in logger.handlers):
+    return  # once per process (a worker process runs several jobs)
   handler = logging.StreamHandler(sys.stdout)
   handler.setFormatter(logging.Formatter('%(asctime)s %(message)s', '%H:%M:%S'))
+  handler.dsmoe_progress = True
   logger.addHandler(handler)
   logger.propagate = False
 

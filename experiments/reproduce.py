@@ -152,10 +152,11 @@ def _check_data(results_dir: str, config: configs.PipelineConfig) -> None:
   """Jobs are keyed by their configuration, not by the data: a results directory serves
   one dataset. Its data.json records which (the data files' contents, the dataset spec,
   the ingestion and Transform settings); another dataset is refused."""
-  spec = ds.DatasetSpec.from_yaml(config.local_path(config.dataset_spec))
+  spec = ds.DatasetSpec.from_yaml(config.local_path(config.dataset_spec)).to_dict()
+  spec['logs'].pop('tasks', None)  # the rankers' labels: no retrieval model reads them
   data = {'data_dir': config.data_dir,
           'files': layout.directory_fingerprint(config.path(config.data_dir)),
-          'dataset_spec': spec.to_dict(),
+          'dataset_spec': spec,
           'ingestion': json.loads(configs.section_to_json(config.ingestion)),
           'transform': json.loads(configs.section_to_json(config.transform))}
   path = os.path.join(results_dir, 'data.json')
@@ -205,7 +206,7 @@ def _quick_data(output_dir: str) -> list[str]:
   os.makedirs(directory, exist_ok=True)
   overrides = [f'data_dir={FIXTURE_DIR}']
   with open(os.path.join(directory, 'dataset_spec.yaml'), 'w') as f:
-    yaml.safe_dump(json.loads(small.to_json()), f)
+    yaml.safe_dump(json.loads(small.to_json()), f, sort_keys=False)
   overrides.append(f'dataset_spec={os.path.join(directory, "dataset_spec.yaml")}')
   left_out = set(spec.feature_names) - set(small.feature_names)
   for key in ('events_schema', 'item_corpus_schema'):

@@ -30,6 +30,11 @@ def positives(split: str, scenario: str) -> str:
   return f'positives/{split}/{scenario}'
 
 
+def task_positives(split: str, scenario: str, task: str) -> str:
+  """Exposures of a scenario whose ranking task's label is 1."""
+  return f'task_positives/{split}/{scenario}/{task}'
+
+
 def dropped_scenario(scenario: str) -> str:
   """An event of a scenario that was not selected."""
   return f'{DROPPED_SCENARIO_PREFIX}{scenario}'

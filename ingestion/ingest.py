@@ -88,6 +88,8 @@ def find_input_files(spec: ds.DatasetSpec, data_dir: str) -> InputFiles:
   log_columns = {spec.logs.user_id: 'logs.user_id', spec.logs.item_id: 'logs.item_id',
                  spec.logs.scenario: 'logs.scenario', spec.logs.label: 'logs.label',
                  spec.logs.timestamp: 'logs.timestamp'}
+  for task in spec.logs.tasks:
+    log_columns.setdefault(task.column, f'logs.tasks.{task.name}')
   files = {}
   for table, pattern, required in (
       ('logs', spec.logs.path, log_columns),
@@ -154,7 +156,8 @@ def build_ingestion(pipeline: beam.Pipeline, spec: ds.DatasetSpec, files: InputF
        'features': users.rows | 'KeyUserRows' >> beam.Map(lambda r: (r.id, r))}
       | 'JoinUsers' >> beam.CoGroupByKey()
       | 'BuildExamples' >> beam.ParDo(
-          _BuildUserExamples(spec.users, options.history_length), bounds_side,
+          _BuildUserExamples(spec.users, options.history_length, spec.logs.task_names),
+          bounds_side,
           scenarios_side).with_outputs(_BAD, _COUNT, layout.USERS,
                                        *layout.EXAMPLE_SPLITS[1:],
                                        main=layout.EXAMPLE_SPLITS[0]))
@@ -338,9 +341,11 @@ class _BuildUserExamples(beam.DoFn):
   time window's split and, as a training example, in ALL), and the user's snapshot
   (features and history as of the last event) tagged USERS."""
 
-  def __init__(self, spec: ds.FeatureTableSpec, history_length: int):
+  def __init__(self, spec: ds.FeatureTableSpec, history_length: int,
+               task_names: Sequence[str]):
     self._spec = spec
     self._history_length = history_length
+    self._task_names = tuple(task_names)
     self._defaults = records.default_feature_values(spec)
 
   def process(self, element, bounds: ds.SplitBoundaries,
@@ -376,9 +381,12 @@ class _BuildUserExamples(beam.DoFn):
         continue
       tally[counts.events(split, event.scenario)] += 1
       tally[counts.positives(split, event.scenario)] += event.label
+      for task, value in zip(self._task_names, event.tasks):
+        tally[counts.task_positives(split, event.scenario, task)] += value
       for tag, item_bytes, history in zip((split, layout.ALL), views, histories):
         example = records.event_example(event, history, user_features,
-                                        tf.train.Features.FromString(item_bytes))
+                                        tf.train.Features.FromString(item_bytes),
+                                        self._task_names)
         serialized = example.SerializeToString()
         yield (serialized if tag == layout.EXAMPLE_SPLITS[0] else
                beam.pvalue.TaggedOutput(tag, serialized))

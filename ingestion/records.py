@@ -42,6 +42,7 @@ class Event(NamedTuple):
   timestamp_ms: int
   file: str  # with `line`, a stable tie-break for events with equal timestamps
   line: int
+  tasks: tuple[int, ...] = ()  # 0/1 per ranking task of the spec, in its order
 
 
 class FeatureRow(NamedTuple):
@@ -83,8 +84,15 @@ def parse_event(cells: dict, log: ds.LogSpec, tz: datetime.tzinfo, file: str,
     timestamp_ms = parse_timestamp_ms(cells[log.timestamp], log.timestamp_format, tz)
   except ValueError as e:
     return bad(log.timestamp, str(e))
+  tasks = []
+  for task in log.tasks:
+    value = _LABELS.get(cells[task.column].strip().lower())
+    if value is None:
+      return bad(task.column, f'the {task.name!r} task label must be 0 or 1 (logs.tasks.'
+                 f'{task.name} in the dataset spec)')
+    tasks.append(value)
   return Event(ids[log.user_id], ids[log.item_id], ids[log.scenario], label,
-               timestamp_ms, file, line)
+               timestamp_ms, file, line, tuple(tasks))
 
 
 def parse_timestamp_ms(text: str, fmt: str, tz: datetime.tzinfo) -> int:
@@ -313,14 +321,18 @@ def features_proto(values: dict) -> tf.train.Features:
 
 def event_example(event: Event, history: Sequence[HistoryEntry],
                   user_features: tf.train.Features,
-                  item_features: tf.train.Features) -> tf.train.Example:
-  """The tf.Example of one event: log columns, history, user and item features."""
+                  item_features: tf.train.Features,
+                  task_names: Sequence[str] = ()) -> tf.train.Example:
+  """The tf.Example of one event: log columns, task labels (named by `task_names`, the
+  spec's tasks), history, user and item features."""
   example = tf.train.Example()
   feature = example.features.feature
   feature[fnames.USER_ID].bytes_list.value.append(event.user_id.encode())
   feature[fnames.ITEM_ID].bytes_list.value.append(event.item_id.encode())
   feature[fnames.SCENARIO].bytes_list.value.append(event.scenario.encode())
   feature[fnames.LABEL].int64_list.value.append(event.label)
+  for task, value in zip(task_names, event.tasks, strict=True):
+    feature[fnames.task_label(task)].int64_list.value.append(value)
   feature[fnames.TIMESTAMP].int64_list.value.append(event.timestamp_ms)
   feature[fnames.HISTORY_ITEM_ID].bytes_list.value.extend(
       h.item_id.encode() for h in history)

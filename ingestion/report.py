@@ -34,6 +34,9 @@ def summarize(raw: dict, spec: ds.DatasetSpec) -> dict[str, Any]:
     per_scenario = {s['value']: {'events': count(keys.events(split, s['value'])),
                                  'positives': count(keys.positives(split, s['value']))}
                     for s in scenarios}
+    for s in scenarios if spec.logs.tasks else ():  # the ranking tasks' positives
+      per_scenario[s['value']]['task_positives'] = {
+          t: count(keys.task_positives(split, s['value'], t)) for t in spec.logs.task_names}
     splits[split] = {
         'events': sum(v['events'] for v in per_scenario.values()),
         'positives': sum(v['positives'] for v in per_scenario.values()),
@@ -62,6 +65,7 @@ def summarize(raw: dict, spec: ds.DatasetSpec) -> dict[str, Any]:
           'dropped_by_scenario': dropped_by_scenario,
       },
       'scenarios': scenarios,
+      'tasks': list(spec.logs.task_names),
       'splits': splits,
       'item_corpus': {'items': count(keys.CORPUS_ITEMS),
                       'without_features': count(keys.ITEMS_WITHOUT_FEATURES)},
@@ -132,6 +136,7 @@ def format_text(summary: dict) -> str:
   cells = ' '.join(f'{splits[w]["events"]:>17,} {splits[w]["positives"]:>7,}'
                    for w in WINDOWS)
   lines.append(f'  {"all":>8} {"":>5} {cells}')
+  lines += _task_rate_lines(summary)
   defaults = summary['defaults']
   missing = {t: sum(v.values()) for t, v in summary['missing_values'].items()}
   lines += [
@@ -148,6 +153,32 @@ def format_text(summary: dict) -> str:
     lines.append('  malformed rows dropped: '
                  + ', '.join(f'{t} {n:,}' for t, n in bad.items()))
   return '\n'.join(lines)
+
+
+def task_positive_rates(summary: dict) -> dict[str, dict[str, float]]:
+  """Scenario ('all' last) -> task -> share of exposures whose task label is 1, over the
+  three splits (NaN for a scenario without events)."""
+  tasks = summary.get('tasks', [])
+  cells = {s['value']: [summary['splits'][w]['scenarios'][s['value']] for w in WINDOWS]
+           for s in summary['scenarios']}
+  cells['all'] = [c for scenario_cells in list(cells.values()) for c in scenario_cells]
+  rates = {}
+  for name, of_scenario in cells.items():
+    events = sum(c['events'] for c in of_scenario)
+    rates[name] = {t: (sum(c['task_positives'][t] for c in of_scenario) / events
+                       if events else float('nan')) for t in tasks}
+  return rates
+
+
+def _task_rate_lines(summary: dict) -> list[str]:
+  tasks = summary.get('tasks', [])
+  if not tasks:
+    return []
+  lines = ['  ranking tasks: share of exposures with label 1, all splits',
+           f'  {"scenario":>8} ' + ' '.join(f'{t:>10}' for t in tasks)]
+  for scenario, rates in task_positive_rates(summary).items():
+    lines.append(f'  {scenario:>8} ' + ' '.join(f'{rates[t]:>10.4f}' for t in tasks))
+  return lines
 
 
 def _iso(timestamp_ms, tz) -> str:

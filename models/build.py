@@ -12,6 +12,10 @@ Every student shares the feature encoders and the item tower; only the user towe
 `model.model` and `distillation.teacher` name entries of STUDENTS and TEACHERS; `check`
 refuses other names with a ConfigError naming the key (the pipeline calls it when it is
 defined, before anything runs).
+
+The ranking stage's models (models/rankers/) are in RANKERS, named by `ranker.model`
+(core/config.RANKERS): shared_bottom, mmoe, rankmixer, mdl, mtmixatt; `build_ranker`
+builds one from the ranker section for the given tasks.
 """
 
 import dataclasses
@@ -19,6 +23,12 @@ from typing import Optional
 
 from core import config as configs
 from models import features
+from models.rankers.base import MultiTaskRanker
+from models.rankers.mdl import MDLRanker
+from models.rankers.mmoe import MMoERanker
+from models.rankers.mtmixatt import MTmixAttRanker
+from models.rankers.rankmixer import RankMixerRanker
+from models.rankers.shared_bottom import SharedBottomRanker
 from models.teachers import DCNv2Teacher
 from models.teachers import RankingTeacher
 from models.towers.adin import ADINUserTower
@@ -112,3 +122,33 @@ def build_student(config: configs.ModelConfig, space: features.FeatureSpace,
                   distillation_weight: float = 1.0) -> TwoTowerModel:
   return TwoTowerModel(build_user_tower(config, space), build_item_tower(config, space),
                        teacher, distillation_weight, name='student')
+
+
+def _ranker(ranker_class: type[MultiTaskRanker], *fields: str):
+  """A builder passing the ranker section's `fields` (embedding_dim, dropout always)."""
+  def build(config: configs.RankerConfig, space: features.FeatureSpace,
+            tasks) -> MultiTaskRanker:
+    arguments = {name: getattr(config, name) for name in ('embedding_dim', 'dropout') + fields}
+    return ranker_class(space, tuple(tasks), name='ranker', **arguments)
+  return build
+
+
+# ranker.model -> f(RankerConfig, FeatureSpace, tasks) -> MultiTaskRanker.
+RANKERS = {
+    'shared_bottom': _ranker(SharedBottomRanker, 'hidden_units', 'tower_units'),
+    'mmoe': _ranker(MMoERanker, 'num_experts', 'hidden_units', 'tower_units'),
+    'rankmixer': _ranker(RankMixerRanker, 'token_dim', 'num_layers', 'ffn_expansion',
+                         'tower_units'),
+    'mdl': _ranker(MDLRanker, 'token_dim', 'num_layers', 'num_heads', 'ffn_expansion',
+                   'tower_units', 'use_task_tokens', 'use_scenario_tokens',
+                   'use_global_token', 'use_domain_attention'),
+    'mtmixatt': _ranker(MTmixAttRanker, 'num_tokens', 'token_dim', 'num_layers',
+                        'num_dense_experts', 'num_experts', 'top_k', 'ffn_expansion',
+                        'tower_units'),
+}
+
+
+def build_ranker(config: configs.RankerConfig, space: features.FeatureSpace,
+                 tasks) -> MultiTaskRanker:
+  """The ranker `config.model` with one logit per task, in `tasks` order."""
+  return _registered(RANKERS, config.model, 'ranker.model')(config, space, tasks)

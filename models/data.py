@@ -21,7 +21,13 @@
 
 The random draws are stateless, seeded from `training.seed` and a per-batch seed stream:
 the same data and seed give the same batches, whatever the thread scheduling.
+
+The rankers read every exposure as it was shown, with no negatives added:
+`ranking_examples` gives (dense model inputs, the task labels [T]) per exposure and
+`ranking_batches` batches them.
 """
+
+from typing import Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -78,6 +84,51 @@ def corpus_item_features(raw_corpus_pattern: str, tft_output: tft.TFTransformOut
     for name, value in dense.items():
       columns[name].append(value)
   return tf.concat(ids, 0), {name: tf.concat(v, 0) for name, v in columns.items()}
+
+
+def ranking_examples(file_pattern: str, tft_output: tft.TFTransformOutput,
+                     space: features.FeatureSpace, tasks: Sequence[str]) -> tf.data.Dataset:
+  """The rankers' examples: every exposure of the files (each shown item with its
+  labels, no sampled negatives), single examples in a stable order (sorted_records).
+
+  Each element is (dense model inputs of both towers as in transformed_examples, without
+  the label; labels float32 [T]: the `task_<name>` 0/1 label of each of `tasks`, in that
+  order).
+  """
+  tasks = tuple(tasks)
+  if not tasks:
+    raise ValueError('ranking_examples needs at least one task')
+  names = space.user_tower_features + space.item_tower_features
+  spec = tft_output.transformed_feature_spec()
+  missing = [name for name in (fnames.task_label(t) for t in tasks) if name not in spec]
+  if missing:
+    raise ValueError(f'the transformed examples have no {", ".join(missing)}: the '
+                     f'dataset spec names no such ranking task (logs.tasks)')
+
+  label_names = tuple(fnames.task_label(t) for t in tasks)
+
+  def parse(batch):
+    parsed = tf.io.parse_example(batch, spec)
+    labels = features.dense_model_inputs(parsed, space, label_names)
+    return (features.dense_model_inputs(parsed, space, names),
+            tf.stack([tf.cast(labels[name], tf.float32) for name in label_names], axis=1))
+
+  return (tf.data.Dataset.from_tensor_slices(sorted_records(file_pattern))
+          .batch(_PARSE_BATCH)
+          .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+          .unbatch())
+
+
+def ranking_batches(examples: tf.data.Dataset, batch_size: int,
+                    shuffle_seed: Optional[int] = None) -> tf.data.Dataset:
+  """(features, labels [B, T]) batches of ranking_examples, cached in memory; with a
+  `shuffle_seed`, reshuffled every epoch (seeded), else in the examples' order. One
+  pass: repeat it for more epochs."""
+  examples = examples.cache()
+  if shuffle_seed is not None:
+    examples = examples.shuffle(SHUFFLE_BUFFER, seed=shuffle_seed,
+                                reshuffle_each_iteration=True)
+  return examples.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 SHUFFLE_BUFFER = 200_000

@@ -9,6 +9,9 @@ values as they are in the logs. Signatures:
   item tower   item_embedding(item_id, <item features>) -> {'embedding': [B, d]}
                item_embedding_examples(examples) -> same
   teacher      teacher_logit_examples(examples) -> {'logit': [B]}
+  ranker       ranker_probabilities(<user and item features>, scenario)
+                   -> {<task>: [B] probability, one per task}
+               ranker_probabilities_examples(examples) -> same
 
 Raw inputs: one value per example is a [B] tensor (string, or float32 for numeric
 features); lists (history, multi-valued features) are [B, N] padded with '' (ignored).
@@ -16,6 +19,7 @@ features); lists (history, multi-valued features) are [B, N] padded with '' (ign
 vocabularies' OOV buckets.
 """
 
+import json
 import os
 
 import tensorflow as tf
@@ -108,3 +112,31 @@ def export_teacher(teacher: tf.keras.Model, tft_output: tft.TFTransformOutput,
       tf.TensorSpec([None], tf.string, name='examples'))
   tf.saved_model.save(module, directory,
                       signatures={layout.TEACHER_EXAMPLES_SIGNATURE: examples_fn})
+
+
+class _RawFeatureRanker(_RawFeatureModel):
+  """A ranker's logits [B, T] -> one probability [B] per task, under the task's name."""
+
+  def __init__(self, model: tf.keras.Model, tft_output: tft.TFTransformOutput,
+               space: features.FeatureSpace, tasks: tuple[str, ...]):
+    super().__init__(model, tft_output, space, model.feature_names, '')
+    self._tasks = tuple(tasks)
+
+  def _run(self, raw: dict) -> dict:
+    transformed = self.tft_layer(raw)
+    dense = features.dense_model_inputs(transformed, self._space, self._names)
+    probabilities = tf.sigmoid(self.model(dense, training=False))
+    return {task: probabilities[:, i] for i, task in enumerate(self._tasks)}
+
+
+def export_ranker(ranker: tf.keras.Model, tft_output: tft.TFTransformOutput,
+                  space: features.FeatureSpace, tasks: tuple[str, ...],
+                  directory: str) -> None:
+  """Writes the ranker's SavedModel (raw-feature and tf.Example signatures) to
+  `directory`, with feature_space.json and tasks.json."""
+  _save(_RawFeatureRanker(ranker, tft_output, space, tasks), directory,
+        layout.RANKER_SIGNATURE, layout.RANKER_EXAMPLES_SIGNATURE)
+  with tf.io.gfile.GFile(os.path.join(directory, layout.FEATURE_SPACE_FILE), 'w') as f:
+    f.write(space.to_json())
+  with tf.io.gfile.GFile(os.path.join(directory, layout.RANKER_TASKS_FILE), 'w') as f:
+    json.dump(list(tasks), f)

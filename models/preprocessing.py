@@ -10,7 +10,8 @@
   heavy-tailed); the item's clicks per scenario (`scenario_clicks`, when the ingestion
   writes it): log(1 + clicks), one value per served scenario;
 - the scenario and history scenarios stay raw strings (the model maps them with the
-  ingestion's scenario mapping); the label passes through; the timestamp is not a feature.
+  ingestion's scenario mapping); the label and the ranking tasks' labels pass
+  through; the timestamp is not a feature.
 
 The function is written for TFX's Transform component, which passes `custom_config` with
 the dataset spec and the transform config as JSON.
@@ -51,6 +52,8 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
   outputs[fnames.SCENARIO] = inputs[fnames.SCENARIO]
   outputs[fnames.HISTORY_SCENARIO] = inputs[fnames.HISTORY_SCENARIO]
   outputs[fnames.LABEL] = inputs[fnames.LABEL]
+  for task in spec.logs.task_names:  # the rankers' labels pass through too
+    outputs[fnames.task_label(task)] = inputs[fnames.task_label(task)]
   return outputs
 
 

@@ -44,6 +44,7 @@ from components.release_pusher.component import ReleasePusher
 from core import config as configs
 from core import dataset_spec as ds
 from core import layout
+from core import schemas
 
 # Transform and the Trainer run these functions, named by import path; the fingerprint of
 # the packages they import keys TFX's cache (see code_fingerprint).
@@ -64,8 +65,11 @@ def create_pipeline(
                                       dataset_spec=spec,
                                       ingestion_config=config.ingestion)
   left_out = config.ingestion.popularity_features_left_out
-  events_checks = _validation(example_gen.outputs['examples'], config, config.events_schema,
-                              left_out, 'events')
+  events_checks = _validation(
+      example_gen.outputs['examples'], config, config.events_schema,
+      left_out + schemas.task_labels_left_out(
+          schemas.read(config.local_path(config.events_schema)), spec.logs.task_names,
+          config.events_schema), 'events')
   corpus_checks = _validation(example_gen.outputs['item_corpus'], config,
                               config.item_corpus_schema, left_out, 'item_corpus')
   schema = events_checks[1]

@@ -54,7 +54,7 @@ def small_setup(tmp_path_factory, kuairand_spec):
   out = tmp_path_factory.mktemp('small_setup')
   small = kuairand_spec.with_features(sum(SMALL_SPEC_FEATURES.values(), ()))
   spec_path = out / 'dataset_spec.yaml'
-  spec_path.write_text(yaml.safe_dump(json.loads(small.to_json())))
+  spec_path.write_text(yaml.safe_dump(json.loads(small.to_json()), sort_keys=False))
   left_out = set(kuairand_spec.feature_names) - set(small.feature_names)
   written = []
   for name in ('events_schema.pbtxt', 'item_corpus_schema.pbtxt'):

@@ -8,7 +8,11 @@ from core import dataset_spec as ds
 
 
 def test_kuairand_spec_names_the_columns(kuairand_spec):
-  assert kuairand_spec.logs.columns == ('user_id', 'video_id', 'tab', 'is_click', 'time_ms')
+  assert kuairand_spec.logs.columns == ('user_id', 'video_id', 'tab', 'is_click', 'time_ms',
+                                        'long_view', 'is_like')  # click is is_click, read once
+  assert kuairand_spec.logs.tasks == (ds.TaskSpec('click', 'is_click'),
+                                      ds.TaskSpec('long_view', 'long_view'),
+                                      ds.TaskSpec('like', 'is_like'))
   kinds = {f.name: f.kind for f in kuairand_spec.items.features}
   assert kinds['tag'] is ds.FeatureKind.MULTI_CATEGORICAL
   assert kinds['video_duration'] is ds.FeatureKind.NUMERIC
@@ -87,6 +91,13 @@ def test_minimal_spec_defaults(tmp_path):
     ('test_days: 1}', 'test_days: 1}\nextra: 1',
      "the top level has an unknown key 'extra'"),
     ('test_days: 1}', 'test_days: 1, days: 2}', "split has an unknown key 'days'"),
+    ('timestamp: ts}', 'timestamp: ts, tasks: {Click: y}}',
+     "task name 'Click' must be a lower-case identifier"),
+    ('timestamp: ts}', 'timestamp: ts, tasks: [y]}', 'logs.tasks must be a mapping'),
+    ('timestamp: ts}', 'timestamp: ts, tasks: {click: ""}}',
+     'logs.tasks.click must be a non-empty string'),
+    ('cat: categorical', 'task_cat: categorical',
+     "names starting with 'task_' are reserved for the ranking tasks"),
 ])
 def test_spec_errors_name_field_and_fix(tmp_path, old, new, message):
   text = MINIMAL.replace(old, new)
@@ -97,3 +108,12 @@ def test_spec_errors_name_field_and_fix(tmp_path, old, new, message):
 def test_missing_spec_file():
   with pytest.raises(ds.SpecError, match='does not exist'):
     ds.DatasetSpec.from_yaml('/nonexistent/spec.yaml')
+
+
+def test_tasks_are_optional_and_keep_their_order(tmp_path):
+  assert _load(tmp_path, MINIMAL).logs.tasks == ()
+  spec = _load(tmp_path, MINIMAL.replace('timestamp: ts}',
+                                         'timestamp: ts, tasks: {like: l, click: y}}'))
+  assert spec.logs.task_names == ('like', 'click')
+  assert spec.logs.columns[-1] == 'l' and spec.logs.columns.count('y') == 1
+  assert ds.DatasetSpec.from_json(spec.to_json()) == spec

@@ -346,3 +346,31 @@ def test_empty_split_names_the_window_boundaries(tmp_path):
 def test_explicit_scenario_without_events(tmp_path):
   with pytest.raises(IngestionError, match=r"ingestion.scenarios lists 'nope'"):
     _ingest(tmp_path, config=configs.IngestionConfig(scenarios=('s1', 'nope')))
+
+
+def test_fixture_task_labels_and_rates_match_the_raw_log(fixture_ingestion, kuairand_spec):
+  """Every exposure carries its tasks' labels as in the CSV; the report's positive rate per
+  scenario and task is the share counted straight from the CSV."""
+  import csv
+  from tests.conftest import FIXTURE_DIR
+  summary, out = fixture_ingestion
+  tasks = kuairand_spec.logs.tasks
+  with open(os.path.join(FIXTURE_DIR, 'log_standard_fixture.csv')) as f:
+    rows = list(csv.DictReader(f))
+  kept = {s['value'] for s in summary['scenarios']}
+  rows = [r for r in rows if r['tab'] in kept]
+  raw = {(r['user_id'], r['video_id'], int(r['time_ms'])): tuple(int(r[t.column]) for t in tasks)
+         for r in rows}
+  written = {}
+  for split in WINDOWS:
+    for e in mini.read_output(out, 'examples', split):
+      written[(e['user_id'][0], e['item_id'][0], e['timestamp'][0])] = tuple(
+          e[f'task_{t.name}'][0] for t in tasks)
+  assert written == raw and len(written) == summary['events']['kept']
+  rates = report.task_positive_rates(summary)
+  for scenario in sorted(kept) + ['all']:
+    mine = [r for r in rows if scenario in ('all', r['tab'])]
+    for t in tasks:
+      assert rates[scenario][t.name] == pytest.approx(
+          sum(int(r[t.column]) for r in mine) / len(mine))
+  assert 'ranking tasks: share of exposures with label 1' in report.format_text(summary)

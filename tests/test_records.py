@@ -39,6 +39,21 @@ def test_parse_event_bad_label_names_file_line_column(raw):
   assert bad.describe().startswith("logs.csv, line 17, column 'y': ")
 
 
+TASKS = ds.LogSpec(path='*', user_id='u', item_id='i', scenario='s', label='y', timestamp='t',
+                   tasks=(ds.TaskSpec('click', 'y'), ds.TaskSpec('like', 'l')))
+
+
+def test_parse_event_reads_the_task_labels_in_spec_order():
+  event = records.parse_event(cells(y='1', l='0.0'), TASKS, UTC, 'f', 2)
+  assert event.tasks == (1, 0)
+
+
+def test_parse_event_bad_task_label_names_column_and_spec_field():
+  bad = records.parse_event(cells(l='3'), TASKS, UTC, 'logs.csv', 9)
+  assert isinstance(bad, records.BadRow) and (bad.column, bad.value) == ('l', '3')
+  assert "'like' task label must be 0 or 1 (logs.tasks.like" in bad.problem
+
+
 def test_parse_event_empty_id_is_bad():
   bad = records.parse_event(cells(u='  '), LOG, UTC, 'f', 3)
   assert isinstance(bad, records.BadRow) and bad.column == 'u'
@@ -210,3 +225,14 @@ def test_event_example_holds_log_history_and_features():
   assert f['age'].float_list.value == [30.0]
   assert f['gender'].bytes_list.value == [b'f']
   assert f['tags'].HasField('bytes_list') and not f['tags'].bytes_list.value
+  assert not any(name.startswith('task_') for name in f)
+
+
+def test_event_example_holds_the_task_labels():
+  event = _event('z', 2)._replace(tasks=(1, 0))
+  f = records.event_example(event, [], records.features_proto({}), records.features_proto({}),
+                            ('click', 'like')).features.feature
+  assert f['task_click'].int64_list.value == [1] and f['task_like'].int64_list.value == [0]
+  with pytest.raises(ValueError):  # a task name per label, no fewer
+    records.event_example(event, [], records.features_proto({}),
+                          records.features_proto({}), ('click',))

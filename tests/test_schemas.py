@@ -60,7 +60,7 @@ def test_broken_data_names_feature_and_expectation(tmp_path, fixture_ingestion):
         if name == 'user_active_degree':
           value = ['super_active' if i == 1 else value[0]]
         feature = example.features.feature[name]
-        if name in ('label', 'timestamp'):
+        if value and isinstance(value[0], int):  # label, timestamp, task labels
           feature.int64_list.value.extend(value)
         elif value and isinstance(value[0], float):
           feature.float_list.value.extend(value)
@@ -73,3 +73,14 @@ def test_broken_data_names_feature_and_expectation(tmp_path, fixture_ingestion):
   assert "split 'train', feature 'label': Unexpectedly large value: 2" in messages
   assert "feature 'user_active_degree'" in messages and 'super_active' in messages
   assert "split 'train', feature 'scenario': Column is completely missing" in messages
+
+
+def test_task_labels_the_spec_does_not_name_are_left_out_and_missing_ones_named():
+  from core import errors
+  from core import schemas
+  curated = schemas.read(os.path.join(SCHEMAS, 'events_schema.pbtxt'))
+  assert schemas.task_labels_left_out(curated, ('click', 'long_view', 'like'), 'x') == ()
+  assert schemas.task_labels_left_out(curated, ('like',), 'x') == ('task_click',
+                                                                    'task_long_view')
+  with pytest.raises(errors.InputError, match='x has no feature task_share for the ranking'):
+    schemas.task_labels_left_out(curated, ('click', 'share'), 'x')

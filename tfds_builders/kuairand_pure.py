@@ -36,13 +36,16 @@ class KuairandPure(tfds.core.GeneratorBasedBuilder):
   """KuaiRand-Pure events (train/validation/test by time) and item corpus, as the pipeline
   ingests them."""
 
-  VERSION = tfds.core.Version('2.0.0')
+  VERSION = tfds.core.Version('3.0.0')
   RELEASE_NOTES = {'1.0.0': 'Events with behaviour sequences; item corpus.',
                    '2.0.0': 'Train, validation and test windows; corpus as of the last '
-                            'event.'}
+                            'event.',
+                   '3.0.0': 'Ranking task labels (task_click, task_long_view, task_like) on '
+                            'every exposure.'}
   BUILDER_CONFIGS = [
       tfds.core.BuilderConfig(name=_EVENTS, description=(
-          'One example per kept exposure: ids, raw scenario, label (click), timestamp, the '
+          'One example per kept exposure: ids, raw scenario, label (click), the ranking '
+          'tasks\' labels (task_<name>), timestamp, the '
           "user's last clicks before it (before its window for validation and test), and "
           'user and item features. Splits: train, validation, test (time windows).')),
       tfds.core.BuilderConfig(name=_ITEM_CORPUS, description=(
@@ -63,6 +66,7 @@ class KuairandPure(tfds.core.GeneratorBasedBuilder):
           fnames.HISTORY_ITEM_ID: tfds.features.Sequence(tf.string),
           fnames.HISTORY_SCENARIO: tfds.features.Sequence(tf.string),
       })
+      features.update({fnames.task_label(t): tf.int64 for t in spec.logs.task_names})
       features.update(_feature_types(spec.users))
     features.update(_feature_types(spec.items))
     config = configs.IngestionConfig()
