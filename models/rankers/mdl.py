@@ -297,14 +297,8 @@ class MDLBlockOfKinds(MDLBlock):
     for kind in self.kinds:
       if int(tf.TensorShape(input_shape[f'{kind}_tokens'])[-1]) != width:
         raise ValueError('MDLBlockOfKinds takes tokens of one width d')
-    joint = int(feature_shape[1]) + sum(int(tf.TensorShape(input_shape[f'{k}_tokens'])[1])
-                                        for k in self.mixed)
-    if not self.mixed:
-      self.resolved_interaction = None
-    elif self.ablation_interaction == 'auto':
-      self.resolved_interaction = 'mean_pool' if width % joint else 'rankmixer'
-    else:
-      self.resolved_interaction = self.ablation_interaction
+    self._resolve_interaction(width, int(feature_shape[1]) + sum(
+        int(tf.TensorShape(input_shape[f'{k}_tokens'])[1]) for k in self.mixed))
     tf.keras.layers.Layer.build(self, input_shape)  # MDLBlock.build wants every kind
 
   def _forward(self, inputs, training=None):

@@ -99,14 +99,18 @@ class MDLBlock(tf.keras.layers.Layer):
       raise ValueError(f'MDLBlock takes tokens of one width d; got feature, scenario, task '
                        f'shapes {shapes[:3]}')
     width, = widths
-    joint = int(tokens['feature'][1]) + sum(int(tokens[k][1]) for k in self.mixed)
+    self._resolve_interaction(width, int(tokens['feature'][1]) +
+                              sum(int(tokens[k][1]) for k in self.mixed))
+    super().build(input_shape)
+
+  def _resolve_interaction(self, width: int, joint: int) -> None:
+    """Sets `resolved_interaction` for tokens of width d and `joint` tokens mixed."""
     if not self.mixed:
       self.resolved_interaction = None
     elif self.ablation_interaction == 'auto':
       self.resolved_interaction = 'mean_pool' if width % joint else 'rankmixer'
     else:
       self.resolved_interaction = self.ablation_interaction
-    super().build(input_shape)
 
   def _feature_interaction(self, feature_tokens, domain_tokens, training):
     """T_f' [B, N_f, d] and the replacement I_x of DAA_x for the kinds without attention."""
