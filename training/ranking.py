@@ -13,7 +13,7 @@ probabilities with its raw user id, scenario and labels, in the files' stable or
 import dataclasses
 import logging
 import os
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -88,13 +88,15 @@ class ScoredExposures:
   timestamps: np.ndarray  # [N] int64 ms
 
 
-def raw_exposures(pattern: str, tasks: Sequence[str]) -> ScoredExposures:
-  """The raw examples' ids, scenarios and labels (no scores: probabilities is empty)."""
+def raw_exposures(pattern: str, tasks: Sequence[str],
+                  records: Optional[np.ndarray] = None) -> ScoredExposures:
+  """The raw examples' ids, scenarios and labels (no scores: probabilities is empty);
+  `records`: the pattern's sorted records, when the caller has read them already."""
   spec = {name: tf.io.FixedLenFeature([], tf.string)
           for name in (fnames.USER_ID, fnames.ITEM_ID, fnames.SCENARIO)}
   spec[fnames.TIMESTAMP] = tf.io.FixedLenFeature([], tf.int64)
   spec.update({fnames.task_label(t): tf.io.FixedLenFeature([], tf.int64) for t in tasks})
-  records = data.sorted_records(pattern)
+  records = data.sorted_records(pattern) if records is None else records
   columns = {name: [] for name in spec}
   for start in range(0, len(records), _SCORE_BATCH):
     parsed = tf.io.parse_example(records[start:start + _SCORE_BATCH], spec)
@@ -114,12 +116,12 @@ def score_raw(model: tf.keras.Model, tft_output: tft.TFTransformOutput,
               tasks: Sequence[str]) -> ScoredExposures:
   """The ranker's probabilities for every raw exposure of `pattern`, through the
   Transform graph (as serving computes them)."""
-  exposures = raw_exposures(pattern, tasks)
+  records = data.sorted_records(pattern)  # read and sorted once for ids and scores
+  exposures = raw_exposures(pattern, tasks, records)
   names = space.user_tower_features + space.item_tower_features
   raw_spec = tft_output.raw_feature_spec()
   raw_spec = {name: raw_spec[name] for name in names}
   transform = tft_output.transform_features_layer()
-  records = data.sorted_records(pattern)
   probabilities = []
   for start in range(0, len(records), _SCORE_BATCH):
     raw = tf.io.parse_example(records[start:start + _SCORE_BATCH], raw_spec)
