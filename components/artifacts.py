@@ -1,6 +1,7 @@
 """Artifact types of the project's custom components (beside TFX's standard ones)."""
 
 from tfx.types import artifact
+from tfx.types import standard_artifacts
 
 
 class ScenarioMapping(artifact.Artifact):
@@ -28,3 +29,17 @@ class ModelComparison(artifact.Artifact):
   """A model against the previous blessed one on the same test queries (comparison.json,
   summary.txt), with the regressions that stop a release."""
   TYPE_NAME = 'dsmoe.ModelComparison'
+
+
+class RankerModel(standard_artifacts.Model):
+  """A trained ranker: a SavedModel from raw features (one probability per task) with
+  feature_space.json, tasks.json and training_summary.json, under Format-Serving. A Model
+  for TFX's LatestBlessedModelStrategy, of its own type so that the retrieval model's
+  resolver never picks a ranker."""
+  TYPE_NAME = 'dsmoe.RankerModel'
+
+
+class RankerBlessing(standard_artifacts.ModelBlessing):
+  """The RankingEvaluator's verdict on a ranker (custom property blessed = 1 or 0,
+  current_model_id): a ModelBlessing of its own type, apart from the retrieval model's."""
+  TYPE_NAME = 'dsmoe.RankerBlessing'

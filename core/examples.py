@@ -6,6 +6,7 @@ Every split the ingestion writes is gzip-compressed TFRecords of serialized tf.E
 
 from typing import Iterator
 
+import numpy as np
 import tensorflow as tf
 
 READ_BATCH = 4096
@@ -24,6 +25,11 @@ def records(file_pattern: str) -> Iterator[bytes]:
   """Every serialized tf.Example of the files, one at a time."""
   for batch in record_batches(file_pattern):
     yield from batch.numpy()
+
+
+def sorted_records(file_pattern: str) -> np.ndarray:
+  """Every serialized record of the files, sorted by content: a stable order."""
+  return np.array(sorted(records(file_pattern)), dtype=object)
 
 
 def to_python(serialized: bytes) -> dict[str, list]:

@@ -65,6 +65,12 @@ TRAINER_BACKUP_DIR = 'backup_dir'  # checkpoints that survive a killed Trainer
 TRAINER_VALIDATION_EVENTS = 'validation_events_pattern'  # raw validation split (recall)
 TRAINER_FIXED_EPOCHS = 'fixed_epochs'  # JSON {"teacher": n, "student": m}: a refit
 TRAINER_RECALL_KS = 'recall_ks'  # JSON [k, ...]: the validation Recall@K it reports
+RANKER_SEED = 'ranker_seed'  # the RankerTrainer's seed (training.seed), alone: another
+                             # training section must not retrain the ranker
+
+# ---- RankingEvaluator: the ranker's evaluation (AUC, GAUC per scenario and task) -----
+RANKING_METRICS_FILE = 'ranking_metrics.json'
+RANKING_SUMMARY_FILE = 'ranking_summary.md'
 
 # ---- RecallEvaluator: the evaluation and blessing artifacts ---------------------------
 METRICS_FILE = 'metrics.json'
@@ -121,3 +127,17 @@ def towers_fingerprint(model_directory: str) -> str:
       directory_fingerprint(os.path.join(model_directory, USER_TOWER_DIR)),
       directory_fingerprint(os.path.join(model_directory, ITEM_TOWER_DIR))]).encode()
   ).hexdigest()
+
+
+def trainer_backup_dir(input_dict: dict, exec_properties: dict, model_uri: str) -> str:
+  """A trainer's checkpoint directory that is the same for every attempt of the same job:
+  <root>/<component>/backup/<key>, keyed by the input artifacts' URIs (input_dict:
+  {name: [artifact]}) and the execution properties. A rerun after a crash (same inputs,
+  same config) finds the checkpoints; any change starts afresh."""
+  key = json.dumps({
+      'inputs': {name: sorted(a.uri for a in artifacts)
+                 for name, artifacts in sorted(input_dict.items())},
+      'properties': {k: str(v) for k, v in sorted(exec_properties.items())},
+  }, sort_keys=True)
+  component_dir = os.path.dirname(os.path.dirname(model_uri))  # <root>/<component>/model/<id>
+  return os.path.join(component_dir, 'backup', hashlib.sha256(key.encode()).hexdigest()[:16])

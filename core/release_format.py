@@ -14,6 +14,11 @@
                              event of the logs
       evaluation/            the test evaluation of the same model trained on the train
                              window: metrics.json, recall.png, summary.txt
+      ranker/                only with a blessed ranker: SavedModel from raw features, one
+                             probability per task (layout.RANKER_SIGNATURE), tasks.json,
+                             feature_space.json, training_summary.json
+      ranker_evaluation/     its test evaluation: ranking_metrics.json (AUC, GAUC per
+                             scenario and task with intervals), ranking_summary.md
     <releases>/latest        symlink to the newest version (local file systems)
     <releases>/LATEST        the newest version's name (every file system)
 
@@ -42,6 +47,8 @@ FORMAT_VERSION = 1
 INDEX_DIR = 'index'  # the index artifact's files (layout.INDEX_FILES)
 USER_SNAPSHOT_DIR = 'user_snapshot'
 EVALUATION_DIR = 'evaluation'
+RANKER_DIR = 'ranker'
+RANKER_EVALUATION_DIR = 'ranker_evaluation'
 
 
 class ReleaseError(errors.InputError):

@@ -36,6 +36,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from core import config as configs
+from core import examples as example_files
 from experiments import rankers
 
 MDL_JOB, MTMIXATT_JOB = 'MDL', 'MTmixAtt'
@@ -89,9 +90,8 @@ def test_inputs(tft_output, space, pattern: str, sample: int, seed: int = 0) -> 
   """Dense model inputs of a random sample of up to `sample` raw exposures of `pattern`
   (in the files' stable order), through the Transform graph as score_raw does."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from models import data  # pylint: disable=g-import-not-at-top
   from models import features  # pylint: disable=g-import-not-at-top
-  records = data.sorted_records(pattern)
+  records = example_files.sorted_records(pattern)
   if len(records) > sample:
     keep = np.sort(np.random.default_rng(seed).choice(len(records), sample, replace=False))
     records = records[keep]

@@ -170,12 +170,13 @@ def main(argv=None) -> int:
 
 def report(data, jobs: dict, args, results_dir: str, grid_seconds: float) -> None:
   """results.md and results.csv from the finished jobs."""
+  from ranking import exposures  # pylint: disable=g-import-not-at-top
   from ranking import evaluation  # pylint: disable=g-import-not-at-top
   from ranking import report as ranking_report  # pylint: disable=g-import-not-at-top
   from training import ranking  # pylint: disable=g-import-not-at-top
   tasks = data.spec.logs.task_names
-  test = ranking.raw_exposures(layout.split_pattern(data.examples, layout.TEST), tasks)
-  before = [ranking.raw_exposures(layout.split_pattern(data.examples, w), tasks)
+  test = exposures.read(layout.split_pattern(data.examples, layout.TEST), tasks)
+  before = [exposures.read(layout.split_pattern(data.examples, w), tasks)
             for w in (layout.TRAIN, layout.VALIDATION)]
   popularity = evaluation.popularity_scores(
       np.concatenate([b.items for b in before]), np.concatenate([b.labels for b in before]),

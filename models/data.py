@@ -42,19 +42,13 @@ from models import losses
 _PARSE_BATCH = 1024
 
 
-def sorted_records(file_pattern: str) -> np.ndarray:
-  """Every serialized record of the files, sorted by content: a stable order."""
-  records = list(example_files.records(file_pattern))
-  return np.array(sorted(records), dtype=object)
-
-
 def transformed_examples(file_pattern: str, tft_output: tft.TFTransformOutput,
                          space: features.FeatureSpace) -> tf.data.Dataset:
   """Single examples (unbatched) of dense model inputs, the label included, in a stable
   order."""
   names = space.user_tower_features + space.item_tower_features + (fnames.LABEL,)
   spec = tft_output.transformed_feature_spec()
-  return (tf.data.Dataset.from_tensor_slices(sorted_records(file_pattern))
+  return (tf.data.Dataset.from_tensor_slices(example_files.sorted_records(file_pattern))
           .batch(_PARSE_BATCH)
           .map(lambda batch: features.dense_model_inputs(
               tf.io.parse_example(batch, spec), space, names),
@@ -74,7 +68,7 @@ def corpus_item_features(raw_corpus_pattern: str, tft_output: tft.TFTransformOut
   item_raw = {name: raw_spec[name] for name in space.item_tower_features}
   transform = tft_output.transform_features_layer()
   ids, columns = [], {name: [] for name in space.item_tower_features}
-  records = sorted_records(raw_corpus_pattern)
+  records = example_files.sorted_records(raw_corpus_pattern)
   for start in range(0, len(records), 4096):
     raw = tf.io.parse_example(records[start:start + 4096], item_raw)
     ids.append(tf.reshape(tf.sparse.to_dense(raw[fnames.ITEM_ID])
@@ -89,7 +83,7 @@ def corpus_item_features(raw_corpus_pattern: str, tft_output: tft.TFTransformOut
 def ranking_examples(file_pattern: str, tft_output: tft.TFTransformOutput,
                      space: features.FeatureSpace, tasks: Sequence[str]) -> tf.data.Dataset:
   """The rankers' examples: every exposure of the files (each shown item with its
-  labels, no sampled negatives), single examples in a stable order (sorted_records).
+  labels, no sampled negatives), single examples in a stable order (sorted by content).
 
   Each element is (dense model inputs of both towers as in transformed_examples, without
   the label; labels float32 [T]: the `task_<name>` 0/1 label of each of `tasks`, in that
@@ -113,7 +107,7 @@ def ranking_examples(file_pattern: str, tft_output: tft.TFTransformOutput,
     return (features.dense_model_inputs(parsed, space, names),
             tf.stack([tf.cast(labels[name], tf.float32) for name in label_names], axis=1))
 
-  return (tf.data.Dataset.from_tensor_slices(sorted_records(file_pattern))
+  return (tf.data.Dataset.from_tensor_slices(example_files.sorted_records(file_pattern))
           .batch(_PARSE_BATCH)
           .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
           .unbatch())

@@ -71,7 +71,8 @@ def report(config: configs.PipelineConfig) -> str:
   for node, key, file_name in (
       ('InteractionExampleGen', 'report', layout.INGESTION_SUMMARY_TEXT),
       ('RecallEvaluator', 'evaluation', layout.EVALUATION_SUMMARY_FILE),
-      ('BlessedModelComparison', 'comparison', layout.COMPARISON_SUMMARY_FILE)):
+      ('BlessedModelComparison', 'comparison', layout.COMPARISON_SUMMARY_FILE),
+      ('RankingEvaluator', 'evaluation', layout.EVALUATION_SUMMARY_FILE)):
     path = run_summary.output_file(store, node, key, file_name)
     if path:
       with open(path, encoding='utf-8') as f:
@@ -81,7 +82,10 @@ def report(config: configs.PipelineConfig) -> str:
     path = run_summary.output_file(store, node, 'model', 'Format-Serving',
                                    layout.TRAINING_SUMMARY_FILE)
     summaries.append(json.load(open(path, encoding='utf-8')) if path else None)
-  lines.append(run_summary.training_lines(*summaries))
+  ranker = run_summary.output_file(store, 'RankerTrainer', 'model', 'Format-Serving',
+                                   layout.TRAINING_SUMMARY_FILE)
+  lines.append(run_summary.training_lines(
+      *summaries, json.load(open(ranker, encoding='utf-8')) if ranker else None))
   index = run_summary.output_file(store, 'IndexBuilder', 'index', layout.INDEX_MANIFEST_FILE)
   if index:
     with open(index, encoding='utf-8') as f:

@@ -12,13 +12,19 @@
       -> RecallEvaluator           Recall@K per scenario on the test window vs popularity,
                                    with intervals; the blessing
       -> BlessedModelComparison    the same against the last blessed model (regressions)
+      -> RankerTrainer             (ranker.enabled) training/ranking.py: the ranker on the
+                                   train window's exposures, stopped on the validation
+                                   window's mean AUC over the tasks
+      -> RankingEvaluator          AUC and GAUC per scenario and task on the test window vs
+                                   popularity and the last blessed ranker; its blessing
       only when blessed, the release is refreshed to the end of the logs:
       -> refit_transform           vocabularies of every day (new users and items)
       -> refit_trainer             the same model on every day, the epochs kept above
       -> IndexBuilder              ScaNN index + TFRS retrieval model of the refit model,
                                    items as of the last event
       -> ReleasePusher             outputs/releases/<version>/: the refit model, the user
-                                   snapshot as of the last event, the test evaluation
+                                   snapshot as of the last event, the test evaluation, and
+                                   the ranker when it is blessed
 
 Only wiring lives here: configuration comes from core/config.py, the dataset's columns
 from its dataset spec, and each component's logic from components/ and the libraries below
@@ -39,6 +45,8 @@ from components.data_validation_gate import DataValidationGate
 from components.distillation_trainer.component import DistillationTrainer
 from components.index_builder.component import IndexBuilder
 from components.interaction_example_gen.component import InteractionExampleGen
+from components.ranker_trainer.component import RankerTrainer
+from components.ranking_evaluator.component import RankingEvaluator
 from components.recall_evaluator.component import RecallEvaluator
 from components.release_pusher.component import ReleasePusher
 from core import config as configs
@@ -50,7 +58,8 @@ from core import schemas
 # the packages they import keys TFX's cache (see code_fingerprint).
 PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'
 RUN_FN = 'training.trainer.run_fn'
-MODEL_CODE_PACKAGES = ('core', 'models', 'retrieval', 'training')
+RANKER_RUN_FN = 'training.ranking.run_fn'
+MODEL_CODE_PACKAGES = ('core', 'models', 'ranking', 'retrieval', 'training')
 
 
 def create_pipeline(
@@ -110,6 +119,13 @@ def create_pipeline(
       config=config.evaluation,
       baseline_model=previous_blessed.outputs['model'])
 
+  ranking = _ranking_stage(example_gen, transform, schema, spec, config, fingerprint)
+  ranker_outputs = {}
+  if ranking:
+    ranker_outputs = dict(ranker=ranking[0].outputs['model'],
+                          ranker_blessing=ranking[-1].outputs['blessing'],
+                          ranker_evaluation=ranking[-1].outputs['evaluation'])
+
   with tfx.dsl.Cond(
       evaluator.outputs['blessing'].future()[0].custom_property('blessed') == 1):
     refit_transform = _transform(example_gen, schema, spec, config, fingerprint, layout.ALL,
@@ -135,11 +151,11 @@ def create_pipeline(
         user_snapshot=example_gen.outputs['user_snapshot'],
         ingestion_report=example_gen.outputs['report'],
         releases_dir=config.releases_dir, pipeline_name=config.pipeline_name,
-        dataset=spec.name)
+        dataset=spec.name, **ranker_outputs)
 
   components += [teacher_source] if teacher_source else []
-  components += [trainer, previous_blessed, evaluator, comparison, refit_transform, refit,
-                 index, pusher]
+  components += [trainer, previous_blessed, evaluator, comparison, *ranking, refit_transform,
+                 refit, index, pusher]
   return _pipeline(config, components, metadata_connection_config)
 
 
@@ -185,6 +201,31 @@ def _transform(example_gen, schema, spec: ds.DatasetSpec, config: configs.Pipeli
   for gate in gates:
     transform.add_upstream_node(gate)
   return transform
+
+
+def _ranking_stage(example_gen, transform, schema, spec: ds.DatasetSpec,
+                   config: configs.PipelineConfig, fingerprint: str) -> list:
+  """[RankerTrainer, the latest blessed ranker's resolver, RankingEvaluator], or none
+  when ranker.enabled is false."""
+  if not config.ranker.enabled:
+    return []
+  trainer = RankerTrainer(
+      examples=transform.outputs['transformed_examples'],
+      transform_graph=transform.outputs['transform_graph'],
+      schema=schema.outputs['schema'],
+      scenario_mapping=example_gen.outputs['scenario_mapping'],
+      run_fn=RANKER_RUN_FN, dataset_spec=spec, config=config,
+      code_fingerprint=fingerprint)
+  previous = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=artifacts.RankerModel),
+      model_blessing=tfx.dsl.Channel(type=artifacts.RankerBlessing),
+  ).with_id('latest_blessed_ranker_resolver')
+  evaluator = RankingEvaluator(model=trainer.outputs['model'],
+                               examples=example_gen.outputs['examples'],
+                               config=config.ranking_evaluation,
+                               baseline_model=previous.outputs['model'])
+  return [trainer, previous, evaluator]
 
 
 def _teacher_source(config: configs.DistillationConfig):

@@ -77,8 +77,10 @@ def output_file(store: metadata_store.MetadataStore, node: str, key: str,
   return full if tf.io.gfile.exists(full) else None
 
 
-def training_lines(gate_summary: Optional[dict], refit_summary: Optional[dict]) -> str:
-  """The epochs each phase ran and kept (early stopping), and what the refit trained."""
+def training_lines(gate_summary: Optional[dict], refit_summary: Optional[dict],
+                   ranker_summary: Optional[dict] = None) -> str:
+  """The epochs each phase ran and kept (early stopping), what the refit trained, and the
+  ranker's epochs."""
   lines = []
   if gate_summary:
     for phase in ('teacher', 'student'):
@@ -95,6 +97,12 @@ def training_lines(gate_summary: Optional[dict], refit_summary: Optional[dict]) 
                        for phase in ('teacher', 'student') if refit_summary.get(phase))
     lines.append(f'  refit on every day for the release: {epochs}, '
                  f'{refit_summary["anchors"]:,} anchors')
+  if ranker_summary:
+    monitor = ranker_summary['monitor']
+    lines.append(f'  ranker {ranker_summary["model"]}: kept epoch '
+                 f'{ranker_summary["epoch_kept"]} of {ranker_summary["epochs_run"]} run (at '
+                 f'most {ranker_summary["epochs_max"]}), validation {monitor["metric"]} '
+                 f'{monitor["best"]:.4f}, {ranker_summary["train_examples"]:,} exposures')
   return 'Training (early stopping on the validation window)\n' + '\n'.join(lines)
 
 

@@ -17,18 +17,24 @@ and task:
   its interval: an interval above 0 says the system ranks better than the reference.
 
 `popularity_scores` gives the baseline system: each item's training positive rate per
-task, smoothed toward the task's overall rate.
+task, smoothed toward the task's overall rate. `evaluate_exported` runs the whole
+evaluation of an exported ranker on raw tf.Examples (the RankingEvaluator's).
 """
 
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
+from core import config as configs
+from core import examples as example_files
+from ranking import exposures
 from ranking import metrics
 from retrieval import bootstrap
 
 ALL = 'all'  # every scenario together
 POPULARITY = 'popularity'  # the popularity baseline's system name (popularity_scores)
+RANKER = 'ranker'  # evaluate_exported's system names: the evaluated ranker,
+PREVIOUS = 'previous_blessed'  # the previous blessed ranker
 # Resampled weights per chunk (resamples x examples): bounds the weight matrices in memory.
 _CHUNK_ELEMENTS = 4_000_000
 
@@ -61,6 +67,30 @@ def popularity_scores(train_items, train_labels, items, prior_strength: float = 
   where = np.minimum(np.searchsorted(keys, items), len(keys) - 1)
   known = keys[where] == items
   return np.where(known[:, None], rates[where], overall[None, :])
+
+
+def evaluate_exported(ranker_dir: str, history_patterns: Sequence[str], test_pattern: str,
+                      config: configs.RankingEvaluationConfig,
+                      previous_dir: Optional[str] = None) -> dict:
+  """`evaluate` of the exported ranker in `ranker_dir` (and of `previous_dir`'s, the
+  previous blessed ranker, when given) on the test window's raw exposures, against
+  popularity over the `history_patterns` windows (those before the test window)."""
+  model = exposures.ExportedRanker(ranker_dir)
+  tasks = model.tasks
+  records = example_files.sorted_records(test_pattern)
+  test = exposures.read(test_pattern, tasks, records)
+  history = [exposures.read(p, tasks) for p in history_patterns]
+  scores = {RANKER: model(records), POPULARITY: popularity_scores(
+      np.concatenate([h.items for h in history]),
+      np.concatenate([h.labels for h in history]), test.items, config.popularity_prior)}
+  if previous_dir:
+    before = exposures.ExportedRanker(previous_dir)
+    if before.tasks != tasks:
+      raise ValueError(f'the previous blessed ranker in {previous_dir} predicts the tasks '
+                       f'{before.tasks}, this one {tasks}: they cannot be compared')
+    scores[PREVIOUS] = before(records)
+  return evaluate(scores, test.labels, test.scenarios, test.users, tasks,
+                  config.confidence, config.bootstrap_resamples, config.bootstrap_seed)
 
 
 def evaluate(scores: Mapping[str, np.ndarray], labels: np.ndarray, scenarios: Sequence[str],

@@ -104,10 +104,13 @@ PipelineRun = collections.namedtuple('PipelineRun', 'output_dir release')
 # Small enough for a few minutes on 2 cores: the pipeline tests' and serving tests' run.
 QUICK_TRAINING = ('training.epochs=2', 'distillation.teacher_epochs=2',
                   'training.batch_size=256', 'training.learning_rate=0.003',
-                  'evaluation.bootstrap_resamples=200')
+                  'evaluation.bootstrap_resamples=200', 'ranker.epochs=2',
+                  'ranker.batch_size=256', 'ranking_evaluation.bootstrap_resamples=100')
 # The fixture is too small for a model to beat popularity: these bless any model, so that
 # the release path runs (the rule itself is tested in test_blessing.py).
-BLESS_ANY = ('evaluation.worse_margin=1.0', 'evaluation.overall_min_gain=-1.0')
+BLESS_ANY = ('evaluation.worse_margin=1.0', 'evaluation.overall_min_gain=-1.0',
+             'ranking_evaluation.worse_margin=1.0',
+             'ranking_evaluation.overall_min_gain=-1.0')
 
 
 def pipeline_args(small_setup: SmallSetup, output_dir: str, data_dir: str = FIXTURE_DIR,

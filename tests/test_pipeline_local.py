@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 import pytest
+from sklearn import metrics as sk_metrics
 import tensorflow as tf
 
 from core import layout
@@ -228,6 +229,47 @@ def test_release_is_complete_consistent_and_servable(first_run):
   assert os.path.getsize(figure) > 10_000
 
 
+def test_ranker_is_trained_evaluated_blessed_and_released(first_run):
+  ranker_trainer = os.path.join(_root(first_run), 'RankerTrainer')
+  model = _one(os.path.join(ranker_trainer, 'model', '*', 'Format-Serving'))
+  with open(os.path.join(model, layout.TRAINING_SUMMARY_FILE)) as f:
+    summary = json.load(f)
+  assert summary['model'] == 'mdl' and summary['tasks'] == ['click', 'long_view', 'like']
+  history = summary['history']['val_mean_auc']
+  assert summary['epochs_max'] == 2 and len(history) == summary['epochs_run']
+  assert summary['epoch_kept'] == 1 + history.index(max(history))
+  assert not os.path.exists(os.path.join(ranker_trainer, 'backup')) or not os.listdir(
+      os.path.join(ranker_trainer, 'backup'))  # finished: nothing left to resume
+  evaluation = _one(os.path.join(_root(first_run), 'RankingEvaluator', 'evaluation', '*'))
+  with open(os.path.join(evaluation, layout.RANKING_METRICS_FILE)) as f:
+    metrics = json.load(f)
+  assert metrics['systems'] == ['ranker', 'popularity'] and metrics['blessing']['blessed']
+  assert set(metrics['counts']) == {'0', '1', '2', '4', 'all'}
+  # The release serves the evaluated ranker; its scores of the raw test exposures give
+  # the AUC the evaluator reported (sklearn's here).
+  release = os.path.join(first_run, 'releases', 'latest')
+  with open(os.path.join(release, release_format.MANIFEST)) as f:
+    manifest = json.load(f)
+  assert manifest['ranker']['included'] and manifest['ranker']['model'] == 'mdl'
+  assert manifest['ranker']['fingerprint'] == layout.directory_fingerprint(
+      os.path.join(release, 'ranker'))
+  assert os.path.exists(os.path.join(release, 'ranker_evaluation',
+                                     layout.RANKING_METRICS_FILE))
+  examples = _one(os.path.join(_root(first_run), 'InteractionExampleGen', 'examples', '*'))
+  records = [r.numpy() for r in tf.data.TFRecordDataset(
+      glob.glob(os.path.join(examples, 'Split-test', '*.gz')), compression_type='GZIP')]
+  assert metrics['counts']['all']['examples'] == len(records)
+  ranker = tf.saved_model.load(os.path.join(release, 'ranker'))
+  scores = ranker.signatures[layout.RANKER_EXAMPLES_SIGNATURE](
+      examples=tf.constant(records))
+  for task, label in (('click', 'task_click'), ('long_view', 'task_long_view')):
+    labels = np.array([tf.train.Example.FromString(r).features.feature[label]
+                       .int64_list.value[0] for r in records])
+    assert metrics['counts']['all']['positives'][task] == labels.sum()
+    assert metrics['metrics']['ranker']['all'][task]['auc']['point'] == pytest.approx(
+        sk_metrics.roc_auc_score(labels, scores[task].numpy()), abs=1e-6)
+
+
 def _not_cached(output_dir):
   """Components of the latest run that executed. Resolvers resolve on every run (in no
   time); they are not components that can be cached."""
@@ -243,7 +285,9 @@ def test_rerun_without_changes_hits_the_cache(first_run, capsys, run):
   # The first run had no blessed model to compare with; this one has (the same model), so
   # only the comparison and the Pusher see new inputs; the blessing and so the refit are
   # cached, and the same model is not released twice.
-  assert _not_cached(first_run) == {'BlessedModelComparison', 'ReleasePusher'}
+  # The ranker's evaluator, too: it now has a previous blessed ranker (the same model).
+  assert _not_cached(first_run) == {'BlessedModelComparison', 'RankingEvaluator',
+                                    'ReleasePusher'}
   assert _states(first_run)['refit_trainer'] == 'cached'
   assert sorted(os.listdir(releases)) == before
   assert 'Ingestion of kuairand_pure' in out and 'Recall@K on the test split' in out
@@ -350,6 +394,9 @@ def test_paper_preset_runs_end_to_end_without_what_is_beyond_the_paper(first_run
   with open(os.path.join(release, 'manifest.json')) as f:
     manifest = json.load(f)
   assert manifest['index']['dimension'] == 64  # model.output_dim: no prior entries
+  assert manifest['ranker'] == {'included': False, 'reason': 'the pipeline trained no '
+                                'ranker (ranker.enabled is false)'}
+  assert not os.path.exists(os.path.join(release, 'ranker'))
   tower = tf.saved_model.load(os.path.join(release, 'item_tower'))
   inputs = tower.signatures[layout.ITEM_SIGNATURE].structured_input_signature[1]
   assert 'scenario_clicks' not in inputs and 'item_id' in inputs

@@ -10,6 +10,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from core import config as configs
+from core import examples as example_files
 from core import layout
 from models import export
 from training import ranking
@@ -70,8 +71,7 @@ def test_saved_model_round_trip_from_raw_features(trained, fixture_transformed, 
   records = [r for r in tf.data.TFRecordDataset(
       sorted(tf.io.gfile.glob(fixture_transformed.raw_validation)),
       compression_type='GZIP').as_numpy_iterator()]
-  from models import data
-  ordered = data.sorted_records(fixture_transformed.raw_validation)[:20]
+  ordered = example_files.sorted_records(fixture_transformed.raw_validation)[:20]
   assert set(ordered.tolist()) <= set(records)
   by_examples = loaded.signatures[layout.RANKER_EXAMPLES_SIGNATURE](
       examples=tf.constant(list(ordered)))

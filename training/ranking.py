@@ -1,5 +1,9 @@
 """Training and scoring of a ranker (models/rankers/): exposures in, one logit per task out.
 
+`run_fn` is the RankerTrainer's (components/ranker_trainer/): it trains as below and
+exports the kept epoch as a SavedModel from raw features (models/export.export_ranker)
+with training_summary.json. experiments/rankers.py calls train_ranker and score_raw.
+
     transformed train exposures (every shown item with its task labels, models/data.py)
     -> the ranker of `ranker.model`, BCE averaged over the tasks (Adam, ranker.learning_rate)
     -> early stopping on the validation exposures' mean AUC over the tasks (each epoch;
@@ -11,19 +15,29 @@ probabilities with its raw user id, scenario and labels, in the files' stable or
 """
 
 import dataclasses
+import json
 import logging
 import os
-from typing import Optional, Sequence
+from typing import Sequence
 
+from google.protobuf import text_format
 import numpy as np
 import tensorflow as tf
+from tensorflow_metadata.proto.v0 import schema_pb2
 import tensorflow_transform as tft
 
 from core import config as configs
-from core import feature_names as fnames
+from core import dataset_spec as ds
+from core import examples as example_files
+from core import layout
+from core.scenario_mapping import ScenarioMapping
 from models import build
 from models import data
+from models import export
 from models import features
+from models import preprocessing
+from models.rankers import base as rankers_base
+from ranking import exposures
 from training import callbacks
 
 log = logging.getLogger('dsmoe.trainer')
@@ -44,10 +58,52 @@ class MeanValidationAUC(tf.keras.callbacks.Callback):
       logs[MEAN_AUC] = float(np.mean([logs[n] for n in self._names]))
 
 
+def feature_space(spec: ds.DatasetSpec, tft_output: tft.TFTransformOutput,
+                  num_oov_buckets: int, scenarios: Sequence[str],
+                  schema: schema_pb2.Schema) -> features.FeatureSpace:
+  """The rankers' FeatureSpace: the Trainer's, without popularity features (the train
+  window's scenario_clicks leave out the example's own click: a label leak on exposures;
+  models/rankers/base.POPULARITY_FEATURES)."""
+  return features.FeatureSpace.build(
+      spec, preprocessing.vocabulary_sizes(tft_output, spec, num_oov_buckets), scenarios,
+      schema, rankers_base.POPULARITY_FEATURES)
+
+
+def run_fn(fn_args) -> None:
+  """The RankerTrainer's run_fn (TFX FnArgs): train on fn_args.train_files, stop early on
+  fn_args.eval_files, export to fn_args.serving_model_dir.
+
+  custom_config (components/ranker_trainer/component.py): the dataset spec (its tasks),
+  the transform and ranker sections, the seed, the scenario mapping and a backup
+  directory that a killed run resumes from (removed once the export is written)."""
+  config = fn_args.custom_config
+  spec = configs.spec_from_custom_config(config)
+  ranker = configs.from_custom_config(config, configs.RankerConfig)
+  transform = configs.from_custom_config(config, configs.TransformConfig)
+  tft_output = tft.TFTransformOutput(fn_args.transform_output)
+  with tf.io.gfile.GFile(fn_args.schema_path) as f:
+    schema = text_format.Parse(f.read(), schema_pb2.Schema())
+  scenarios = ScenarioMapping.load(config[layout.TRAINER_SCENARIO_MAPPING]).values
+  space = feature_space(spec, tft_output, transform.num_oov_buckets, scenarios, schema)
+  tasks = spec.logs.task_names
+  backup = config[layout.TRAINER_BACKUP_DIR]
+  model, summary = train_ranker(ranker, int(config[layout.RANKER_SEED]), space, tasks,
+                                tft_output, fn_args.train_files, fn_args.eval_files, backup)
+  export.export_ranker(model, tft_output, space, tuple(tasks), fn_args.serving_model_dir)
+  with tf.io.gfile.GFile(os.path.join(fn_args.serving_model_dir,
+                                      layout.TRAINING_SUMMARY_FILE), 'w') as f:
+    json.dump(summary, f, indent=2)
+  log.info('ranker %s: kept epoch %d of %d run (validation mean AUC %.4f)', ranker.model,
+           summary['epoch_kept'], summary['epochs_run'], summary['monitor']['best'])
+  if tf.io.gfile.exists(backup):
+    tf.io.gfile.rmtree(backup)  # done: nothing to resume
+
+
 def train_ranker(config: configs.RankerConfig, seed: int, space: features.FeatureSpace,
                  tasks: Sequence[str], tft_output: tft.TFTransformOutput,
-                 train_pattern: str, validation_pattern: str, work_dir: str):
+                 train_pattern, validation_pattern, work_dir: str):
   """Trains `config`'s ranker; returns (model with the kept epoch's weights, summary).
+  The patterns: a file pattern or a list of them.
 
   `work_dir` holds the resumable checkpoints (a killed run carries on) and the best
   epoch's weights."""
@@ -77,47 +133,13 @@ def train_ranker(config: configs.RankerConfig, seed: int, space: features.Featur
   return model, summary
 
 
-@dataclasses.dataclass(frozen=True)
-class ScoredExposures:
-  """One window's exposures, scored: arrays of length N, in the files' stable order."""
-  probabilities: np.ndarray  # [N, T] float
-  labels: np.ndarray  # [N, T] 0/1
-  users: np.ndarray  # [N] raw user ids
-  items: np.ndarray  # [N] raw item ids
-  scenarios: np.ndarray  # [N] raw scenario values
-  timestamps: np.ndarray  # [N] int64 ms
-
-
-def raw_exposures(pattern: str, tasks: Sequence[str],
-                  records: Optional[np.ndarray] = None) -> ScoredExposures:
-  """The raw examples' ids, scenarios and labels (no scores: probabilities is empty);
-  `records`: the pattern's sorted records, when the caller has read them already."""
-  spec = {name: tf.io.FixedLenFeature([], tf.string)
-          for name in (fnames.USER_ID, fnames.ITEM_ID, fnames.SCENARIO)}
-  spec[fnames.TIMESTAMP] = tf.io.FixedLenFeature([], tf.int64)
-  spec.update({fnames.task_label(t): tf.io.FixedLenFeature([], tf.int64) for t in tasks})
-  records = data.sorted_records(pattern) if records is None else records
-  columns = {name: [] for name in spec}
-  for start in range(0, len(records), _SCORE_BATCH):
-    parsed = tf.io.parse_example(records[start:start + _SCORE_BATCH], spec)
-    for name, value in parsed.items():
-      columns[name].append(value.numpy())
-  joined = {name: np.concatenate(v) if v else np.zeros([0]) for name, v in columns.items()}
-  text = lambda name: joined[name].astype(str) if len(joined[name]) else joined[name]
-  labels = (np.stack([joined[fnames.task_label(t)] for t in tasks], axis=1)
-            if len(records) else np.zeros([0, len(tasks)]))
-  return ScoredExposures(np.zeros([0, len(tasks)]), labels.astype(np.int64),
-                         text(fnames.USER_ID), text(fnames.ITEM_ID), text(fnames.SCENARIO),
-                         joined[fnames.TIMESTAMP].astype(np.int64))
-
-
 def score_raw(model: tf.keras.Model, tft_output: tft.TFTransformOutput,
               space: features.FeatureSpace, pattern: str,
-              tasks: Sequence[str]) -> ScoredExposures:
+              tasks: Sequence[str]) -> exposures.Exposures:
   """The ranker's probabilities for every raw exposure of `pattern`, through the
   Transform graph (as serving computes them)."""
-  records = data.sorted_records(pattern)  # read and sorted once for ids and scores
-  exposures = raw_exposures(pattern, tasks, records)
+  records = example_files.sorted_records(pattern)  # read and sorted once: ids and scores
+  scored = exposures.read(pattern, tasks, records)
   names = space.user_tower_features + space.item_tower_features
   raw_spec = tft_output.raw_feature_spec()
   raw_spec = {name: raw_spec[name] for name in names}
@@ -128,5 +150,5 @@ def score_raw(model: tf.keras.Model, tft_output: tft.TFTransformOutput,
     dense = features.dense_model_inputs(transform(raw), space, names)
     probabilities.append(tf.sigmoid(model(dense, training=False)).numpy())
   return dataclasses.replace(
-      exposures, probabilities=np.concatenate(probabilities) if probabilities
+      scored, probabilities=np.concatenate(probabilities) if probabilities
       else np.zeros([0, len(tasks)]))

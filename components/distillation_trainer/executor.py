@@ -1,6 +1,5 @@
 """Executor of DistillationTrainer: TFX's generic Trainer executor with extra inputs."""
 
-import hashlib
 import json
 import os
 
@@ -40,8 +39,8 @@ class Executor(trainer_executor.GenericExecutor):
       config[layout.TRAINER_TEACHER_INPUT] = usable[-1].uri
     config[layout.TRAINER_TEACHER_OUTPUT] = artifact_utils.get_single_uri(
         output_dict['teacher_model'])
-    config[layout.TRAINER_BACKUP_DIR] = _backup_dir(input_dict, output_dict,
-                                                    exec_properties)
+    config[layout.TRAINER_BACKUP_DIR] = layout.trainer_backup_dir(
+        input_dict, exec_properties, artifact_utils.get_single_uri(output_dict['model']))
     fn_args.custom_config = config
     return fn_args
 
@@ -52,19 +51,3 @@ def _kept_epochs(model_dir: str) -> dict:
     summary = json.load(f)
   return {phase: summary[phase]['epoch_kept'] for phase in ('teacher', 'student')
           if summary.get(phase)}
-
-
-def _backup_dir(input_dict, output_dict, exec_properties) -> str:
-  """A directory that is the same for every attempt of the same training job.
-
-  Keyed by the input artifacts and the execution properties: a rerun after a crash (same
-  inputs, same config) finds the checkpoints; any change starts afresh.
-  """
-  key = json.dumps({
-      'inputs': {name: sorted(a.uri for a in artifacts)
-                 for name, artifacts in sorted(input_dict.items())},
-      'properties': {k: str(v) for k, v in sorted(exec_properties.items())},
-  }, sort_keys=True)
-  model_uri = artifact_utils.get_single_uri(output_dict['model'])
-  component_dir = os.path.dirname(os.path.dirname(model_uri))  # <root>/<component>/model/<id>
-  return os.path.join(component_dir, 'backup', hashlib.sha256(key.encode()).hexdigest()[:16])

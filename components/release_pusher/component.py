@@ -4,7 +4,10 @@ Inputs: the model to serve (the refit on every day: exported towers), the evalua
 (trained on the train window) with its blessing, test evaluation and comparison with the
 previous blessed model (a regression stops the release), the index built from
 the served model, the scenario mapping, the user snapshot and the ingestion report (the
-data windows, for the manifest's account of what the served model saw). Output: a
+data windows, for the manifest's account of what the served model saw); optionally the
+ranker with its blessing and evaluation: a blessed ranker goes into the release as
+`ranker/` (with `ranker_evaluation/`), one that is not is left out and the manifest says
+why (the retrieval release does not wait for the ranker). Output: a
 standard PushedModel artifact (custom properties pushed, pushed_version,
 pushed_destination). The release format is core/release_format.py.
 """
@@ -37,6 +40,11 @@ class ReleasePusherSpec(component_spec.ComponentSpec):
       'scenario_mapping': component_spec.ChannelParameter(type=artifacts.ScenarioMapping),
       'user_snapshot': component_spec.ChannelParameter(type=standard_artifacts.Examples),
       'ingestion_report': component_spec.ChannelParameter(type=artifacts.IngestionReport),
+      'ranker': component_spec.ChannelParameter(type=artifacts.RankerModel, optional=True),
+      'ranker_blessing': component_spec.ChannelParameter(type=artifacts.RankerBlessing,
+                                                         optional=True),
+      'ranker_evaluation': component_spec.ChannelParameter(
+          type=standard_artifacts.ModelEvaluation, optional=True),
   }
   OUTPUTS = {
       'pushed_model': component_spec.ChannelParameter(type=standard_artifacts.PushedModel),
@@ -49,8 +57,13 @@ class ReleasePusher(base_component.BaseComponent):
 
   def __init__(self, model, evaluated_model, model_blessing, evaluation, comparison, index,
                scenario_mapping, user_snapshot, ingestion_report, releases_dir: str,
-               pipeline_name: str, dataset: str):
+               pipeline_name: str, dataset: str, ranker=None, ranker_blessing=None,
+               ranker_evaluation=None):
+    if len({ranker is None, ranker_blessing is None, ranker_evaluation is None}) > 1:
+      raise ValueError('ReleasePusher takes the ranker with its blessing and evaluation, '
+                       'all three or none')
     super().__init__(spec=ReleasePusherSpec(
+        ranker=ranker, ranker_blessing=ranker_blessing, ranker_evaluation=ranker_evaluation,
         model=model, evaluated_model=evaluated_model, model_blessing=model_blessing,
         evaluation=evaluation, comparison=comparison, index=index,
         scenario_mapping=scenario_mapping,

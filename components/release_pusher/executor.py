@@ -3,7 +3,7 @@
 import datetime
 import json
 import os
-from typing import Any
+from typing import Any, Optional
 
 from absl import logging
 import tensorflow as tf
@@ -48,7 +48,9 @@ class Executor(base_executor.BaseExecutor):
       raise release_format.ReleaseError(
           f'the index in {index} was built by model {index_manifest["model_fingerprint"]}'
           f', not by the blessed model {fingerprint}')
-    released = _latest_release_of(exec_properties['releases_dir'], fingerprint)
+    ranker_dir, ranker_manifest = _ranker(input_dict)
+    released = _latest_release_of(exec_properties['releases_dir'], fingerprint,
+                                  ranker_manifest['fingerprint'] if ranker_dir else None)
     if released:
       # A rerun of an unchanged pipeline re-evaluates against the blessed model (itself);
       # it must not publish the same model again.
@@ -71,6 +73,10 @@ class Executor(base_executor.BaseExecutor):
         release_format.USER_SNAPSHOT_DIR: artifact_utils.get_split_uri([snapshot], split),
         release_format.EVALUATION_DIR: evaluation,
     })
+    if ranker_dir:
+      parts[release_format.RANKER_DIR] = ranker_dir
+      parts[release_format.RANKER_EVALUATION_DIR] = artifact_utils.get_single_uri(
+          input_dict['ranker_evaluation'])
     for name in layout.INDEX_FILES:
       parts[os.path.join(release_format.INDEX_DIR, name)] = os.path.join(index, name)
     mapping = scenario_mapping.ScenarioMapping.load(mapping_dir)
@@ -101,6 +107,7 @@ class Executor(base_executor.BaseExecutor):
         'intervals': {name: metrics['intervals'][name] for name in
                       ('model', 'popular_per_scenario', 'model_minus_popular_per_scenario')},
         'ks': metrics['ks'],
+        'ranker': ranker_manifest,
     }
     path = release_format.publish(exec_properties['releases_dir'], version, parts, manifest)
     logging.info('released %s', path)
@@ -136,11 +143,43 @@ def data_account(ingestion: dict, served: dict, evaluated: dict) -> dict:
   }
 
 
-def _latest_release_of(releases_dir: str, fingerprint: str) -> str:
-  """The latest release's directory if it holds the model `fingerprint`, else ''."""
+def _ranker(input_dict) -> tuple[str, dict]:
+  """(the ranker's SavedModel directory or '' when it stays out, its manifest entry)."""
+  rankers = input_dict.get('ranker') or []
+  if not rankers:
+    return '', {'included': False, 'reason': 'the pipeline trained no ranker '
+                                             '(ranker.enabled is false)'}
+  ranker_dir = path_utils.serving_model_path(rankers[0].uri)
+  with tf.io.gfile.GFile(os.path.join(artifact_utils.get_single_uri(
+      input_dict['ranker_evaluation']), layout.RANKING_METRICS_FILE)) as f:
+    evaluation = json.load(f)
+  with tf.io.gfile.GFile(os.path.join(ranker_dir, layout.TRAINING_SUMMARY_FILE)) as f:
+    summary = json.load(f)
+  entry = {'model': summary['model'], 'tasks': evaluation['tasks'],
+           'fingerprint': layout.directory_fingerprint(ranker_dir),
+           'trained_on': 'the train window, stopped on the validation window (no refit)',
+           'epoch_kept': summary['epoch_kept'],
+           'test': {system: evaluation['metrics'][system]['all'] for system in
+                    evaluation['systems']}}
+  blessing = artifact_utils.get_single_instance(input_dict['ranker_blessing'])
+  if not blessing.get_int_custom_property('blessed'):
+    reasons = '; '.join(evaluation['blessing']['reasons'])
+    logging.warning('the release leaves the ranker out: not blessed: %s', reasons)
+    return '', dict(entry, included=False, reason=f'ranker not blessed: {reasons}')
+  return ranker_dir, dict(entry, included=True)
+
+
+def _latest_release_of(releases_dir: str, fingerprint: str,
+                       ranker_fingerprint: Optional[str]) -> str:
+  """The latest release's directory if it holds the model `fingerprint` and the same
+  ranker (or, both, none), else ''."""
   path = release_format.latest_release(releases_dir)
   manifest = path and os.path.join(path, release_format.MANIFEST)
   if not manifest or not tf.io.gfile.exists(manifest):
     return ''
   with tf.io.gfile.GFile(manifest) as f:
-    return path if json.load(f).get('model_fingerprint') == fingerprint else ''
+    released = json.load(f)
+  ranker = released.get('ranker') or {}
+  same_ranker = (ranker.get('fingerprint') if ranker.get('included') else None) == (
+      ranker_fingerprint)
+  return path if released.get('model_fingerprint') == fingerprint and same_ranker else ''
