@@ -33,7 +33,8 @@ def main(argv=None) -> None:
   batch, labels = model_stats.random_training_batch(space, training.batch_size,
                                                     training.negative_ratio)
   distillation = configs.DistillationConfig()
-  teacher = build.build_teacher(distillation, configs.ModelConfig(), space)
+  teacher = build.build_teacher(distillation, configs.ModelConfig(), configs.RankerConfig(),
+                                space)
   teacher(batch)
   print(f'threads: {tf.config.threading.get_inter_op_parallelism_threads() or "default"}, '
         f'batch: {training.batch_size} anchors + {training.negative_ratio} negatives each '

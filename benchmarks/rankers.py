@@ -389,7 +389,8 @@ def main(argv=None) -> None:
     rows.append(measure(name, ranker, ranker, space, tft_output, tasks, batch, labels,
                         request, args))
   tf.keras.utils.set_random_seed(0)
-  teacher = build.build_teacher(configs.DistillationConfig(), configs.ModelConfig(), space)
+  teacher = build.build_teacher(configs.DistillationConfig(), configs.ModelConfig(),
+                                configs.RankerConfig(), space)
   training = configs.TrainingConfig()  # the teacher trains with the Trainer's optimizer
   teacher.compile(tf.keras.optimizers.Adam(training.learning_rate,
                                            weight_decay=training.weight_decay),

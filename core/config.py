@@ -133,7 +133,7 @@ class DistillationConfig:
   """The interaction-aware teacher and the KL term of the student's loss."""
   enabled: bool = True  # ablation "w/o distillation": BCE only, no teacher
   weight: float = 1.0  # lambda in BCE + lambda * KL(p_teacher || p_student)
-  teacher: str = 'dcn_v2'  # a name of models/build.py's TEACHERS
+  teacher: str = 'dcn_v2'  # one of models/build.py's TEACHERS, or a ranker (RANKERS)
   # At most this many epochs; early stopping on the validation AUC keeps the best one.
   teacher_epochs: int = 20
   # 'train': train a teacher in this run; 'latest': reuse the newest teacher an earlier
@@ -161,6 +161,10 @@ class RankerConfig:
   exposures (shown items with the dataset spec's task labels, logs.tasks), one logit per
   task. Sizes are for 2 CPU cores; the architectures are those of the MDL paper (mdl,
   rankmixer, and its baselines shared_bottom and mmoe) and of MTmixAtt (mtmixatt)."""
+  # Train, evaluate and release a ranker in the pipeline (RankerTrainer, RankingEvaluator;
+  # needs logs.tasks in the dataset spec). Beyond the DSMOE paper: the ranking stage is
+  # MDL's and MTmixAtt's; turning it off leaves the retrieval pipeline as it was.
+  enabled: bool = True
   model: str = 'mdl'  # one of RANKERS
   embedding_dim: int = 16  # every feature field
   # d of every token (feature, scenario, task). Token mixing needs the token count to
@@ -208,6 +212,13 @@ class RankerConfig:
                         f'({self.num_experts})')
     if not 0 <= self.dropout < 1:
       raise ConfigError('ranker.dropout must be in [0, 1)')
+
+  def architecture(self) -> dict:
+    """The fields that shape the network, without which one it is and how it trains:
+    what a ranker teacher (distillation.teacher naming a ranker) takes from this section."""
+    return {k: v for k, v in dataclasses.asdict(self).items()
+            if k not in ('enabled', 'model', 'learning_rate', 'batch_size', 'epochs',
+                         'patience')}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -317,6 +328,40 @@ class EvaluationConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class RankingEvaluationConfig:
+  """The ranker's AUC and GAUC per scenario and task on the test split, and its blessing.
+
+  The baseline is popularity: each item's positive rate per task on the train and
+  validation windows, smoothed toward the task's rate (ranking/evaluation.py). Intervals
+  and differences come from a paired Poisson bootstrap over the test users. As for
+  retrieval (EvaluationConfig), the ranker is not blessed when, on any scenario, task and
+  metric, it is significantly worse than popularity by more than `worse_margin` (the
+  difference's upper bound below -worse_margin), or when, for any task and metric, its
+  overall difference is not significantly above `overall_min_gain`; with
+  `max_drop_vs_blessed` set, also when a scenario's AUC or GAUC falls more than that below
+  the previous blessed ranker's.
+  """
+  metrics: tuple[str, ...] = ('auc', 'gauc')  # what the blessing tests (both reported)
+  worse_margin: float = 0.0
+  overall_min_gain: float = 0.0
+  confidence: float = 0.95
+  bootstrap_resamples: int = 200
+  bootstrap_seed: int = 0
+  popularity_prior: float = 10.0  # pseudo-exposures of the popularity baseline's smoothing
+  max_drop_vs_blessed: Optional[float] = None
+
+  def __post_init__(self):
+    if not self.metrics or set(self.metrics) - {'auc', 'gauc'}:
+      raise ConfigError("ranking_evaluation.metrics must list 'auc' and/or 'gauc'")
+    if not 0 < self.confidence < 1:
+      raise ConfigError('ranking_evaluation.confidence must be in (0, 1)')
+    if self.bootstrap_resamples < 2:
+      raise ConfigError('ranking_evaluation.bootstrap_resamples must be at least 2')
+    if self.popularity_prior < 0:
+      raise ConfigError('ranking_evaluation.popularity_prior must be >= 0')
+
+
+@dataclasses.dataclass(frozen=True)
 class IndexConfig:
   """The ScaNN index (tree + asymmetric hashing + exact reordering). 0 = from corpus size."""
   k: int = 100  # neighbours the retrieval model returns at most
@@ -354,6 +399,7 @@ class PipelineConfig:
   training: TrainingConfig = TrainingConfig()
   ranker: RankerConfig = RankerConfig()
   evaluation: EvaluationConfig = EvaluationConfig()
+  ranking_evaluation: RankingEvaluationConfig = RankingEvaluationConfig()
   index: IndexConfig = IndexConfig()
 
   def __post_init__(self):
@@ -528,6 +574,15 @@ def to_custom_config(spec: ds.DatasetSpec, *sections,
   for section in sections:
     result[SECTIONS[type(section)]] = section_to_json(section)
   return result
+
+
+def trainer_sections(config: 'PipelineConfig') -> tuple:
+  """The sections the retrieval Trainer's run_fn reads (training/trainer.py): transform,
+  model, distillation, training, and the ranker section only when the teacher is a ranker
+  (its sizes), so that other ranker settings do not retrain the retrieval model."""
+  ranker = ((config.ranker,) if config.distillation.enabled and
+            config.distillation.teacher in RANKERS else ())
+  return (config.transform, config.model, config.distillation, config.training, *ranker)
 
 
 def spec_from_custom_config(custom_config: Mapping[str, str]) -> ds.DatasetSpec:

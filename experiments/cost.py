@@ -37,7 +37,7 @@ def measure(request: dict) -> dict:
     batch, labels = model_stats.random_training_batch(space, training.batch_size,
                                                       training.negative_ratio)
     if teacher is None:
-      teacher = build.build_teacher(config.distillation, config.model, space)
+      teacher = build.build_teacher(config.distillation, config.model, config.ranker, space)
       teacher(batch)
       result[TEACHER] = _teacher_cost(teacher, space, batch, labels, training)
     student = build.build_student(config.model, space,

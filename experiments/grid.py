@@ -10,6 +10,9 @@ defaults). A variant is trained once per seed and shared by every table it appea
              without all three; and the distillation weight lambda in {0, .1, .5, 1, 2}
     experts  Figure 2: K in {1, 2, 3, 4, 5}
     rank     Figure 3: R in {1, 2, 4, 8, 16}
+    teachers beyond the paper: DSMOE distilled from each teacher, the DCN-v2 default and
+             the rankers RankMixer, MDL and MTmixAtt (their click head, trained as the
+             DCN-v2 teacher is), next to DSMOE without distillation
 
 The baselines are trained as their papers train them, without a teacher
 (distillation.enabled=false); DSMOE and its ablations (except "w/o distillation") distil
@@ -53,6 +56,14 @@ ABLATIONS = (
     # The same network as the MMOE baseline (plain Dense experts, shared BN, no teacher).
     Variant('w/o SAP, DSBN, distillation', ('model.model=mmoe', NO_TEACHER)),
 )
+# DSMOE (the DCN-v2 teacher) and DSMOE with each ranker as its teacher.
+TEACHER_VARIANTS = (
+    Variant(DSMOE),
+    Variant('DSMOE, RankMixer teacher', ('distillation.teacher=rankmixer',)),
+    Variant('DSMOE, MDL teacher', ('distillation.teacher=mdl',)),
+    Variant('DSMOE, MTmixAtt teacher', ('distillation.teacher=mtmixatt',)),
+    Variant('w/o distillation', (NO_TEACHER,)),
+)
 LAMBDAS = (0.0, 0.1, 0.5, 1.0, 2.0)
 EXPERTS = (1, 2, 3, 4, 5)
 RANKS = (1, 2, 4, 8, 16)
@@ -84,6 +95,7 @@ def experiment_variants(quick: bool = False) -> dict[str, tuple[Variant, ...]]:
                  tuple(lambda_variant(w) for w in lambdas)),
       'experts': tuple(experts_variant(k) for k in experts),
       'rank': tuple(rank_variant(r) for r in ranks),
+      'teachers': TEACHER_VARIANTS[1:3] if quick else TEACHER_VARIANTS,
   }
 
 

@@ -82,9 +82,9 @@ class RunData:
 def config_fingerprint(config: configs.PipelineConfig) -> str:
   """A fingerprint of every training-relevant section of `config` (seed included): what
   decides whether a trained model can be reused."""
-  sections = (config.transform, config.model, config.distillation, config.training)
   return hashlib.sha256('\n'.join(
-      configs.section_to_json(s) for s in sections).encode()).hexdigest()[:10]
+      configs.section_to_json(s) for s in configs.trainer_sections(config)).encode()
+                        ).hexdigest()[:10]
 
 
 def variant_directory(output_root: str, config: configs.PipelineConfig, name: str) -> str:
@@ -110,8 +110,7 @@ def train(data: RunData, config: configs.PipelineConfig, directory: str,
   model_dir = os.path.join(directory, 'model')
   if tf.io.gfile.exists(os.path.join(model_dir, layout.TRAINING_SUMMARY_FILE)):
     return model_dir
-  custom_config = configs.to_custom_config(
-      data.spec, config.transform, config.model, config.distillation, config.training)
+  custom_config = configs.to_custom_config(data.spec, *configs.trainer_sections(config))
   splits = [layout.TRAIN]
   if refit_of:
     custom_config[layout.TRAINER_FIXED_EPOCHS] = json.dumps(kept_epochs(refit_of))

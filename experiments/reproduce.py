@@ -63,7 +63,7 @@ QUICK_FEATURES = ('user_active_degree', 'follow_user_num', 'fans_user_num_range'
                   'onehot_feat0', 'author_id', 'video_type', 'video_duration', 'tag')
 QUICK_TRAINING = ('training.epochs=2', 'training.patience=1',
                   'distillation.teacher_epochs=1', 'evaluation.bootstrap_resamples=200')
-EXPERIMENTS = ('table2', 'table4', 'experts', 'rank')
+EXPERIMENTS = ('table2', 'table4', 'experts', 'rank', 'teachers')
 
 
 def main(argv=None) -> int:
@@ -290,6 +290,10 @@ def report(results: tables.Results, jobs: list[scheduler.Job], experiments: dict
     sections.append(f'## Table 4: ablations and distillation weight, {preset} preset\n\n' +
                     write(f'table4_{preset}.md',
                           tables.table4(results, preset, scenarios, lambdas)))
+  for preset in presets.get('teachers', []):
+    sections.append(f'## Teachers (beyond the paper): DSMOE distilled from each, {preset} '
+                    f'preset\n\n' + write(f'teachers_{preset}.md',
+                                          tables.teachers(results, preset, scenarios)))
   for experiment, figure, xlabel, log2 in (('experts', 'fig2_experts', 'experts K', False),
                                            ('rank', 'fig3_rank', 'SAP rank R', True)):
     heading = 'Figure 2: experts K' if experiment == 'experts' else 'Figure 3: SAP rank R'

@@ -73,8 +73,11 @@ def teacher_key(config: configs.PipelineConfig) -> str:
                   if k not in ('enabled', 'weight', 'teacher_source')}
   model = {k: getattr(config.model, k) for k in ('embedding_dim', 'hidden_units',
                                                  'history_pooling', 'popularity_features')}
-  text = json.dumps([dataclasses.asdict(config.transform), dataclasses.asdict(config.training),
-                     distillation, model], sort_keys=True, default=list)
+  parts = [dataclasses.asdict(config.transform), dataclasses.asdict(config.training),
+           distillation, model]
+  if config.distillation.teacher in configs.RANKERS:  # a ranker teacher's sizes
+    parts.append(config.ranker.architecture())
+  text = json.dumps(parts, sort_keys=True, default=list)
   return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 

@@ -202,6 +202,27 @@ def table4(results: Results, preset: str, scenarios: list[str],
   return '\n\n'.join(parts)
 
 
+def teachers(results: Results, preset: str, scenarios: list[str]) -> str:
+  """DSMOE per teacher (grid.TEACHER_VARIANTS; DSMOE's is DCN-v2) with each one's paired
+  difference to DSMOE, and each teacher's own validation AUC (where it stopped)."""
+  names = [v.name for v in grid.TEACHER_VARIANTS]
+  table = comparison_table(results, preset, names, scenarios, 'teacher of the student')
+  if not table:
+    return ''
+  lines = [table] + difference_rows(results, preset, names, grid.DSMOE, scenarios)
+  lines += ['', 'Teachers (validation AUC of the epoch kept, mean over seeds; the students '
+                'above distil from them):']
+  for name in names:
+    runs = [r for r in results.get((preset, name), []) if r.summary.get('teacher')]
+    if runs:
+      aucs = [r.summary['teacher']['monitor']['best'] for r in runs]
+      epochs = [r.summary['teacher']['epoch_kept'] for r in runs]
+      teacher = 'DCN-v2' if name == grid.DSMOE else name.split(', ')[1]
+      lines.append(f'- {teacher}: AUC {np.mean(aucs):.4f} (epochs kept '
+                   f'{", ".join(map(str, epochs))})')
+  return '\n'.join(lines)
+
+
 def sweep_values(results: Results, preset: str, variants: tuple[grid.Variant, ...],
                  scenarios: list[str], seeds: list[int], k: int = 50) -> tuple[dict, str]:
   """({x: {scenario: (recall, below, above)}}, what the bars are) of a K or R sweep (x:

@@ -15,7 +15,10 @@ defined, before anything runs).
 
 The ranking stage's models (models/rankers/) are in RANKERS, named by `ranker.model`
 (core/config.RANKERS): shared_bottom, mmoe, rankmixer, mdl, mtmixatt; `build_ranker`
-builds one from the ranker section for the given tasks.
+builds one from the ranker section for the given tasks. Each of them can also teach:
+`distillation.teacher` naming a ranker builds it, with the ranker section's sizes, as a
+single-task ('click') ranker behind models/rankers/teacher.RankerTeacher, trained as the
+DCN-v2 teacher is (BCE on the clicks and random negatives of the Trainer's batches).
 """
 
 import dataclasses
@@ -29,6 +32,8 @@ from models.rankers.mmoe import MMoERanker
 from models.rankers.mtmixatt import MTmixAttRanker
 from models.rankers.rankmixer import RankMixerRanker
 from models.rankers.shared_bottom import SharedBottomRanker
+from models.rankers.teacher import CLICK
+from models.rankers.teacher import RankerTeacher
 from models.teachers import DCNv2Teacher
 from models.teachers import RankingTeacher
 from models.towers.adin import ADINUserTower
@@ -86,7 +91,7 @@ TEACHERS = {'dcn_v2': DCNv2Teacher}
 def check(model: configs.ModelConfig, distillation: configs.DistillationConfig) -> None:
   """ConfigError unless the config names a registered student and teacher."""
   _registered(STUDENTS, model.model, 'model.model')
-  _registered(TEACHERS, distillation.teacher, 'distillation.teacher')
+  _registered(dict(TEACHERS, **RANKERS), distillation.teacher, 'distillation.teacher')
 
 
 def _registered(registry: dict, name: str, key: str):
@@ -110,7 +115,13 @@ def build_item_tower(config: configs.ModelConfig,
 
 
 def build_teacher(config: configs.DistillationConfig, model: configs.ModelConfig,
+                  ranker: configs.RankerConfig,
                   space: features.FeatureSpace) -> RankingTeacher:
+  """The teacher `config.teacher`: one of TEACHERS (sizes from the distillation and model
+  sections) or of RANKERS (sizes from the ranker section, one 'click' task)."""
+  if config.teacher in RANKERS:
+    return RankerTeacher(space, build_ranker(dataclasses.replace(ranker, model=config.teacher),
+                                             space, (CLICK,)), name='teacher')
   return _registered(TEACHERS, config.teacher, 'distillation.teacher')(
       space, embedding_dim=model.embedding_dim, cross_layers=config.cross_layers,
       projection_dim=config.cross_projection_dim, hidden_units=model.hidden_units,

@@ -48,7 +48,9 @@ def test_bad_values_name_the_key(override, message):
 
 @pytest.mark.parametrize('override,message', [
     ('model.model=dsmo', "model.model is 'dsmo'; use one of dsmoe, mmoe, two_tower_dnn"),
-    ('distillation.teacher=mdl', "distillation.teacher is 'mdl'; use one of dcn_v2"),
+    ('distillation.teacher=mdn',
+     "distillation.teacher is 'mdn'; use one of dcn_v2, shared_bottom, mmoe, rankmixer, mdl, "
+     'mtmixatt'),
 ])
 def test_unregistered_student_or_teacher_is_refused_when_the_pipeline_is_defined(
     override, message, tmp_path, capsys):

@@ -14,6 +14,7 @@ from models import features
 from models import layers
 from models import losses
 from models import model_stats
+from models.rankers.teacher import RankerTeacher
 from tests.conftest import MODEL_TRAINING
 
 TRAINING = configs.TrainingConfig(**MODEL_TRAINING)
@@ -129,16 +130,21 @@ def test_dsmoe_scenario_profile_is_each_scenarios_gates_and_sap_coefficients(inp
   assert dnn.scenario_profile() is None
 
 
-def _teacher(space):
-  teacher = build.build_teacher(configs.DistillationConfig(), configs.ModelConfig(), space)
+def _teacher(space, name='dcn_v2'):
+  teacher = build.build_teacher(configs.DistillationConfig(teacher=name),
+                                configs.ModelConfig(), configs.RankerConfig(), space)
   teacher.compile(tf.keras.optimizers.Adam(TRAINING.learning_rate),
                   loss=losses.per_example_binary_cross_entropy)
   return teacher
 
 
-def test_teacher_training_lowers_the_loss(inputs):
+@pytest.mark.parametrize('name', ['dcn_v2', 'mdl', 'mtmixatt'])
+def test_teacher_training_lowers_the_loss(inputs, name):
+  """DCN-v2, and rankers as teachers (their click head) on the same batches."""
   space, batches = inputs
-  teacher = _teacher(space)
+  teacher = _teacher(space, name)
+  if name != 'dcn_v2':
+    assert isinstance(teacher, RankerTeacher) and teacher.ranker.tasks == ('click',)
   before = teacher.evaluate(_dataset(batches), verbose=0)
   teacher.fit(_dataset(batches), epochs=3, verbose=0)
   after = teacher.evaluate(_dataset(batches), verbose=0)
@@ -261,7 +267,8 @@ def test_towers_and_teacher_rebuild_from_their_config(inputs, model):
   space, batches = inputs
   config = configs.ModelConfig(model=model)
   towers = [build.build_user_tower(config, space), build.build_item_tower(config, space),
-            build.build_teacher(configs.DistillationConfig(), config, space)]
+            build.build_teacher(configs.DistillationConfig(), config,
+                               configs.RankerConfig(), space)]
   for tower in towers:
     tower(batches[0][0])
     clone = type(tower).from_config(tower.get_config())
@@ -353,7 +360,8 @@ def test_teacher_crosses_user_and_item_but_the_user_tower_sees_no_item(inputs):
   batch = batches[0][0]
   changed = _with_items_of_other_examples(batch, space)
   assert not np.array_equal(batch['item_id'].numpy(), changed['item_id'].numpy())
-  teacher = build.build_teacher(configs.DistillationConfig(), configs.ModelConfig(), space)
+  teacher = build.build_teacher(configs.DistillationConfig(), configs.ModelConfig(),
+                                configs.RankerConfig(), space)
   logits = teacher(batch, training=False).numpy()
   assert np.abs(teacher(changed, training=False).numpy() - logits).max() > 1e-3
   for model in build.STUDENTS:

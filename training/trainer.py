@@ -63,6 +63,7 @@ class _Setup:
   spec: ds.DatasetSpec
   model: configs.ModelConfig
   distillation: configs.DistillationConfig
+  ranker: configs.RankerConfig  # a ranker teacher's sizes (the default when it is not one)
   training: configs.TrainingConfig
   space: features.FeatureSpace
   tft_output: tft.TFTransformOutput
@@ -80,8 +81,10 @@ def _setup(fn_args) -> _Setup:
   space = features.FeatureSpace.build(
       spec, preprocessing.vocabulary_sizes(tft_output, spec, transform.num_oov_buckets),
       mapping.values, schema, model.popularity_features)
+  ranker = (configs.from_custom_config(config, configs.RankerConfig)
+            if configs.SECTIONS[configs.RankerConfig] in config else configs.RankerConfig())
   return _Setup(spec, model, configs.from_custom_config(config, configs.DistillationConfig),
-                configs.from_custom_config(config, configs.TrainingConfig),
+                ranker, configs.from_custom_config(config, configs.TrainingConfig),
                 space, tft_output)
 
 
@@ -128,7 +131,7 @@ def _fit(model: tf.keras.Model, phase: str, epochs: int, train: tf.data.Dataset,
 
 
 def _build_teacher(setup: _Setup):
-  teacher = build.build_teacher(setup.distillation, setup.model, setup.space)
+  teacher = build.build_teacher(setup.distillation, setup.model, setup.ranker, setup.space)
   teacher(_features_batch(setup.space), training=False)  # create the variables
   return teacher
 
@@ -146,11 +149,15 @@ def _features_batch(space: features.FeatureSpace) -> dict:
 
 
 def _teacher_config(setup: _Setup) -> dict:
-  return {'distillation': {k: v for k, v in dataclasses.asdict(setup.distillation).items()
-                           if k in ('teacher', 'cross_layers', 'cross_projection_dim')},
-          'model': {k: v for k, v in dataclasses.asdict(setup.model).items()
-                    if k in ('embedding_dim', 'hidden_units', 'history_pooling')},
-          'feature_space': json.loads(setup.space.to_json())}
+  """What a teacher's architecture depends on: a reused one must match it."""
+  result = {'distillation': {k: v for k, v in dataclasses.asdict(setup.distillation).items()
+                             if k in ('teacher', 'cross_layers', 'cross_projection_dim')},
+            'model': {k: v for k, v in dataclasses.asdict(setup.model).items()
+                      if k in ('embedding_dim', 'hidden_units', 'history_pooling')},
+            'feature_space': json.loads(setup.space.to_json())}
+  if setup.distillation.teacher in configs.RANKERS:  # the ranker's sizes, not its schedule
+    result['ranker'] = setup.ranker.architecture()
+  return result
 
 
 def load_teacher(directory: str, setup: _Setup):

@@ -79,8 +79,7 @@ class DistillationTrainer(base_component.BaseComponent):
                        'schedule_model (a refit), one of them')
     build.check(config.model, config.distillation)
     custom_config = configs.to_custom_config(
-        dataset_spec, config.transform, config.model, config.distillation, config.training,
-        code_fingerprint=code_fingerprint)
+        dataset_spec, *configs.trainer_sections(config), code_fingerprint=code_fingerprint)
     # The K of the validation recall it reports (not the whole evaluation section, whose
     # blessing settings must not retrain a model).
     custom_config[layout.TRAINER_RECALL_KS] = json.dumps(config.evaluation.recall_ks)

@@ -26,12 +26,8 @@ class RankerTeacher(RankingTeacher):
   the batch's logit offset taken off in the loss), which trains the ranker's shared
   layers and its chosen head only. Its config holds the ranker's class and config.
 
-  Not registered in models/build.py's TEACHERS: build_teacher builds a teacher from the
-  distillation and model sections, which hold no ranker section (architecture, sizes,
-  tasks), and the trainer's check that a reused teacher fits a run records the DCN-v2
-  teacher's fields only. Naming 'mdl' or 'mtmixatt' in distillation.teacher needs both
-  to carry the RankerConfig; until then build one as
-  RankerTeacher(space, build.build_ranker(config.ranker, space, tasks)).
+  `distillation.teacher` naming a ranker (models/build.build_teacher) builds one with the
+  ranker section's sizes and the single task 'click'.
   """
 
   def __init__(self, feature_space: features.FeatureSpace, ranker: MultiTaskRanker,
