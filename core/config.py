@@ -578,11 +578,13 @@ def to_custom_config(spec: ds.DatasetSpec, *sections,
 
 def trainer_sections(config: 'PipelineConfig') -> tuple:
   """The sections the retrieval Trainer's run_fn reads (training/trainer.py): transform,
-  model, distillation, training, and the ranker section only when the teacher is a ranker
-  (its sizes), so that other ranker settings do not retrain the retrieval model."""
-  ranker = ((config.ranker,) if config.distillation.enabled and
-            config.distillation.teacher in RANKERS else ())
-  return (config.transform, config.model, config.distillation, config.training, *ranker)
+  model, distillation, training and, only when the teacher is a ranker, that ranker's
+  architecture (RankerConfig.architecture(); the ranker section's other fields at their
+  defaults), so that no other ranker setting retrains the retrieval model."""
+  sections = (config.transform, config.model, config.distillation, config.training)
+  if config.distillation.enabled and config.distillation.teacher in RANKERS:
+    sections += (RankerConfig(**config.ranker.architecture()),)
+  return sections
 
 
 def spec_from_custom_config(custom_config: Mapping[str, str]) -> ds.DatasetSpec:

@@ -17,8 +17,10 @@
       ranker/                only with a blessed ranker: SavedModel from raw features, one
                              probability per task (layout.RANKER_SIGNATURE), tasks.json,
                              feature_space.json, training_summary.json
-      ranker_evaluation/     its test evaluation: ranking_metrics.json (AUC, GAUC per
-                             scenario and task with intervals), ranking_summary.md
+      ranker_evaluation/     with it, its test evaluation: ranking_metrics.json (AUC, GAUC
+                             per scenario and task with intervals), ranking_summary.md,
+                             summary.txt. A ranker that is not blessed leaves the latest
+                             release's ranker in place (manifest: ranker.carried_from)
     <releases>/latest        symlink to the newest version (local file systems)
     <releases>/LATEST        the newest version's name (every file system)
 

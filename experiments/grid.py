@@ -95,7 +95,7 @@ def experiment_variants(quick: bool = False) -> dict[str, tuple[Variant, ...]]:
                  tuple(lambda_variant(w) for w in lambdas)),
       'experts': tuple(experts_variant(k) for k in experts),
       'rank': tuple(rank_variant(r) for r in ranks),
-      'teachers': TEACHER_VARIANTS[1:3] if quick else TEACHER_VARIANTS,
+      'teachers': TEACHER_VARIANTS[:3] if quick else TEACHER_VARIANTS,
   }
 
 

@@ -67,20 +67,15 @@ def job_directory(results_dir: str, name: str, config: configs.PipelineConfig,
 
 
 def _space(data, config: configs.PipelineConfig):
-  """The FeatureSpace of the Trainer, from one run's data."""
+  """The rankers' FeatureSpace (training/ranking.feature_space), from one run's data."""
   import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
   from core import schemas  # pylint: disable=g-import-not-at-top
   from core.scenario_mapping import ScenarioMapping  # pylint: disable=g-import-not-at-top
-  from models import features  # pylint: disable=g-import-not-at-top
-  from models import preprocessing  # pylint: disable=g-import-not-at-top
-  from models.rankers import base as rankers_base  # pylint: disable=g-import-not-at-top
+  from training import ranking  # pylint: disable=g-import-not-at-top
   tft_output = tft.TFTransformOutput(data.transform_graph)
-  space = features.FeatureSpace.build(
-      data.spec, preprocessing.vocabulary_sizes(tft_output, data.spec,
-                                                config.transform.num_oov_buckets),
-      ScenarioMapping.load(data.scenario_mapping).values,
-      schemas.read(os.path.join(data.schema, 'schema.pbtxt')),
-      rankers_base.POPULARITY_FEATURES)
+  space = ranking.feature_space(data.spec, tft_output, config.transform.num_oov_buckets,
+                                ScenarioMapping.load(data.scenario_mapping).values,
+                                schemas.read(os.path.join(data.schema, 'schema.pbtxt')))
   return space, tft_output
 
 

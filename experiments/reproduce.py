@@ -2,7 +2,8 @@
 
     make experiments [ARGS="..."]
     python -m experiments.reproduce [--quick] [--seeds 42 43 44] [--workers 2]
-        [--experiments table2 table4 experts rank] [--table2-presets paper default]
+        [--experiments table2 table4 experts rank teachers]
+        [--table2-presets paper default]
         [--sweep-presets paper] [--output-dir outputs] [--results-dir DIR]
         [--set KEY=VALUE ...] [--report-only] [--docs DIR]
 
@@ -21,7 +22,8 @@
 4. Report (RESULTS_DIR): results.md (every table, the paper's numbers beside ours, the
    run's date, machine, commit and wall time), results.csv (one row per preset, variant,
    seed, scenario and K), table2_<preset>.md, table3.md, table4_<preset>.md,
-   fig2_experts_<preset>.png, fig3_rank_<preset>.png, fig4_case_study_<preset>.png.
+   fig2_experts_<preset>.png, fig3_rank_<preset>.png, fig4_case_study_<preset>.png,
+   teachers_<preset>.md (beyond the paper: DSMOE distilled from each teacher).
    The command fails when a table or figure it should have written is missing.
    --docs DIR copies the report and figures there (the README's Results come from it).
 

@@ -59,7 +59,8 @@ from core import schemas
 PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'
 RUN_FN = 'training.trainer.run_fn'
 RANKER_RUN_FN = 'training.ranking.run_fn'
-MODEL_CODE_PACKAGES = ('core', 'models', 'ranking', 'retrieval', 'training')
+MODEL_CODE_PACKAGES = ('core', 'models', 'retrieval', 'training')
+RANKER_CODE_PACKAGES = ('core', 'models', 'ranking', 'training')  # the RankerTrainer's
 
 
 def create_pipeline(
@@ -119,7 +120,8 @@ def create_pipeline(
       config=config.evaluation,
       baseline_model=previous_blessed.outputs['model'])
 
-  ranking = _ranking_stage(example_gen, transform, schema, spec, config, fingerprint)
+  ranking = _ranking_stage(example_gen, transform, schema, spec, config,
+                           code_fingerprint(packages=RANKER_CODE_PACKAGES))
   ranker_outputs = {}
   if ranking:
     ranker_outputs = dict(ranker=ranking[0].outputs['model'],
@@ -245,12 +247,14 @@ def _teacher_source(config: configs.DistillationConfig):
   return importer, importer.outputs['result']
 
 
-def code_fingerprint(root: str = configs.REPO_ROOT) -> str:
-  """sha256 over the Python files of the packages Transform and the Trainer run.
+def code_fingerprint(root: str = configs.REPO_ROOT,
+                     packages: tuple[str, ...] = MODEL_CODE_PACKAGES) -> str:
+  """sha256 over the Python files of the packages Transform and the Trainer run (or, with
+  `packages`, those another component runs).
 
   They name their code by import path (PREPROCESSING_FN, RUN_FN), which TFX does not
   fingerprint; with this in their custom_config an edit of that code reruns them instead
   of reusing a cached result of the old code.
   """
   return ' '.join(layout.directory_fingerprint(os.path.join(root, package), '.py')
-                  for package in MODEL_CODE_PACKAGES)
+                  for package in packages)

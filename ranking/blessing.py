@@ -1,4 +1,5 @@
-"""The ranker's blessing: retrieval's interval rule (retrieval/blessing.py) on AUC and GAUC.
+"""The ranker's blessing: retrieval's interval rule against popularity (retrieval/blessing.py)
+on AUC and GAUC, and no regression against the previous blessed ranker.
 
 From evaluation.evaluate's result with the popularity baseline as the reference:
 
@@ -10,14 +11,20 @@ From evaluation.evaluate's result with the popularity baseline as the reference:
 - with max_drop_vs_blessed set and a previous blessed ranker scored on the same exposures,
   not blessed when a scenario's metric falls more than that below the previous ranker's.
 
-A metric the scenario leaves undefined (a class missing, no user with both classes) or
-without bounds (fewer than two resamples define it) tests nothing and is said so.
+A scenario's metric left undefined (a class missing, no user with both classes) or without
+bounds (fewer than two resamples define it) tests nothing and is said so; an undefined
+overall metric is a reason not to bless: a ranker is never blessed on no evidence.
+
+Unlike retrieval, where the BlessedModelComparison checks the previous blessed model apart
+(the refit depends on the blessing and must not rerun when only the previous model
+changes), the regression is part of this blessing: nothing but the release depends on it.
 """
 
 from typing import Optional
 
 from core import config as configs
 from ranking import evaluation
+
 
 def rule(config: configs.RankingEvaluationConfig) -> str:
   """The rule in words, for the report."""
@@ -42,7 +49,10 @@ def bless(result: dict, config: configs.RankingEvaluationConfig
         cell = cells[metric]
         where = (f'overall {task} {metric.upper()}' if scenario == evaluation.ALL else
                  f'scenario {scenario}: {task} {metric.upper()}')
-        if cell is None or cell['lower'] is None:
+        if (cell is None or cell['lower'] is None) and scenario == evaluation.ALL:
+          reasons.append(f'{where} is undefined on the test split (a class is missing): '
+                         f'nothing shows the ranker better than popularity')
+        elif cell is None or cell['lower'] is None:
           untested.append(f'{where}: undefined on the test split')
         elif scenario == evaluation.ALL and not cell['lower'] > config.overall_min_gain:
           reasons.append(f'{where} is not significantly above popularity: difference '

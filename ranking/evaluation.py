@@ -21,12 +21,15 @@ task, smoothed toward the task's overall rate. `evaluate_exported` runs the whol
 evaluation of an exported ranker on raw tf.Examples (the RankingEvaluator's).
 """
 
+import os
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
+import tensorflow as tf
 
 from core import config as configs
 from core import examples as example_files
+from core import layout
 from ranking import exposures
 from ranking import metrics
 from retrieval import bootstrap
@@ -74,7 +77,11 @@ def evaluate_exported(ranker_dir: str, history_patterns: Sequence[str], test_pat
                       previous_dir: Optional[str] = None) -> dict:
   """`evaluate` of the exported ranker in `ranker_dir` (and of `previous_dir`'s, the
   previous blessed ranker, when given) on the test window's raw exposures, against
-  popularity over the `history_patterns` windows (those before the test window)."""
+  popularity over the `history_patterns` windows (those before the test window).
+
+  A previous ranker of other tasks, or one that cannot read this run's examples (other
+  raw features), is left out and result['previous_blessed_note'] says why: a change of
+  the tasks or features must not stop every later evaluation."""
   model = exposures.ExportedRanker(ranker_dir)
   tasks = model.tasks
   records = example_files.sorted_records(test_pattern)
@@ -83,14 +90,28 @@ def evaluate_exported(ranker_dir: str, history_patterns: Sequence[str], test_pat
   scores = {RANKER: model(records), POPULARITY: popularity_scores(
       np.concatenate([h.items for h in history]),
       np.concatenate([h.labels for h in history]), test.items, config.popularity_prior)}
-  if previous_dir:
+  previous_note = None
+  if previous_dir and not tf.io.gfile.exists(
+      os.path.join(previous_dir, layout.RANKER_TASKS_FILE)):
+    # Kubeflow v2 compiles LatestBlessedModelStrategy to queries of the standard Model
+    # and ModelBlessing types, which resolve the retrieval model, not a ranker.
+    previous_note = (f'the previous blessed model in {previous_dir} is not a ranker export '
+                     f'(no {layout.RANKER_TASKS_FILE}): not compared')
+  elif previous_dir:
     before = exposures.ExportedRanker(previous_dir)
     if before.tasks != tasks:
-      raise ValueError(f'the previous blessed ranker in {previous_dir} predicts the tasks '
-                       f'{before.tasks}, this one {tasks}: they cannot be compared')
-    scores[PREVIOUS] = before(records)
-  return evaluate(scores, test.labels, test.scenarios, test.users, tasks,
-                  config.confidence, config.bootstrap_resamples, config.bootstrap_seed)
+      previous_note = (f'the previous blessed ranker in {previous_dir} predicts the tasks '
+                       f'{list(before.tasks)}, this one {list(tasks)}: not compared')
+    else:
+      try:
+        scores[PREVIOUS] = before(records)
+      except (tf.errors.InvalidArgumentError, ValueError) as e:  # other raw features
+        previous_note = (f'the previous blessed ranker in {previous_dir} cannot score this '
+                         f'run\'s examples ({str(e).splitlines()[0][:200]}): not compared')
+  result = evaluate(scores, test.labels, test.scenarios, test.users, tasks,
+                    config.confidence, config.bootstrap_resamples, config.bootstrap_seed)
+  result['previous_blessed_note'] = previous_note
+  return result
 
 
 def evaluate(scores: Mapping[str, np.ndarray], labels: np.ndarray, scenarios: Sequence[str],

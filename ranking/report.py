@@ -78,6 +78,8 @@ def format_summary(result: dict) -> str:
         row += f' {_point(cell(previous)):>9}' if previous else ''
         row += f' {_with_interval(difference[scenario][task][metric], True):>27}'
       lines.append(row)
+  if result.get('previous_blessed_note'):
+    lines.append(f'  {result["previous_blessed_note"]}')
   verdict = result.get('blessing')
   if verdict:
     lines.append('  ranker BLESSED' if verdict['blessed'] else

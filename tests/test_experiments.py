@@ -50,16 +50,16 @@ def _plan(seeds=(1, 2)):
   experiments = grid.experiment_variants()
   return scheduler.plan('/r', ['output_dir=o'], experiments,
                         {'table2': ['paper', 'default'], 'table4': ['paper'],
-                         'experts': ['paper'], 'rank': ['paper']},
+                         'experts': ['paper'], 'rank': ['paper'], 'teachers': ['paper']},
                         {name: list(seeds) for name in experiments})
 
 
 def test_plan_trains_each_configuration_once_and_shares_a_teacher_per_seed():
   jobs = _plan()
   by_name = {(j.preset, j.seed, n): j for j in jobs for _, n in j.names}
-  # 8 + 8 models of Table 2, 2 ablations and lambda .1 .5 2, K 1 2 4 5, R 1 2 8 16
-  # (the rest are the same configurations under other names), per seed.
-  assert len(jobs) == 2 * (16 + 2 + 1 + 3 + 4 + 4)
+  # 8 + 8 models of Table 2, 2 ablations and lambda .1 .5 2, K 1 2 4 5, R 1 2 8 16, the
+  # 3 ranker teachers (the rest are the same configurations under other names), per seed.
+  assert len(jobs) == 2 * (16 + 2 + 1 + 3 + 4 + 4 + 3)
   for seed in (1, 2):
     dsmoe = by_name[('paper', seed, 'DSMOE')]
     for alias in ('lambda 1', 'K=3', 'R=4'):
@@ -72,6 +72,11 @@ def test_plan_trains_each_configuration_once_and_shares_a_teacher_per_seed():
     for name in ('MMOE', 'ICAN', 'w/o distillation'):
       job = by_name[('paper', seed, name)]
       assert job.teacher_key is None and job.teacher_from is None, name
+    # Each ranker teacher is trained by its own student, apart from DCN-v2's.
+    ranker_teachers = [by_name[('paper', seed, f'DSMOE, {name} teacher')]
+                       for name in ('RankMixer', 'MDL', 'MTmixAtt')]
+    assert all(j.teacher_from is None and j.teacher_key for j in ranker_teachers)
+    assert len({dsmoe.teacher_key} | {j.teacher_key for j in ranker_teachers}) == 4
     # The default preset's DSMOE trains its own teacher (other item features).
     assert by_name[('default', seed, 'DSMOE')].teacher_from is None
   # Every pupil comes after its teacher; seeds never share a teacher.

@@ -13,10 +13,12 @@ COMPONENTS = {
     'item_corpus_validator', 'item_corpus_validation_gate', 'Transform',
     'DistillationTrainer', 'RecallEvaluator', 'BlessedModelComparison', 'refit_transform',
     'refit_trainer',
-    'IndexBuilder', 'ReleasePusher',
-    # The KFP v2 compiler turns the latest-blessed-model resolver into two query tasks.
+    'IndexBuilder', 'ReleasePusher', 'RankerTrainer', 'RankingEvaluator',
+    # The KFP v2 compiler turns each latest-blessed-model resolver into two query tasks.
     'latest_blessed_model_resolver-model-resolver',
-    'latest_blessed_model_resolver-model-blessing-resolver'}
+    'latest_blessed_model_resolver-model-blessing-resolver',
+    'latest_blessed_ranker_resolver-model-resolver',
+    'latest_blessed_ranker_resolver-model-blessing-resolver'}
 
 
 def _compile(tmp_path, *overrides):
@@ -83,6 +85,13 @@ def test_compiles_every_component_with_its_inputs(tmp_path):
   assert _producer(tasks, 'ReleasePusher', 'artifacts', 'model_blessing') == \
       'RecallEvaluator'
   assert _producer(tasks, 'ReleasePusher', 'artifacts', 'index') == 'IndexBuilder'
+  # The ranking stage: trained after Transform, evaluated, its blessing read by the Pusher.
+  assert constant('RankerTrainer', 'run_fn') == 'training.ranking.run_fn'
+  assert _producer(tasks, 'RankerTrainer', 'artifacts', 'examples') == 'Transform'
+  assert _producer(tasks, 'RankingEvaluator', 'artifacts', 'model') == 'RankerTrainer'
+  for name, producer in (('ranker', 'RankerTrainer'), ('ranker_blessing', 'RankingEvaluator'),
+                         ('ranker_evaluation', 'RankingEvaluator')):
+    assert _producer(tasks, 'ReleasePusher', 'artifacts', name) == producer
 
 
 @pytest.mark.parametrize('source,node', [('latest', 'latest_teacher_resolver'),

@@ -138,7 +138,7 @@ def _teacher(space, name='dcn_v2'):
   return teacher
 
 
-@pytest.mark.parametrize('name', ['dcn_v2', 'mdl', 'mtmixatt'])
+@pytest.mark.parametrize('name', ['dcn_v2', 'rankmixer', 'mdl', 'mtmixatt'])
 def test_teacher_training_lowers_the_loss(inputs, name):
   """DCN-v2, and rankers as teachers (their click head) on the same batches."""
   space, batches = inputs

@@ -270,6 +270,54 @@ def test_ranker_is_trained_evaluated_blessed_and_released(first_run):
         sk_metrics.roc_auc_score(labels, scores[task].numpy()), abs=1e-6)
 
 
+def test_ranker_refused_keeps_the_served_ranker_and_a_changed_previous_is_not_compared(
+    first_run, tmp_path):
+  from tfx.types import standard_artifacts
+  from components import artifacts
+  from components.release_pusher import executor as pusher
+  from core import config as configs
+  from ranking import evaluation as ranking_evaluation
+  ranker = artifacts.RankerModel()
+  ranker.uri = _one(os.path.join(_root(first_run), 'RankerTrainer', 'model', '*'))
+  evaluated = standard_artifacts.ModelEvaluation()
+  evaluated.uri = _one(os.path.join(_root(first_run), 'RankingEvaluator', 'evaluation', '*'))
+  refused = artifacts.RankerBlessing()
+  refused.set_int_custom_property('blessed', 0)
+  inputs = {'ranker': [ranker], 'ranker_evaluation': [evaluated],
+            'ranker_blessing': [refused]}
+  # Nothing served yet: the ranker stays out and the manifest entry says why.
+  parts, entry = pusher._ranker(inputs, str(tmp_path / 'no_releases'))
+  assert parts == {} and entry['included'] is False
+  assert entry['reason'].startswith('not blessed')
+  # A release serving a ranker: that ranker is carried over, the refusal recorded.
+  releases = os.path.join(first_run, 'releases')
+  latest = release_format.latest_release(releases)
+  parts, entry = pusher._ranker(inputs, releases)
+  assert parts == {name: os.path.join(latest, name) for name in ('ranker',
+                                                                 'ranker_evaluation')}
+  assert entry['included'] and entry['carried_from'] == os.path.basename(latest)
+  assert entry['refused']['fingerprint'] == layout.directory_fingerprint(
+      os.path.join(ranker.uri, 'Format-Serving'))
+  # The previous blessed ranker: compared when it predicts the same tasks, left out with
+  # a note when it predicts others.
+  examples = _one(os.path.join(_root(first_run), 'InteractionExampleGen', 'examples', '*'))
+  history = [layout.split_pattern(examples, s) for s in ('train', 'validation')]
+  config = configs.RankingEvaluationConfig(bootstrap_resamples=20)
+  model_dir = os.path.join(latest, 'ranker')
+  same = ranking_evaluation.evaluate_exported(
+      model_dir, history, layout.split_pattern(examples, 'test'), config, model_dir)
+  assert same['systems'] == ['ranker', 'popularity', 'previous_blessed']
+  assert same['metrics']['previous_blessed'] == same['metrics']['ranker']
+  other = str(tmp_path / 'other_tasks')
+  shutil.copytree(model_dir, other)
+  with open(os.path.join(other, layout.RANKER_TASKS_FILE), 'w') as f:
+    json.dump(['click'], f)
+  changed = ranking_evaluation.evaluate_exported(
+      model_dir, history, layout.split_pattern(examples, 'test'), config, other)
+  assert changed['systems'] == ['ranker', 'popularity']
+  assert 'predicts the tasks' in changed['previous_blessed_note']
+
+
 def _not_cached(output_dir):
   """Components of the latest run that executed. Resolvers resolve on every run (in no
   time); they are not components that can be cached."""

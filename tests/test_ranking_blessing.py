@@ -93,3 +93,13 @@ def test_an_undefined_metric_is_reported_untested_not_failed():
 def test_bad_settings_name_the_field():
   with pytest.raises(configs.ConfigError, match='ranking_evaluation.metrics'):
     configs.RankingEvaluationConfig(metrics=('ndcg',))
+
+
+def test_an_undefined_overall_metric_is_a_reason_not_to_bless():
+  labels, scenario, user, rng = _case()
+  scores = labels + rng.normal(size=labels.shape)
+  labels[:, 1] = 0  # no like at all in the test window
+  result = _evaluate(scores, labels, scenario, user)
+  blessed, reasons, _ = blessing.bless(result, configs.RankingEvaluationConfig())
+  assert not blessed
+  assert any(r.startswith('overall like AUC is undefined') for r in reasons)

@@ -6,8 +6,9 @@ previous blessed model (a regression stops the release), the index built from
 the served model, the scenario mapping, the user snapshot and the ingestion report (the
 data windows, for the manifest's account of what the served model saw); optionally the
 ranker with its blessing and evaluation: a blessed ranker goes into the release as
-`ranker/` (with `ranker_evaluation/`), one that is not is left out and the manifest says
-why (the retrieval release does not wait for the ranker). Output: a
+`ranker/` (with `ranker_evaluation/`); one that is not blessed does not hold back the
+retrieval release: the latest release's ranker is carried over, or, with none, the release
+has no ranker, and the manifest says why. Output: a
 standard PushedModel artifact (custom properties pushed, pushed_version,
 pushed_destination). The release format is core/release_format.py.
 """

@@ -48,9 +48,9 @@ class Executor(base_executor.BaseExecutor):
       raise release_format.ReleaseError(
           f'the index in {index} was built by model {index_manifest["model_fingerprint"]}'
           f', not by the blessed model {fingerprint}')
-    ranker_dir, ranker_manifest = _ranker(input_dict)
+    ranker_parts, ranker_manifest = _ranker(input_dict, exec_properties['releases_dir'])
     released = _latest_release_of(exec_properties['releases_dir'], fingerprint,
-                                  ranker_manifest['fingerprint'] if ranker_dir else None)
+                                  ranker_manifest.get('fingerprint') if ranker_parts else None)
     if released:
       # A rerun of an unchanged pipeline re-evaluates against the blessed model (itself);
       # it must not publish the same model again.
@@ -73,10 +73,7 @@ class Executor(base_executor.BaseExecutor):
         release_format.USER_SNAPSHOT_DIR: artifact_utils.get_split_uri([snapshot], split),
         release_format.EVALUATION_DIR: evaluation,
     })
-    if ranker_dir:
-      parts[release_format.RANKER_DIR] = ranker_dir
-      parts[release_format.RANKER_EVALUATION_DIR] = artifact_utils.get_single_uri(
-          input_dict['ranker_evaluation'])
+    parts.update(ranker_parts)
     for name in layout.INDEX_FILES:
       parts[os.path.join(release_format.INDEX_DIR, name)] = os.path.join(index, name)
     mapping = scenario_mapping.ScenarioMapping.load(mapping_dir)
@@ -143,15 +140,19 @@ def data_account(ingestion: dict, served: dict, evaluated: dict) -> dict:
   }
 
 
-def _ranker(input_dict) -> tuple[str, dict]:
-  """(the ranker's SavedModel directory or '' when it stays out, its manifest entry)."""
+def _ranker(input_dict, releases_dir: str) -> tuple[dict[str, str], dict]:
+  """(the release parts of the ranker, its manifest entry).
+
+  A blessed ranker goes in. One that is not blessed stays out; the latest release's
+  ranker, if it has one, is carried over instead (a retrieval refresh must not take away
+  the ranker being served), and the entry says which ranker was refused and why."""
   rankers = input_dict.get('ranker') or []
   if not rankers:
-    return '', {'included': False, 'reason': 'the pipeline trained no ranker '
-                                             '(ranker.enabled is false)'}
+    return {}, {'included': False, 'reason': 'the pipeline trained no ranker '
+                                              '(ranker.enabled is false)'}
   ranker_dir = path_utils.serving_model_path(rankers[0].uri)
-  with tf.io.gfile.GFile(os.path.join(artifact_utils.get_single_uri(
-      input_dict['ranker_evaluation']), layout.RANKING_METRICS_FILE)) as f:
+  evaluation_dir = artifact_utils.get_single_uri(input_dict['ranker_evaluation'])
+  with tf.io.gfile.GFile(os.path.join(evaluation_dir, layout.RANKING_METRICS_FILE)) as f:
     evaluation = json.load(f)
   with tf.io.gfile.GFile(os.path.join(ranker_dir, layout.TRAINING_SUMMARY_FILE)) as f:
     summary = json.load(f)
@@ -162,11 +163,25 @@ def _ranker(input_dict) -> tuple[str, dict]:
            'test': {system: evaluation['metrics'][system]['all'] for system in
                     evaluation['systems']}}
   blessing = artifact_utils.get_single_instance(input_dict['ranker_blessing'])
-  if not blessing.get_int_custom_property('blessed'):
-    reasons = '; '.join(evaluation['blessing']['reasons'])
-    logging.warning('the release leaves the ranker out: not blessed: %s', reasons)
-    return '', dict(entry, included=False, reason=f'ranker not blessed: {reasons}')
-  return ranker_dir, dict(entry, included=True)
+  if blessing.get_int_custom_property('blessed'):
+    return {release_format.RANKER_DIR: ranker_dir,
+            release_format.RANKER_EVALUATION_DIR: evaluation_dir}, dict(entry, included=True)
+  refused = {'fingerprint': entry['fingerprint'],
+             'reason': 'not blessed: ' + '; '.join(evaluation['blessing']['reasons'])}
+  latest = release_format.latest_release(releases_dir)
+  manifest = latest and os.path.join(latest, release_format.MANIFEST)
+  served = {}
+  if manifest and tf.io.gfile.exists(manifest):
+    with tf.io.gfile.GFile(manifest) as f:
+      served = json.load(f).get('ranker') or {}
+  if served.get('included'):
+    logging.warning('the new ranker is not blessed; the release keeps the ranker of %s',
+                    latest)
+    return ({name: os.path.join(latest, name) for name in (
+        release_format.RANKER_DIR, release_format.RANKER_EVALUATION_DIR)},
+            dict(served, carried_from=os.path.basename(latest), refused=refused))
+  logging.warning('the release leaves the ranker out: %s', refused['reason'])
+  return {}, dict(entry, included=False, reason=refused['reason'])
 
 
 def _latest_release_of(releases_dir: str, fingerprint: str,
