@@ -2,7 +2,7 @@
 
     make experiments [ARGS="..."]
     python -m experiments.reproduce [--quick] [--seeds 42 43 44] [--workers 2]
-        [--experiments table2 table4 experts rank teachers]
+        [--experiments table2 table4 experts rank teachers] [--variants NAME ...]
         [--table2-presets paper default]
         [--sweep-presets paper] [--output-dir outputs] [--results-dir DIR]
         [--set KEY=VALUE ...] [--report-only] [--docs DIR]
@@ -78,6 +78,9 @@ def main(argv=None) -> int:
                       help='seeds of the K and R sweeps (default: the first seed)')
   parser.add_argument('--workers', type=int, default=2)
   parser.add_argument('--experiments', nargs='+', choices=EXPERIMENTS, default=EXPERIMENTS)
+  parser.add_argument('--variants', nargs='+', metavar='NAME',
+                      help='only the variants of these names (as in the tables), e.g. '
+                           '"DSMOE, MDL teacher"')
   parser.add_argument('--table2-presets', nargs='+', choices=list(grid.PRESETS),
                       default=list(grid.PRESETS))
   parser.add_argument('--sweep-presets', nargs='+', choices=list(grid.PRESETS),
@@ -92,6 +95,15 @@ def main(argv=None) -> int:
   parser.add_argument('--docs', help='copy the report and figures to this directory')
   args = parser.parse_args(argv)
   started = time.time()
+  experiments = {name: tuple(v for v in variants
+                             if not args.variants or v.name in args.variants)
+                 for name, variants in grid.experiment_variants(args.quick).items()
+                 if name in args.experiments}
+  experiments = {name: variants for name, variants in experiments.items() if variants}
+  if not experiments:
+    print(f'error: no variant of {", ".join(args.experiments)} is named '
+          f'{", ".join(args.variants)}', file=sys.stderr)
+    return 2
   seeds = args.seeds or ([42] if args.quick else [42, 43, 44])
   sweep_seeds = args.sweep_seeds or seeds[:1]
   output_dir = args.output_dir or ('outputs/experiments/quick' if args.quick else 'outputs')
@@ -103,8 +115,6 @@ def main(argv=None) -> int:
   base = data_overrides + (list(QUICK_TRAINING) if args.quick else [])
   data_config = configs.load_config('', data_overrides)
   _check_data(results_dir, data_config)
-  experiments = {name: variants for name, variants in
-                 grid.experiment_variants(args.quick).items() if name in args.experiments}
   presets = {name: args.table2_presets if name == 'table2' else args.sweep_presets
              for name in experiments}
   jobs = scheduler.plan(results_dir, base, experiments, presets, {

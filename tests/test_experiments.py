@@ -199,3 +199,11 @@ def test_a_results_directory_keeps_its_data(tmp_path, monkeypatch):
   other = configs.load_config('', [f'output_dir={tmp_path}/out'])  # the bundled data
   with pytest.raises(SystemExit, match='other data'):
     reproduce._check_data(str(tmp_path), other)
+
+
+def test_variants_filter_names_what_it_cannot_find(capsys, tmp_path):
+  from experiments import reproduce
+  assert reproduce.main(['--experiments', 'teachers', '--variants', 'DSMOE, XYZ teacher',
+                         '--results-dir', str(tmp_path)]) == 2
+  assert "no variant of teachers is named DSMOE, XYZ teacher" in capsys.readouterr().err
+  assert not list(tmp_path.iterdir())  # nothing written
