@@ -29,8 +29,8 @@ from ranking import evaluation
 def rule(config: configs.RankingEvaluationConfig) -> str:
   """The rule in words, for the report."""
   metrics = ' and '.join(m.upper() for m in config.metrics)
-  text = (f'on every scenario and task the {config.confidence:.0%} interval of '
-          f'{metrics}(ranker) - {metrics}(popularity) reaches above -{config.worse_margin}, '
+  text = (f'for {metrics}, on every scenario and task the {config.confidence:.0%} interval '
+          f'of metric(ranker) - metric(popularity) reaches above -{config.worse_margin}, '
           f'and for every task the overall interval lies above {config.overall_min_gain}')
   if config.max_drop_vs_blessed is not None:
     text += (f'; no scenario\'s {metrics} more than {config.max_drop_vs_blessed} below the '
