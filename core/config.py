@@ -349,6 +349,9 @@ class RankingEvaluationConfig:
   bootstrap_seed: int = 0
   popularity_prior: float = 10.0  # pseudo-exposures of the popularity baseline's smoothing
   max_drop_vs_blessed: Optional[float] = None
+  # A scenario's GAUC over fewer users with both classes tests nothing: resampling a
+  # handful of users gives a degenerate interval (one user: [x, x]).
+  min_gauc_users: int = 20
 
   def __post_init__(self):
     if not self.metrics or set(self.metrics) - {'auc', 'gauc'}:

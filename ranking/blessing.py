@@ -49,7 +49,15 @@ def bless(result: dict, config: configs.RankingEvaluationConfig
         cell = cells[metric]
         where = (f'overall {task} {metric.upper()}' if scenario == evaluation.ALL else
                  f'scenario {scenario}: {task} {metric.upper()}')
-        if (cell is None or cell['lower'] is None) and scenario == evaluation.ALL:
+        users = result['counts'][scenario]['gauc_users'][task]
+        if metric == 'gauc' and users < config.min_gauc_users:
+          message = (f'{where}: {users} users with both classes, fewer than '
+                     f'{config.min_gauc_users}')
+          if scenario == evaluation.ALL:
+            reasons.append(message)
+          else:
+            untested.append(message)
+        elif (cell is None or cell['lower'] is None) and scenario == evaluation.ALL:
           reasons.append(f'{where} is undefined on the test split (a class is missing): '
                          f'nothing shows the ranker better than popularity')
         elif cell is None or cell['lower'] is None:

@@ -103,3 +103,14 @@ def test_an_undefined_overall_metric_is_a_reason_not_to_bless():
   blessed, reasons, _ = blessing.bless(result, configs.RankingEvaluationConfig())
   assert not blessed
   assert any(r.startswith('overall like AUC is undefined') for r in reasons)
+
+
+def test_a_gauc_of_too_few_users_tests_nothing():
+  labels, scenario, user, rng = _case()
+  one = user[scenario == 'b'][0]
+  labels[(scenario == 'b') & (user != one), 1] = 0  # one user of b with both classes
+  result = _evaluate(labels + rng.normal(size=labels.shape), labels, scenario, user)
+  assert result['counts']['b']['gauc_users']['like'] == 1
+  blessed, reasons, untested = blessing.bless(result, configs.RankingEvaluationConfig())
+  assert blessed, reasons
+  assert 'scenario b: like GAUC: 1 users with both classes, fewer than 20' in untested
