@@ -365,6 +365,71 @@ class RankingEvaluationConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class RecommendConfig:
+  """Two-stage recommendation: retrieve `candidates` items with the index, score them with
+  the release's ranker, return the top-k by a blended score (serving/recommender.py), and
+  the offline evaluation of the two stages (ranking/system.py).
+
+  Beyond the papers (a flag): DSMOE retrieves, MDL and MTmixAtt rank one exposure at a
+  time; the blend and the candidate count are this project's. The blended score of an
+  item is sum over tasks of weight[task] * p(task): `weights` for every scenario (tasks
+  left out weigh 0; empty: 1 on the first task of logs.tasks, the retrieval's click),
+  `scenario_weights` overrides them for a raw scenario value. A request may override
+  weights within [0, max_weight]. The release carries these as recommend.json.
+  """
+  candidates: int = 200  # N retrieved and ranked per request (a request may ask for more)
+  max_candidates: int = 1000
+  weights: dict[str, float] = dataclasses.field(default_factory=dict)
+  scenario_weights: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+  max_weight: float = 10.0
+  # The offline system evaluation (the SystemEvaluator, on the test split): Recall@k and
+  # NDCG@k of retrieval alone, retrieval + ranker, and the ranker over the whole corpus.
+  # Scoring the whole corpus costs queries x corpus ranker calls: at most
+  # `max_queries_per_scenario` queries per scenario are drawn (seeded), for every stage.
+  evaluation_ks: tuple[int, ...] = (10, 50)
+  max_queries_per_scenario: int = 200
+  evaluation_seed: int = 0
+
+  def __post_init__(self):
+    if not 1 <= self.candidates <= self.max_candidates:
+      raise ConfigError('recommend.candidates must be from 1 to recommend.max_candidates '
+                        f'({self.max_candidates}), got {self.candidates}')
+    if not self.max_weight > 0:
+      raise ConfigError('recommend.max_weight must be > 0')
+    for name, weights in [('recommend.weights', self.weights)] + [
+        (f'recommend.scenario_weights.{s}', w) for s, w in self.scenario_weights.items()]:
+      for task, weight in weights.items():
+        if not 0 <= weight <= self.max_weight:
+          raise ConfigError(f'{name}.{task} must be from 0 to recommend.max_weight '
+                            f'({self.max_weight}), got {weight}')
+      if weights and not any(weights.values()):
+        raise ConfigError(f'{name}: at least one task needs a weight above 0')
+    if not self.evaluation_ks or min(self.evaluation_ks) < 1:
+      raise ConfigError('recommend.evaluation_ks must be positive integers')
+    if max(self.evaluation_ks) > self.candidates:
+      raise ConfigError(f'recommend.evaluation_ks ({max(self.evaluation_ks)}) cannot exceed '
+                        f'recommend.candidates ({self.candidates})')
+    if self.max_queries_per_scenario < 1:
+      raise ConfigError('recommend.max_queries_per_scenario must be >= 1')
+
+  def scenario_blend(self, tasks: Sequence[str]) -> dict[str, dict[str, float]]:
+    """{'default': {task: weight}, scenario: {task: weight}} over every task of `tasks`;
+    ConfigError names a weight of a task the dataset spec does not have."""
+    if not tasks:
+      raise ConfigError('recommend needs tasks: the dataset spec has no logs.tasks')
+    unknown = {f'{name}.{task}' for name, w in [('recommend.weights', self.weights)] + [
+        (f'recommend.scenario_weights.{s}', w) for s, w in self.scenario_weights.items()]
+               for task in w if task not in tasks}
+    if unknown:
+      raise ConfigError(f'{", ".join(sorted(unknown))}: not a task of the dataset spec '
+                        f'(logs.tasks: {", ".join(tasks)})')
+    full = lambda w: {task: float(w.get(task, 0.0)) for task in tasks}
+    default = full(self.weights or {tasks[0]: 1.0})
+    return {'default': default,
+            **{str(s): full(w) for s, w in self.scenario_weights.items()}}
+
+
+@dataclasses.dataclass(frozen=True)
 class IndexConfig:
   """The ScaNN index (tree + asymmetric hashing + exact reordering). 0 = from corpus size."""
   k: int = 100  # neighbours the retrieval model returns at most
@@ -403,6 +468,7 @@ class PipelineConfig:
   ranker: RankerConfig = RankerConfig()
   evaluation: EvaluationConfig = EvaluationConfig()
   ranking_evaluation: RankingEvaluationConfig = RankingEvaluationConfig()
+  recommend: RecommendConfig = RecommendConfig()
   index: IndexConfig = IndexConfig()
 
   def __post_init__(self):
@@ -533,6 +599,12 @@ def _coerce(hint, value, name: str):
       raise ConfigError(f'{name} must be a list')
     item_type = typing.get_args(hint)[0]
     return tuple(_coerce(item_type, v, f'{name}[{i}]') for i, v in enumerate(value))
+  if origin is dict:
+    if not isinstance(value, dict):
+      raise ConfigError(f'{name} must be a mapping')
+    key_type, value_type = typing.get_args(hint)
+    return {_coerce(key_type, k, name): _coerce(value_type, v, f'{name}.{k}')
+            for k, v in value.items()}
   if hint is bool:
     if not isinstance(value, bool):
       raise ConfigError(f'{name} must be true or false, got {value!r}')

@@ -71,6 +71,11 @@ RANKER_SEED = 'ranker_seed'  # the RankerTrainer's seed (training.seed), alone: 
 # ---- RankingEvaluator: the ranker's evaluation (AUC, GAUC per scenario and task) -----
 RANKING_METRICS_FILE = 'ranking_metrics.json'
 RANKING_SUMMARY_FILE = 'ranking_summary.md'
+# The SystemEvaluator's (ranking/system.py): the two stages on the test split.
+SYSTEM_METRICS_FILE = 'system_metrics.json'
+SYSTEM_SUMMARY_FILE = 'system_summary.md'
+# A release's two-stage settings (RecommendConfig resolved over the ranker's tasks).
+RECOMMEND_FILE = 'recommend.json'
 
 # ---- RecallEvaluator: the evaluation and blessing artifacts ---------------------------
 METRICS_FILE = 'metrics.json'

@@ -21,6 +21,10 @@
                              per scenario and task with intervals), ranking_summary.md,
                              summary.txt. A ranker that is not blessed leaves the latest
                              release's ranker in place (manifest: ranker.carried_from)
+      item_corpus/           with a ranker: tf.Examples of every item's features as of the
+                             last event (the ranked candidates' item inputs)
+      recommend.json         with a ranker: the two-stage settings (tasks, blend weights
+                             per scenario, candidates, bounds; core/config.RecommendConfig)
     <releases>/latest        symlink to the newest version (local file systems)
     <releases>/LATEST        the newest version's name (every file system)
 
@@ -51,6 +55,7 @@ USER_SNAPSHOT_DIR = 'user_snapshot'
 EVALUATION_DIR = 'evaluation'
 RANKER_DIR = 'ranker'
 RANKER_EVALUATION_DIR = 'ranker_evaluation'
+ITEM_CORPUS_DIR = 'item_corpus'
 
 
 class ReleaseError(errors.InputError):

@@ -72,7 +72,8 @@ def report(config: configs.PipelineConfig) -> str:
       ('InteractionExampleGen', 'report', layout.INGESTION_SUMMARY_TEXT),
       ('RecallEvaluator', 'evaluation', layout.EVALUATION_SUMMARY_FILE),
       ('BlessedModelComparison', 'comparison', layout.COMPARISON_SUMMARY_FILE),
-      ('RankingEvaluator', 'evaluation', layout.EVALUATION_SUMMARY_FILE)):
+      ('RankingEvaluator', 'evaluation', layout.EVALUATION_SUMMARY_FILE),
+      ('SystemEvaluator', 'evaluation', layout.SYSTEM_SUMMARY_FILE)):
     path = run_summary.output_file(store, node, key, file_name)
     if path:
       with open(path, encoding='utf-8') as f:

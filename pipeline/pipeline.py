@@ -17,6 +17,9 @@
                                    window's mean AUC over the tasks
       -> RankingEvaluator          AUC and GAUC per scenario and task on the test window vs
                                    popularity and the last blessed ranker; its blessing
+      -> SystemEvaluator           (ranker.enabled) ranking/system.py: Recall@k and NDCG@k
+                                   per scenario of retrieval, retrieval + ranker and the
+                                   ranker over the whole corpus; a report, no blessing
       only when blessed, the release is refreshed to the end of the logs:
       -> refit_transform           vocabularies of every day (new users and items)
       -> refit_trainer             the same model on every day, the epochs kept above
@@ -24,7 +27,8 @@
                                    items as of the last event
       -> ReleasePusher             outputs/releases/<version>/: the refit model, the user
                                    snapshot as of the last event, the test evaluation, and
-                                   the ranker when it is blessed
+                                   the ranker when it is blessed (with the item corpus
+                                   and recommend.json for two-stage serving)
 
 Only wiring lives here: configuration comes from core/config.py, the dataset's columns
 from its dataset spec, and each component's logic from components/ and the libraries below
@@ -47,6 +51,7 @@ from components.index_builder.component import IndexBuilder
 from components.interaction_example_gen.component import InteractionExampleGen
 from components.ranker_trainer.component import RankerTrainer
 from components.ranking_evaluator.component import RankingEvaluator
+from components.system_evaluator.component import SystemEvaluator
 from components.recall_evaluator.component import RecallEvaluator
 from components.release_pusher.component import ReleasePusher
 from core import config as configs
@@ -71,6 +76,8 @@ def create_pipeline(
   """The pipeline of `config`; with `data_only`, only ingestion, validation and the
   Transform on the train window (what experiments/ trains its variants on)."""
   spec = ds.DatasetSpec.from_yaml(config.local_path(config.dataset_spec))
+  if config.ranker.enabled:
+    config.recommend.scenario_blend(spec.logs.task_names)  # ConfigError: a task not in the spec
   example_gen = InteractionExampleGen(data_dir=config.path(config.data_dir),
                                       dataset_spec=spec,
                                       ingestion_config=config.ingestion)
@@ -127,6 +134,11 @@ def create_pipeline(
     ranker_outputs = dict(ranker=ranking[0].outputs['model'],
                           ranker_blessing=ranking[-1].outputs['blessing'],
                           ranker_evaluation=ranking[-1].outputs['evaluation'])
+    ranking.append(SystemEvaluator(
+        model=trainer.outputs['model'], ranker=ranking[0].outputs['model'],
+        examples=example_gen.outputs['examples'],
+        item_corpus=example_gen.outputs['item_corpus'], config=config.recommend,
+        evaluation=config.evaluation))
 
   with tfx.dsl.Cond(
       evaluator.outputs['blessing'].future()[0].custom_property('blessed') == 1):
@@ -151,9 +163,10 @@ def create_pipeline(
         comparison=comparison.outputs['comparison'], index=index.outputs['index'],
         scenario_mapping=example_gen.outputs['scenario_mapping'],
         user_snapshot=example_gen.outputs['user_snapshot'],
+        item_corpus=example_gen.outputs['item_corpus'],
         ingestion_report=example_gen.outputs['report'],
         releases_dir=config.releases_dir, pipeline_name=config.pipeline_name,
-        dataset=spec.name, **ranker_outputs)
+        dataset=spec.name, recommend=config.recommend, **ranker_outputs)
 
   components += [teacher_source] if teacher_source else []
   components += [trainer, previous_blessed, evaluator, comparison, *ranking, refit_transform,

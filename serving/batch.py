@@ -1,12 +1,14 @@
-"""Batch retrieval: a CSV or JSONL file of requests -> a JSONL file of results, streamed.
+"""Batch retrieval or recommendation: a CSV or JSONL file of requests -> a JSONL file of
+results, streamed.
 
 Input: CSV with a header (columns user_id, scenario, and optionally user features; list
-features separated by '|') or JSONL (one object per line: user_id, scenario, optional
-`features`). The format follows the extension (.csv; .jsonl/.json/.ndjson), else the first
-character.
+features separated by '|'; recommend: also exclude (ids separated by '|') and
+weight.<task> columns) or JSONL (one object per line: user_id, scenario, optional
+`features`; recommend: optional `exclude` and `weights`). The format follows the
+extension (.csv; .jsonl/.json/.ndjson), else the first character.
 
-Output: one JSON object per request line, in input order:
-  {"user_id": ..., "scenario": ..., "items": [...], "scores": [...], "known_user": ...}
+Output: one JSON object per request line, in input order: the result, as `query`
+(retrieval: user_id, scenario, items, scores, known_user) or `recommend` prints it,
 or, for a bad line, {"line": n, "user_id": ..., "scenario": ..., "error": "field: why"}.
 Bad lines are also reported (with their line numbers) on the progress stream; the rest go
 on. Requests are processed in chunks, so memory stays constant however long the file is.
@@ -20,12 +22,41 @@ import os
 import time
 from typing import Any, Iterator, Optional, TextIO
 
+from serving import recommender as recommender_lib
 from serving.retriever import parse_request
 from serving.retriever import RequestError
 from serving.retriever import Retriever
 
 CHUNK = 256  # requests embedded and searched together
 PROGRESS_SECONDS = 5.0
+
+
+class Retrieval:
+  """Answers lines with the retriever's top k."""
+
+  def __init__(self, retriever: Retriever, k: int, exact: bool = False):
+    self._retriever, self._k, self._exact = retriever, k, exact
+
+  def parse(self, raw: Any) -> tuple[Any, Any]:
+    request = parse_request(raw)
+    return request, self._retriever.check(request)
+
+  def answer(self, requests: list, checked: list) -> list:
+    return self._retriever.retrieve_checked(requests, checked, self._k, self._exact)
+
+
+class Recommendation:
+  """Answers lines with the two stages' top k of `candidates` (serving/recommender.py)."""
+
+  def __init__(self, recommender: recommender_lib.Recommender, k: int, candidates: int):
+    self._recommender, self._k, self._candidates = recommender, k, candidates
+
+  def parse(self, raw: Any) -> tuple[Any, Any]:
+    request = recommender_lib.parse_recommend_request(raw)
+    return request, self._recommender.check(request)
+
+  def answer(self, requests: list, checked: list) -> list:
+    return self._recommender.recommend_checked(requests, checked, self._k, self._candidates)
 
 
 @dataclasses.dataclass
@@ -86,16 +117,15 @@ def _error_record(number: int, raw: Any, error: Exception) -> dict:
 class _Line:
   number: int
   raw: Any
-  request: Any = None  # RetrievalRequest of a valid line
-  inputs: Any = None  # its checked user-tower inputs
+  request: Any = None  # the parsed request of a valid line
+  inputs: Any = None  # its checked inputs
   error: Any = None  # RequestError of a bad line
 
 
-def _write_chunk(retriever: Retriever, chunk: list, k: int, exact: bool, out: TextIO,
-                 summary: BatchSummary) -> None:
+def _write_chunk(answerer, chunk: list, out: TextIO, summary: BatchSummary) -> None:
   valid = [line for line in chunk if line.error is None]
-  results = retriever.retrieve_checked([line.request for line in valid],
-                                       [line.inputs for line in valid], k, exact)
+  results = answerer.answer([line.request for line in valid],
+                            [line.inputs for line in valid])
   by_line = dict(zip((line.number for line in valid), results))
   for line in chunk:
     if line.number in by_line:
@@ -107,14 +137,15 @@ def _write_chunk(retriever: Retriever, chunk: list, k: int, exact: bool, out: Te
     out.write(json.dumps(record) + '\n')
 
 
-def run_batch(retriever: Retriever, requests_path: str, output_path: str, k: int,
-              exact: bool = False, progress: Optional[TextIO] = None) -> BatchSummary:
-  """Answers every line of `requests_path` into `output_path`; see the module docstring."""
+def run_batch(answerer, requests_path: str, output_path: str,
+              progress: Optional[TextIO] = None) -> BatchSummary:
+  """Answers every line of `requests_path` into `output_path` with `answerer` (Retrieval
+  or Recommendation); see the module docstring."""
   summary = BatchSummary()
   started = time.perf_counter()
   partial = output_path + '.partial'
   try:
-    _answer_lines(retriever, requests_path, partial, k, exact, progress, summary)
+    _answer_lines(answerer, requests_path, partial, progress, summary)
   except BaseException:
     if os.path.exists(partial):
       os.remove(partial)  # OUT (if it exists) is left as it was
@@ -124,8 +155,8 @@ def run_batch(retriever: Retriever, requests_path: str, output_path: str, k: int
   return summary
 
 
-def _answer_lines(retriever: Retriever, requests_path: str, partial: str, k: int,
-                  exact: bool, progress: Optional[TextIO], summary: BatchSummary) -> None:
+def _answer_lines(answerer, requests_path: str, partial: str, progress: Optional[TextIO],
+                  summary: BatchSummary) -> None:
   started = last_report = time.perf_counter()
   size = os.path.getsize(requests_path)
   with open(requests_path, encoding='utf-8', newline='') as f, \
@@ -137,8 +168,7 @@ def _answer_lines(retriever: Retriever, requests_path: str, partial: str, k: int
       try:
         if unreadable:
           raise unreadable
-        line.request = parse_request(raw)
-        line.inputs = retriever.check(line.request)
+        line.request, line.inputs = answerer.parse(raw)
         summary.ok += 1
       except RequestError as e:
         line.error = e
@@ -147,7 +177,7 @@ def _answer_lines(retriever: Retriever, requests_path: str, partial: str, k: int
           progress.write(f'line {number}: {e}\n')
       chunk.append(line)
       if len(chunk) >= CHUNK:
-        _write_chunk(retriever, chunk, k, exact, out, summary)
+        _write_chunk(answerer, chunk, out, summary)
         chunk = []
       now = time.perf_counter()
       if progress and now - last_report >= PROGRESS_SECONDS:
@@ -156,4 +186,4 @@ def _answer_lines(retriever: Retriever, requests_path: str, partial: str, k: int
         progress.write(f'{summary.lines:,} requests ({done:.0f}% of the file), '
                        f'{summary.lines / (now - started):,.0f}/s\n')
         progress.flush()
-    _write_chunk(retriever, chunk, k, exact, out, summary)
+    _write_chunk(answerer, chunk, out, summary)

@@ -5,7 +5,9 @@ A release is served only when it is whole and consistent:
   - every file listed in the manifest is there with its checksum, and nothing is missing;
   - the index was built by the model whose towers are in the release (the fingerprints
     the Pusher recorded; the checksums vouch that the files are the ones it hashed);
-  - the index has as many ids as embeddings, and the corpus size the manifest states.
+  - the index has as many ids as embeddings, and the corpus size the manifest states;
+  - with a ranker (manifest ranker.included): its SavedModel, recommend.json for its tasks,
+    and the item corpus with the features of every indexed item.
 Anything else raises ReleaseLoadError with what is wrong and what to do.
 
 `path` may be a release directory, the `latest` symlink, or a releases directory (its
@@ -15,7 +17,7 @@ LATEST file names the newest release).
 import dataclasses
 import json
 import os
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -25,6 +27,7 @@ from core import feature_names as fnames
 from core import layout
 from core import release_format
 from core import scenario_mapping
+from ranking import candidates
 from retrieval import scann_index
 
 
@@ -46,6 +49,11 @@ class Release:
   reorder_candidates: int
   snapshot: dict  # user id -> {raw feature: list of values} as of the data cutoff
   saved_model: Any = None  # the user tower SavedModel (keeps its resources alive)
+  # The ranking stage: None when the release has no ranker (`no_ranker` says why).
+  ranker: Optional[candidates.CandidateRanker] = None
+  item_rows: Optional[np.ndarray] = None  # [N] ranker item-table row of each index item
+  recommend: Optional[dict] = None  # recommend.json: tasks, blend, candidates, bounds
+  no_ranker: str = ''
 
   @property
   def version(self) -> str:
@@ -127,10 +135,39 @@ def load_release(path: str, verify_checksums: bool = True) -> Release:
   user_tower = tf.saved_model.load(os.path.join(path, layout.USER_TOWER_DIR))
   signature = user_tower.signatures[layout.USER_SIGNATURE]
   mapping = scenario_mapping.ScenarioMapping.load(path)
+  ranking = _load_ranker(path, manifest, item_ids)
   return Release(
       path=path, manifest=manifest, scenarios=mapping.values, user_signature=signature,
       input_specs=dict(signature.structured_input_signature[1]), searcher=searcher,
       item_ids=item_ids, item_embeddings=embeddings,
       reorder_candidates=index_manifest['parameters']['reorder_candidates'],
       snapshot=_read_snapshot(os.path.join(path, release_format.USER_SNAPSHOT_DIR)),
-      saved_model=user_tower)
+      saved_model=user_tower, **ranking)
+
+
+def _load_ranker(path: str, manifest: dict, item_ids: np.ndarray) -> dict:
+  """The Release fields of the ranking stage (ranker, item_rows, recommend, no_ranker)."""
+  entry = manifest.get('ranker') or {}
+  if not entry.get('included'):
+    return {'no_ranker': entry.get('reason') or 'the release was made without a ranker'}
+  files = {name: os.path.join(path, name) for name in (
+      release_format.RANKER_DIR, layout.RECOMMEND_FILE, release_format.ITEM_CORPUS_DIR)}
+  missing = [name for name, file in files.items() if not os.path.exists(file)]
+  if missing:  # a release from before two-stage serving (checksums catch a damaged one)
+    return {'no_ranker': f'the release has a ranker but not {" or ".join(missing)}, which '
+                         'two-stage serving needs; republish it with this version'}
+  with open(files[layout.RECOMMEND_FILE], encoding='utf-8') as f:
+    recommend = json.load(f)
+  ranker = candidates.CandidateRanker(
+      files[release_format.RANKER_DIR],
+      examples.records(os.path.join(files[release_format.ITEM_CORPUS_DIR], '*')))
+  if tuple(recommend['tasks']) != ranker.tasks:
+    raise ReleaseLoadError(f'release {path}: {layout.RECOMMEND_FILE} blends tasks '
+                           f'{recommend["tasks"]}, the ranker predicts {list(ranker.tasks)}; '
+                           'republish the release')
+  unknown = sorted(set(item_ids.tolist()) - set(ranker.items.row))
+  if unknown:
+    raise ReleaseLoadError(f'release {path}: {len(unknown)} indexed items (e.g. '
+                           f'{unknown[0]}) have no features in '
+                           f'{release_format.ITEM_CORPUS_DIR}/; republish the release')
+  return {'ranker': ranker, 'item_rows': ranker.items.rows(item_ids), 'recommend': recommend}

@@ -13,7 +13,7 @@ COMPONENTS = {
     'item_corpus_validator', 'item_corpus_validation_gate', 'Transform',
     'DistillationTrainer', 'RecallEvaluator', 'BlessedModelComparison', 'refit_transform',
     'refit_trainer',
-    'IndexBuilder', 'ReleasePusher', 'RankerTrainer', 'RankingEvaluator',
+    'IndexBuilder', 'ReleasePusher', 'RankerTrainer', 'RankingEvaluator', 'SystemEvaluator',
     # The KFP v2 compiler turns each latest-blessed-model resolver into two query tasks.
     'latest_blessed_model_resolver-model-resolver',
     'latest_blessed_model_resolver-model-blessing-resolver',
@@ -71,6 +71,10 @@ def test_compiles_every_component_with_its_inputs(tmp_path):
   assert _producer(tasks, 'RecallEvaluator', 'artifacts', 'teacher') == \
       'DistillationTrainer'
   assert _producer(tasks, 'DistillationTrainer', 'artifacts', 'raw_examples') == \
+      'InteractionExampleGen'
+  assert _producer(tasks, 'SystemEvaluator', 'artifacts', 'model') == 'DistillationTrainer'
+  assert _producer(tasks, 'SystemEvaluator', 'artifacts', 'ranker') == 'RankerTrainer'
+  assert _producer(tasks, 'ReleasePusher', 'artifacts', 'item_corpus') == \
       'InteractionExampleGen'
   # Only a blessed model is refit on every day, indexed and released.
   for name in ('refit_transform', 'refit_trainer', 'IndexBuilder', 'ReleasePusher'):

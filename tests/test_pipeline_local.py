@@ -270,6 +270,37 @@ def test_ranker_is_trained_evaluated_blessed_and_released(first_run):
         sk_metrics.roc_auc_score(labels, scores[task].numpy()), abs=1e-6)
 
 
+def test_system_evaluation_reports_what_each_stage_adds(first_run):
+  """The SystemEvaluator's retrieval stage is the RecallEvaluator's model on the same
+  queries (the fixture has fewer than max_queries_per_scenario per scenario); the ranked
+  top k comes from the N candidates, so its recall stays under theirs; the release
+  carries the two-stage parts."""
+  path = _one(os.path.join(_root(first_run), 'SystemEvaluator', 'evaluation', '*'))
+  with open(os.path.join(path, layout.SYSTEM_METRICS_FILE)) as f:
+    result = json.load(f)
+  recall = _one(os.path.join(_root(first_run), 'RecallEvaluator', 'evaluation', '*'))
+  with open(os.path.join(recall, layout.METRICS_FILE)) as f:
+    retrieval = json.load(f)
+  assert result['stages'] == ['retrieval', 'retrieval_ranker', 'ranker_full_corpus']
+  assert result['queries'] == retrieval['queries'] == result['queries_available']
+  for scenario, by_k in retrieval['recall']['model'].items():
+    assert result['metrics']['retrieval']['recall'][scenario]['50']['point'] == (
+        pytest.approx(by_k['50']))
+    for stage in ('retrieval_ranker', 'retrieval'):
+      assert result['metrics'][stage]['recall'][scenario]['50']['point'] <= (
+          result['candidate_recall'][scenario] + 1e-9)
+  difference = result['metrics']['retrieval_ranker_minus_retrieval']['ndcg']['all']['10']
+  assert difference['point'] == pytest.approx(
+      result['metrics']['retrieval_ranker']['ndcg']['all']['10']['point']
+      - result['metrics']['retrieval']['ndcg']['all']['10']['point'])
+  with open(os.path.join(path, layout.SYSTEM_SUMMARY_FILE)) as f:
+    assert '| all (' in f.read()
+  release = os.path.join(first_run, 'releases', 'latest')
+  with open(os.path.join(release, layout.RECOMMEND_FILE)) as f:
+    assert json.load(f)['tasks'] == ['click', 'long_view', 'like']
+  assert glob.glob(os.path.join(release, release_format.ITEM_CORPUS_DIR, '*.gz'))
+
+
 def test_ranker_refused_keeps_the_served_ranker_and_a_changed_previous_is_not_compared(
     first_run, tmp_path):
   from tfx.types import standard_artifacts

@@ -3,6 +3,7 @@
 All tests serve the release the fixture pipeline run published (tests/conftest.py).
 """
 
+import dataclasses
 import http.client
 import json
 import os
@@ -19,8 +20,13 @@ import urllib.request
 import numpy as np
 import pytest
 
+import tensorflow as tf
+
+from core import examples as example_files
+from core import layout
 from core import release_format
 from serving import cli
+from serving import recommender as recommender_lib
 from serving.release import load_release
 from serving.release import ReleaseLoadError
 from serving.retriever import RequestError
@@ -53,6 +59,62 @@ def _copy(release_dir, destination, version):
 
 def _known_user(retriever):
   return sorted(retriever.release.snapshot)[0]
+
+
+@pytest.fixture(scope='module')
+def recommender(retriever):
+  return recommender_lib.Recommender(retriever.release)
+
+
+def _without_ranker(release_dir, releases, version):
+  """The release published again without its ranker (as when none was ever blessed)."""
+  with open(os.path.join(release_dir, release_format.MANIFEST)) as f:
+    manifest = json.load(f)
+  dropped = (release_format.RANKER_DIR, release_format.RANKER_EVALUATION_DIR,
+             release_format.ITEM_CORPUS_DIR, layout.RECOMMEND_FILE, release_format.MANIFEST)
+  parts = {name: os.path.join(release_dir, name) for name in os.listdir(release_dir)
+           if name not in dropped}
+  for key in ('files', 'format', 'version'):
+    manifest.pop(key)
+  manifest['ranker'] = {'included': False, 'reason': 'the pipeline trained no ranker'}
+  return release_format.publish(str(releases), version, parts, manifest)
+
+
+def _perturbed(release_dir, releases, version, work):
+  """The release with another user tower and another ranker (every weight scaled by a
+  random factor), published with consistent fingerprints: a different pair of models."""
+  with open(os.path.join(release_dir, release_format.MANIFEST)) as f:
+    manifest = json.load(f)
+  parts = {name: os.path.join(release_dir, name) for name in os.listdir(release_dir)
+           if name != release_format.MANIFEST}
+  rng = np.random.default_rng(7)
+  for name in (layout.USER_TOWER_DIR, release_format.RANKER_DIR):
+    source, target = os.path.join(release_dir, name), os.path.join(work, name)
+    module = tf.saved_model.load(source)
+    for variable in module.model.variables:
+      if variable.dtype.is_floating:
+        variable.assign(variable * np.exp(rng.normal(0, 0.5, variable.shape)).astype(
+            variable.dtype.as_numpy_dtype))
+    tf.saved_model.save(module, target, signatures=dict(module.signatures))
+    for file in os.listdir(source):  # tasks.json, feature_space.json, ...
+      if os.path.isfile(os.path.join(source, file)) and not os.path.exists(
+          os.path.join(target, file)):
+        shutil.copy(os.path.join(source, file), target)
+    parts[name] = target
+  manifest['user_tower_fingerprint'] = layout.directory_fingerprint(
+      os.path.join(work, layout.USER_TOWER_DIR))
+  manifest['ranker']['fingerprint'] = layout.directory_fingerprint(
+      os.path.join(work, release_format.RANKER_DIR))
+  index_manifest = os.path.join(release_format.INDEX_DIR, layout.INDEX_MANIFEST_FILE)
+  with open(os.path.join(release_dir, index_manifest)) as f:
+    index = json.load(f)
+  index['user_tower_fingerprint'] = manifest['user_tower_fingerprint']
+  with open(os.path.join(work, layout.INDEX_MANIFEST_FILE), 'w') as f:
+    json.dump(index, f)
+  parts[index_manifest] = os.path.join(work, layout.INDEX_MANIFEST_FILE)
+  for key in ('files', 'format', 'version'):
+    manifest.pop(key)
+  return release_format.publish(str(releases), version, parts, manifest)
 
 
 # Loading.
@@ -295,6 +357,139 @@ def test_batch_jsonl_with_features_and_invalid_json(capsys, retriever, release_d
   assert lines[2]['known_user'] is False and len(lines[2]['items']) == 3
 
 
+# Two-stage recommendation (retrieval + the release's ranker).
+
+def _example(values: dict) -> bytes:
+  feature = {}
+  for name, value in values.items():
+    if value and isinstance(value[0], str):
+      feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(
+          value=[v.encode() for v in value]))
+    elif value and isinstance(value[0], float):
+      feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=value))
+    else:
+      feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=value))
+  return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def _same_result(answer: dict, expected: dict) -> bool:
+  """Equal items, weights and user; scores equal to float32 noise (batch sizes differ)."""
+  close = lambda a, b: len(a) == len(b) and np.allclose(a, b, atol=1e-5)
+  return (answer['items'] == expected['items'] and answer['weights'] == expected['weights']
+          and answer['known_user'] == expected['known_user']
+          and close(answer['scores'], expected['scores'])
+          and close(answer['retrieval_scores'], expected['retrieval_scores'])
+          and all(close(answer['probabilities'][t], expected['probabilities'][t])
+                  for t in expected['probabilities']))
+
+
+def test_recommend_is_retrieval_then_the_rankers_blend(recommender, release_dir):
+  """Recomputed apart from the library: ScaNN's candidates minus the excluded items, scored
+  by the ranker's tf.Example signature on the snapshot's user and the release's item
+  features, ordered by the blend with the request's weight."""
+  release = recommender.release
+  user, scenario = _known_user(recommender.retriever), release.scenarios[0]
+  retriever = recommender.retriever
+  indices, _ = retriever.search(retriever.embed([retriever.check(
+      RetrievalRequest(user, scenario))]), 32)
+  top = release.item_ids[indices[0]].tolist()
+  exclude = [top[0], top[3]]
+  kept = [item for item in top if item not in exclude][:30]
+  request = recommender_lib.parse_recommend_request(
+      {'user_id': user, 'scenario': scenario, 'exclude': exclude,
+       'weights': {'long_view': 0.5}})
+  [result] = recommender.recommend([request], k=8, candidates=30)
+
+  items = {}
+  for record in example_files.records(os.path.join(release_dir, 'item_corpus', '*')):
+    values = example_files.to_python(record)
+    items[values['item_id'][0]] = values
+  with open(os.path.join(release_dir, layout.RECOMMEND_FILE)) as f:
+    blend = json.load(f)['blend']['default']
+  assert blend == {'click': 1.0, 'long_view': 0.0, 'like': 0.0}  # the config's default
+  ranker = tf.saved_model.load(os.path.join(release_dir, 'ranker'))
+  out = ranker.signatures[layout.RANKER_EXAMPLES_SIGNATURE](examples=tf.constant([
+      _example({**items[item], **release.snapshot[user], 'scenario': [scenario]})
+      for item in kept]))
+  probabilities = np.stack([out[t].numpy() for t in ('click', 'long_view', 'like')], 1)
+  blended = probabilities @ np.array([1.0, 0.5, 0.0])
+  order = np.argsort(-blended, kind='stable')[:8]
+  assert result.items == [kept[i] for i in order]
+  assert not set(exclude) & set(result.items)
+  np.testing.assert_allclose(result.scores, blended[order], atol=2e-5)
+  np.testing.assert_allclose(result.probabilities['like'], probabilities[order, 2],
+                             atol=2e-5)
+  assert result.weights == {'click': 1.0, 'long_view': 0.5, 'like': 0.0}
+  assert result.known_user is True and len(result.retrieval_scores) == 8
+
+
+@pytest.mark.parametrize('raw,k,candidates,field', [
+    ({'weights': {'share': 1}}, 5, 20, 'weights.share'),
+    ({'weights': {'click': 11}}, 5, 20, 'weights.click'),
+    ({'weights': {'click': 0}}, 5, 20, 'weights'),
+    ({'exclude': 'x'}, 5, 20, None),  # a CSV cell: one id
+    ({'exclude': {'a': 1}}, 5, 20, 'exclude'),
+    ({}, 21, 20, 'k'),
+    ({}, 5, 0, 'candidates'),
+    ({}, 5, 100000, 'candidates'),
+])
+def test_recommend_bad_requests_name_the_field(recommender, raw, k, candidates, field):
+  raw = {'user_id': 'u', 'scenario': recommender.release.scenarios[0], **raw}
+  if field is None:
+    [result] = recommender.recommend([recommender_lib.parse_recommend_request(raw)], k,
+                                     candidates)
+    assert 'x' not in result.items and len(result.items) == k
+    return
+  with pytest.raises(RequestError) as error:
+    recommender.recommend([recommender_lib.parse_recommend_request(raw)], k, candidates)
+  assert error.value.field == field
+
+
+def test_cli_recommend_one_and_a_batch(capsys, recommender, release_dir, tmp_path):
+  user, (s0, s1) = _known_user(recommender.retriever), recommender.release.scenarios[:2]
+  code, out, err = _cli(capsys, 'recommend', '--release', release_dir, '--user-id', user,
+                        '--scenario', s1, '-k', '4', '--candidates', '50', '--weight',
+                        'like=3', '--exclude', 'nope')
+  assert code == 0, err
+  answer = json.loads(out)
+  [expected] = recommender.recommend([recommender_lib.parse_recommend_request(
+      {'user_id': user, 'scenario': s1, 'weights': {'like': 3}})], k=4, candidates=50)
+  assert answer['release'] == recommender.version and answer['candidates'] == 50
+  assert answer['ranker'].startswith('mdl-')
+  assert _same_result(answer, expected.to_json())
+
+  requests = tmp_path / 'requests.csv'
+  requests.write_text('user_id,scenario,exclude,weight.like\n'
+                      f'{user},{s0},,\n'
+                      f'{user},{s0},{expected.items[0]}|{expected.items[1]},3\n'
+                      f'{user},{s0},,-1\n'
+                      f'new-user,{s1},,\n')
+  output = tmp_path / 'out.jsonl'
+  code, _, err = _cli(capsys, 'recommend', '--release', release_dir, '--requests',
+                      str(requests), '--output', str(output), '-k', '4')
+  lines = [json.loads(line) for line in output.read_text().splitlines()]
+  assert code == 2 and len(lines) == 4 and 'line 4: weights.like' in err
+  assert lines[2] == {'line': 4, 'user_id': user, 'scenario': s0,
+                      'error': lines[2]['error']}
+  [first] = recommender.recommend([recommender_lib.parse_recommend_request(
+      {'user_id': user, 'scenario': s0})], k=4)
+  assert _same_result(lines[0], first.to_json())
+  assert lines[1]['weights']['like'] == 3.0 and not set(expected.items[:2]) & set(
+      lines[1]['items'])
+  assert lines[3]['known_user'] is False and len(lines[3]['items']) == 4
+
+
+def test_recommend_without_a_ranker_is_a_clear_error(capsys, release_dir, tmp_path):
+  path = _without_ranker(release_dir, tmp_path / 'releases', 'retrieval-only')
+  code, out, err = _cli(capsys, 'recommend', '--release', path, '--user-id', 'u',
+                        '--scenario', '1')
+  assert code == 1 and not out
+  assert 'has no ranker (the pipeline trained no ranker)' in err
+  code, out, _ = _cli(capsys, 'query', '--release', path, '--user-id', 'u', '--scenario',
+                      '1', '-k', '3')
+  assert code == 0 and len(json.loads(out)['items']) == 3
+
+
 # The HTTP service.
 
 def _free_port():
@@ -321,11 +516,14 @@ def service(release_dir, tmp_path_factory):
   _copy(release_dir, releases / 'v1', 'v1')
   os.symlink('v1', releases / 'latest')
   port = _free_port()
-  process = subprocess.Popen(
-      [sys.executable, '-m', 'serving', 'serve', '--release', str(releases / 'latest'),
-       '--port', str(port), '--max-requests', '3', '--max-k', '50'],
-      cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=REPO_ROOT),
-      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  # The access log goes to a file: a pipe nobody reads would fill and block the service.
+  log = tmp_path_factory.mktemp('service_log') / 'service.log'
+  with open(log, 'w') as out:
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'serving', 'serve', '--release', str(releases / 'latest'),
+         '--port', str(port), '--max-requests', '3', '--max-k', '50'],
+        cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=REPO_ROOT),
+        stdout=out, stderr=subprocess.STDOUT, text=True)
   base = f'http://127.0.0.1:{port}'
   deadline = time.time() + 180
   while time.time() < deadline:
@@ -333,11 +531,11 @@ def service(release_dir, tmp_path_factory):
       if _call(base, '/healthz')[0] == 200:
         break
     except (urllib.error.URLError, ConnectionError):
-      assert process.poll() is None, process.stdout.read()
+      assert process.poll() is None, log.read_text()
       time.sleep(0.5)
   else:
     process.kill()
-    pytest.fail('the service did not start: ' + process.stdout.read())
+    pytest.fail('the service did not start: ' + log.read_text())
   yield base, process, releases
   process.terminate()
   try:
@@ -454,3 +652,97 @@ def test_hot_swap_keeps_serving_and_refuses_a_broken_release(service, retriever,
   while _call(base, '/healthz')[1]['release'] != 'v3':
     assert time.time() < deadline, 'SIGHUP did not reload'
     time.sleep(0.5)
+
+
+def test_service_recommends_as_the_library_does(service, recommender):
+  base, _, _ = service
+  user, (s0, s1) = _known_user(recommender.retriever), recommender.release.scenarios[:2]
+  status, answer = _call(base, '/v1/recommend', {'user_id': user, 'scenario': s0, 'k': 5,
+                                                 'exclude': ['1'], 'weights': {'like': 1}})
+  assert status == 200, answer
+  [expected] = recommender.recommend([recommender_lib.parse_recommend_request(
+      {'user_id': user, 'scenario': s0, 'exclude': ['1'], 'weights': {'like': 1}})], k=5)
+  assert answer['candidates'] == 200 and answer['ranker'] == recommender.ranker_id
+  assert _same_result(answer['results'][0], expected.to_json())
+  status, answer = _call(base, '/v1/recommend', {'requests': [
+      {'user_id': user, 'scenario': s1}, {'user_id': 'new', 'scenario': s0}], 'k': 3,
+      'candidates': 20})
+  assert status == 200 and [len(r['items']) for r in answer['results']] == [3, 3]
+  assert answer['candidates'] == 20
+  status, info = _call(base, '/v1/release')
+  assert info['recommend']['blend']['default']['click'] == 1.0
+  assert info['ranker']['included'] and info['ranker']['model'] == 'mdl'
+
+
+@pytest.mark.parametrize('body,field', [
+    ({'user_id': 'u', 'scenario': 'S', 'k': 11, 'candidates': 10}, 'k'),
+    ({'user_id': 'u', 'scenario': 'S', 'candidates': 0}, 'candidates'),
+    ({'requests': [{'user_id': 'u', 'scenario': 'S', 'weights': {'nope': 1}}]},
+     'requests.0.weights.nope'),
+    ({'user_id': 'u', 'scenario': 'S', 'exclude': 'one'}, 'exclude'),
+    ({'requests': [{'user_id': 'u', 'scenario': 'S'}] * 4}, 'requests'),
+])
+def test_service_recommend_bad_requests_are_400(service, recommender, body, field):
+  base, _, _ = service
+  body = json.loads(json.dumps(body).replace('"S"', json.dumps(
+      recommender.release.scenarios[0])))
+  status, answer = _call(base, '/v1/recommend', body)
+  assert status == 400 and answer['field'] == field, answer
+
+
+def test_swap_under_recommend_load_answers_each_request_from_one_release(
+    service, recommender, release_dir, tmp_path):
+  """Clients recommend while the service swaps between two releases whose retriever and
+  ranker both differ; every answer must be exactly its release's (a mix of one release's
+  retriever and the other's ranker gives other answers, checked below). Then a release
+  without a ranker: recommend is a 409 naming the release, retrieve still answers."""
+  base, _, releases = service
+  assert _call(base, '/healthz')[1]['release'] == 'v3'
+  other = _perturbed(release_dir, releases, 'v4', tmp_path)
+  users = sorted(recommender.release.snapshot)[:3]
+  scenario = recommender.release.scenarios[0]
+  bodies = [{'user_id': u, 'scenario': scenario, 'k': 5} for u in users]
+  requests = [recommender_lib.parse_recommend_request(b) for b in bodies]
+  served = {'v3': recommender, 'v4': recommender_lib.Recommender(load_release(other))}
+  expected = {version: [r.to_json() for r in current.recommend(requests, 5)]
+              for version, current in served.items()}
+  mixed = recommender_lib.Recommender(dataclasses.replace(
+      served['v3'].release, ranker=served['v4'].release.ranker,
+      item_rows=served['v4'].release.item_rows))
+  for a, b, m in zip(expected['v3'], expected['v4'], mixed.recommend(requests, 5)):
+    assert not _same_result(a, b) and not _same_result(m.to_json(), a)
+    assert not _same_result(m.to_json(), b)
+
+  answers, stop = [], threading.Event()
+
+  def client(body):
+    while not stop.is_set():
+      answers.append((body['user_id'], _call(base, '/v1/recommend', body)))
+
+  clients = [threading.Thread(target=client, args=(b,), daemon=True) for b in bodies * 2]
+  for thread in clients:
+    thread.start()
+  try:
+    for version in ('v4', 'v3', 'v4'):
+      time.sleep(1.0)
+      assert _call(base, '/admin/reload', {'release': str(releases / version)})[0] == 200
+    time.sleep(1.0)
+  finally:
+    stop.set()
+    for thread in clients:
+      thread.join()
+  seen = set()
+  for user, (status, answer) in answers:
+    assert status == 200, answer
+    seen.add(answer['release'])
+    [result] = answer['results']
+    assert _same_result(result, expected[answer['release']][users.index(user)]), (
+        answer['release'], user)
+  assert seen == {'v3', 'v4'} and len(answers) > 20
+
+  retrieval_only = _without_ranker(release_dir, releases, 'v5')
+  assert _call(base, '/admin/reload', {'release': retrieval_only})[0] == 200
+  status, answer = _call(base, '/v1/recommend', bodies[0])
+  assert status == 409 and answer['field'] == 'release'
+  assert 'release v5 has no ranker' in answer['error']
+  assert _call(base, '/v1/retrieve', {'user_id': users[0], 'scenario': scenario})[0] == 200

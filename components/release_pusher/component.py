@@ -8,7 +8,9 @@ data windows, for the manifest's account of what the served model saw); optional
 ranker with its blessing and evaluation: a blessed ranker goes into the release as
 `ranker/` (with `ranker_evaluation/`); one that is not blessed does not hold back the
 retrieval release: the latest release's ranker is carried over, or, with none, the release
-has no ranker, and the manifest says why. Output: a
+has no ranker, and the manifest says why. With a ranker, the release also holds the item
+corpus as of the last event (`item_corpus/`, the candidates' item features) and
+recommend.json (the blend of the recommend config over the ranker's tasks). Output: a
 standard PushedModel artifact (custom properties pushed, pushed_version,
 pushed_destination). The release format is core/release_format.py.
 """
@@ -21,6 +23,7 @@ from tfx.types import standard_artifacts
 
 from components import artifacts
 from components.release_pusher import executor
+from core import config as configs
 
 
 class ReleasePusherSpec(component_spec.ComponentSpec):
@@ -28,6 +31,7 @@ class ReleasePusherSpec(component_spec.ComponentSpec):
       'releases_dir': component_spec.ExecutionParameter(type=str),
       'pipeline_name': component_spec.ExecutionParameter(type=str),
       'dataset': component_spec.ExecutionParameter(type=str),
+      'recommend_config': component_spec.ExecutionParameter(type=str),  # JSON
   }
   INPUTS = {
       'model': component_spec.ChannelParameter(type=standard_artifacts.Model),
@@ -40,6 +44,7 @@ class ReleasePusherSpec(component_spec.ComponentSpec):
       'index': component_spec.ChannelParameter(type=artifacts.RetrievalIndex),
       'scenario_mapping': component_spec.ChannelParameter(type=artifacts.ScenarioMapping),
       'user_snapshot': component_spec.ChannelParameter(type=standard_artifacts.Examples),
+      'item_corpus': component_spec.ChannelParameter(type=standard_artifacts.Examples),
       'ingestion_report': component_spec.ChannelParameter(type=artifacts.IngestionReport),
       'ranker': component_spec.ChannelParameter(type=artifacts.RankerModel, optional=True),
       'ranker_blessing': component_spec.ChannelParameter(type=artifacts.RankerBlessing,
@@ -57,8 +62,9 @@ class ReleasePusher(base_component.BaseComponent):
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
   def __init__(self, model, evaluated_model, model_blessing, evaluation, comparison, index,
-               scenario_mapping, user_snapshot, ingestion_report, releases_dir: str,
-               pipeline_name: str, dataset: str, ranker=None, ranker_blessing=None,
+               scenario_mapping, user_snapshot, item_corpus, ingestion_report,
+               releases_dir: str, pipeline_name: str, dataset: str,
+               recommend: configs.RecommendConfig, ranker=None, ranker_blessing=None,
                ranker_evaluation=None):
     if len({ranker is None, ranker_blessing is None, ranker_evaluation is None}) > 1:
       raise ValueError('ReleasePusher takes the ranker with its blessing and evaluation, '
@@ -68,6 +74,7 @@ class ReleasePusher(base_component.BaseComponent):
         model=model, evaluated_model=evaluated_model, model_blessing=model_blessing,
         evaluation=evaluation, comparison=comparison, index=index,
         scenario_mapping=scenario_mapping,
-        user_snapshot=user_snapshot, ingestion_report=ingestion_report,
+        user_snapshot=user_snapshot, item_corpus=item_corpus,
+        ingestion_report=ingestion_report, recommend_config=configs.section_to_json(recommend),
         releases_dir=releases_dir, pipeline_name=pipeline_name, dataset=dataset,
         pushed_model=channel.Channel(type=standard_artifacts.PushedModel)))

@@ -11,6 +11,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from core import config as configs
 from core import layout
 from core import release_format
 from core import scenario_mapping
@@ -49,6 +50,9 @@ class Executor(base_executor.BaseExecutor):
           f'the index in {index} was built by model {index_manifest["model_fingerprint"]}'
           f', not by the blessed model {fingerprint}')
     ranker_parts, ranker_manifest = _ranker(input_dict, exec_properties['releases_dir'])
+    if ranker_parts:
+      ranker_parts.update(_recommend_parts(input_dict, exec_properties, ranker_manifest,
+                                           pushed.uri))
     released = _latest_release_of(exec_properties['releases_dir'], fingerprint,
                                   ranker_manifest.get('fingerprint') if ranker_parts else None)
     if released:
@@ -182,6 +186,25 @@ def _ranker(input_dict, releases_dir: str) -> tuple[dict[str, str], dict]:
             dict(served, carried_from=os.path.basename(latest), refused=refused))
   logging.warning('the release leaves the ranker out: %s', refused['reason'])
   return {}, dict(entry, included=False, reason=refused['reason'])
+
+
+def _recommend_parts(input_dict, exec_properties, ranker_manifest: dict,
+                     scratch: str) -> dict[str, str]:
+  """The two-stage parts beside a ranker: the item corpus as of the last event (the
+  candidates' item features) and recommend.json (written to `scratch`)."""
+  config = configs.section_from_json(configs.RecommendConfig,
+                                     exec_properties['recommend_config'])
+  settings = {'tasks': list(ranker_manifest['tasks']),
+              'blend': config.scenario_blend(tuple(ranker_manifest['tasks'])),
+              'candidates': config.candidates, 'max_candidates': config.max_candidates,
+              'max_weight': config.max_weight}
+  path = os.path.join(scratch, layout.RECOMMEND_FILE)
+  with tf.io.gfile.GFile(path, 'w') as f:
+    json.dump(settings, f, indent=2)
+  corpus = artifact_utils.get_single_instance(input_dict['item_corpus'])
+  return {layout.RECOMMEND_FILE: path,
+          release_format.ITEM_CORPUS_DIR: artifact_utils.get_split_uri([corpus],
+                                                                       layout.ALL)}
 
 
 def _latest_release_of(releases_dir: str, fingerprint: str,
