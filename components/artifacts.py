@@ -1,7 +1,12 @@
 """Artifact types of the project's custom components (beside TFX's standard ones)."""
 
+import os
+
 from tfx.types import artifact
 from tfx.types import standard_artifacts
+from tfx.utils import io_utils
+
+from core import layout
 
 
 class ScenarioMapping(artifact.Artifact):
@@ -43,3 +48,14 @@ class RankerBlessing(standard_artifacts.ModelBlessing):
   """The RankingEvaluator's verdict on a ranker (custom property blessed = 1 or 0,
   current_model_id): a ModelBlessing of its own type, apart from the retrieval model's."""
   TYPE_NAME = 'dsmoe.RankerBlessing'
+
+
+def write_blessing(verdict: standard_artifacts.ModelBlessing, blessed: bool,
+                   model: artifact.Artifact) -> None:
+  """An evaluator's verdict on `model` as TFX's LatestBlessedModelStrategy reads it: custom
+  properties blessed and current_model_id, and the BLESSED or NOT_BLESSED marker file."""
+  verdict.set_int_custom_property('blessed', int(blessed))
+  verdict.set_int_custom_property('current_model_id', model.id)
+  verdict.set_string_custom_property('current_model', model.uri)
+  io_utils.write_string_file(os.path.join(
+      verdict.uri, layout.BLESSED_FILE if blessed else layout.NOT_BLESSED_FILE), '')

@@ -301,6 +301,34 @@ def test_system_evaluation_reports_what_each_stage_adds(first_run):
   assert glob.glob(os.path.join(release, release_format.ITEM_CORPUS_DIR, '*.gz'))
 
 
+def test_release_recommend_settings_check_the_scenarios(first_run, tmp_path):
+  from tfx.types import standard_artifacts
+  from components import artifacts
+  from components.release_pusher import executor as pusher
+  from core import config as configs
+  mapping = artifacts.ScenarioMapping()
+  mapping.uri = _one(os.path.join(_root(first_run), 'InteractionExampleGen',
+                                  'scenario_mapping', '*'))
+  corpus = standard_artifacts.Examples()
+  corpus.uri = _one(os.path.join(_root(first_run), 'InteractionExampleGen', 'item_corpus',
+                                 '*'))
+  corpus.split_names = '["train", "test", "all"]'
+  inputs = {'scenario_mapping': [mapping], 'item_corpus': [corpus]}
+  entry = {'tasks': ['click', 'long_view', 'like']}
+  config = lambda weights: {'recommend_config': configs.section_to_json(
+      configs.RecommendConfig(scenario_weights=weights))}
+  with pytest.raises(configs.ConfigError, match=r'recommend.scenario_weights.9: not a '
+                     r'scenario of the data \(scenarios: 1, 4, 2, 0\)'):
+    pusher._recommend_parts(inputs, config({'9': {'like': 1.0}}), entry, str(tmp_path))
+  parts = pusher._recommend_parts(inputs, config({'4': {'like': 1.0}}), entry,
+                                  str(tmp_path))
+  with open(parts[layout.RECOMMEND_FILE]) as f:
+    settings = json.load(f)
+  assert settings['blend'] == {'default': {'click': 1.0, 'long_view': 0.0, 'like': 0.0},
+                               '4': {'click': 0.0, 'long_view': 0.0, 'like': 1.0}}
+  assert parts[release_format.ITEM_CORPUS_DIR].endswith('Split-all')
+
+
 def test_ranker_refused_keeps_the_served_ranker_and_a_changed_previous_is_not_compared(
     first_run, tmp_path):
   from tfx.types import standard_artifacts
@@ -395,6 +423,7 @@ def test_model_that_does_not_beat_popularity_is_not_refit_nor_released(first_run
   assert os.readlink(os.path.join(releases, 'latest')) == latest
 
 
+@pytest.mark.pipeline_run
 def test_killed_trainer_resumes_from_its_checkpoints(first_run, capsys, run, small_setup):
   extra = ['training.epochs=5', 'training.batch_size=32', *NOT_BLESSED]
   env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_USE_LEGACY_KERAS='1')
@@ -441,6 +470,7 @@ def test_bad_input_fails_clearly_and_keeps_earlier_outputs(first_run, capsys, tm
   assert sorted(os.listdir(os.path.join(first_run, 'releases'))) == releases
 
 
+@pytest.mark.pipeline_run
 def test_schema_anomaly_stops_the_pipeline_naming_the_feature(first_run, capsys, tmp_path,
                                                               run):
   bad = tmp_path / 'anomalous'
@@ -455,6 +485,7 @@ def test_schema_anomaly_stops_the_pipeline_naming_the_feature(first_run, capsys,
   assert _states(first_run).get('Transform') != 'ran'  # nothing trained on it
 
 
+@pytest.mark.pipeline_run
 def test_paper_preset_runs_end_to_end_without_what_is_beyond_the_paper(first_run, capsys,
                                                                        run):
   """presets/paper.yaml: same data (its ingestion and Transform come from the cache), a

@@ -8,9 +8,9 @@ from absl import logging
 import tensorflow as tf
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
-from tfx.utils import io_utils
 from tfx.utils import path_utils
 
+from components import artifacts
 from core import config as configs
 from core import layout
 from ranking import blessing
@@ -51,9 +51,5 @@ class Executor(base_executor.BaseExecutor):
       f.write(text + '\n')
     logging.info('%s', text)
 
-    verdict = artifact_utils.get_single_instance(output_dict['blessing'])
-    verdict.set_int_custom_property('blessed', int(blessed))
-    verdict.set_int_custom_property('current_model_id', model.id)
-    verdict.set_string_custom_property('current_model', model.uri)
-    io_utils.write_string_file(os.path.join(
-        verdict.uri, layout.BLESSED_FILE if blessed else layout.NOT_BLESSED_FILE), '')
+    artifacts.write_blessing(artifact_utils.get_single_instance(output_dict['blessing']),
+                             blessed, model)

@@ -8,9 +8,9 @@ from absl import logging
 import tensorflow as tf
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
-from tfx.utils import io_utils
 from tfx.utils import path_utils
 
+from components import artifacts
 from core import config as configs
 from core import layout
 from retrieval import blessing
@@ -54,10 +54,5 @@ class Executor(base_executor.BaseExecutor):
                         'DSMOE retrieval: Recall@K per scenario (test split)')
     logging.info('%s', text)
 
-    blessing_artifact = artifact_utils.get_single_instance(output_dict['blessing'])
-    blessing_artifact.set_int_custom_property('blessed', int(blessed))
-    blessing_artifact.set_int_custom_property('current_model_id', model.id)
-    blessing_artifact.set_string_custom_property('current_model', model.uri)
-    io_utils.write_string_file(os.path.join(
-        blessing_artifact.uri, layout.BLESSED_FILE if blessed else layout.NOT_BLESSED_FILE),
-        '')
+    artifacts.write_blessing(artifact_utils.get_single_instance(output_dict['blessing']),
+                             blessed, model)

@@ -194,6 +194,13 @@ def _recommend_parts(input_dict, exec_properties, ranker_manifest: dict,
   candidates' item features) and recommend.json (written to `scratch`)."""
   config = configs.section_from_json(configs.RecommendConfig,
                                      exec_properties['recommend_config'])
+  scenarios = scenario_mapping.ScenarioMapping.load(
+      artifact_utils.get_single_uri(input_dict['scenario_mapping'])).values
+  unknown = sorted(set(config.scenario_weights) - set(scenarios))
+  if unknown:
+    raise configs.ConfigError(
+        f'recommend.scenario_weights.{unknown[0]}: not a scenario of the data (scenarios: '
+        f'{", ".join(scenarios)}); fix the key and run again (the trained models are cached)')
   settings = {'tasks': list(ranker_manifest['tasks']),
               'blend': config.scenario_blend(tuple(ranker_manifest['tasks'])),
               'candidates': config.candidates, 'max_candidates': config.max_candidates,
