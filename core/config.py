@@ -364,6 +364,10 @@ class RankingEvaluationConfig:
       raise ConfigError('ranking_evaluation.popularity_prior must be >= 0')
 
 
+# The blend's name for the retrieval model's logit <u, v> beside the ranker's tasks.
+BLEND_RETRIEVAL = 'retrieval'
+
+
 @dataclasses.dataclass(frozen=True)
 class RecommendConfig:
   """Two-stage recommendation: retrieve `candidates` items with the index, score them with
@@ -372,15 +376,25 @@ class RecommendConfig:
 
   Beyond the papers (a flag): DSMOE retrieves, MDL and MTmixAtt rank one exposure at a
   time; the blend and the candidate count are this project's. The blended score of an
-  item is sum over tasks of weight[task] * p(task): `weights` for every scenario (tasks
-  left out weigh 0; empty: 1 on the first task of logs.tasks, the retrieval's click),
-  `scenario_weights` overrides them for a raw scenario value. A request may override
-  weights within [0, max_weight]. The release carries these as recommend.json.
+  item is sum over tasks of weight[task] * p(task) + retrieval_weight * <u, v>, the
+  retrieval model's logit: `weights` for every scenario (tasks left out weigh 0; empty: 1
+  on the first task of logs.tasks, the retrieval's click), `scenario_weights` overrides
+  them for a raw scenario value (its key `retrieval` overrides retrieval_weight). A
+  request may override weights within [0, max_weight]. The release carries these as
+  recommend.json.
+
+  Why the retrieval logit: the rankers learn p(task | the item was shown); which items a
+  user clicks also depends on which items get shown, which retrieval (clicks against
+  random items) learns. On KuaiRand-Pure's validation window, ranking the 200 candidates
+  by p(click) alone drops Recall@50 from 25.4% (retrieval's order) to 11.1%; with the
+  logit at weight 1 it is 26.2% (weights 0.1, 0.3, 1, 3: 22.8, 25.1, 26.2, 25.7;
+  docs/serving/two_stage.md).
   """
   candidates: int = 200  # N retrieved and ranked per request (a request may ask for more)
   max_candidates: int = 1000
   weights: dict[str, float] = dataclasses.field(default_factory=dict)
   scenario_weights: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+  retrieval_weight: float = 1.0
   max_weight: float = 10.0
   # The offline system evaluation (the SystemEvaluator, on the test split): Recall@k and
   # NDCG@k of retrieval alone, retrieval + ranker, and the ranker over the whole corpus.
@@ -396,6 +410,9 @@ class RecommendConfig:
                         f'({self.max_candidates}), got {self.candidates}')
     if not self.max_weight > 0:
       raise ConfigError('recommend.max_weight must be > 0')
+    if not 0 <= self.retrieval_weight <= self.max_weight:
+      raise ConfigError(f'recommend.retrieval_weight must be from 0 to recommend.max_weight '
+                        f'({self.max_weight}), got {self.retrieval_weight}')
     for name, weights in [('recommend.weights', self.weights)] + [
         (f'recommend.scenario_weights.{s}', w) for s, w in self.scenario_weights.items()]:
       for task, weight in weights.items():
@@ -413,17 +430,23 @@ class RecommendConfig:
       raise ConfigError('recommend.max_queries_per_scenario must be >= 1')
 
   def scenario_blend(self, tasks: Sequence[str]) -> dict[str, dict[str, float]]:
-    """{'default': {task: weight}, scenario: {task: weight}} over every task of `tasks`;
-    ConfigError names a weight of a task the dataset spec does not have."""
+    """{'default': {task: weight, 'retrieval': weight}, scenario: {...}} over every task
+    of `tasks` and the retrieval logit (BLEND_RETRIEVAL); ConfigError names a weight of a
+    task the dataset spec does not have."""
     if not tasks:
       raise ConfigError('recommend needs tasks: the dataset spec has no logs.tasks')
+    if BLEND_RETRIEVAL in tasks:
+      raise ConfigError(f'logs.tasks: a task named {BLEND_RETRIEVAL!r} would clash with the '
+                        'retrieval logit of recommend\'s blend; rename the task')
     unknown = {f'{name}.{task}' for name, w in [('recommend.weights', self.weights)] + [
         (f'recommend.scenario_weights.{s}', w) for s, w in self.scenario_weights.items()]
-               for task in w if task not in tasks}
+               for task in w if task not in tasks and not (
+                   task == BLEND_RETRIEVAL and name != 'recommend.weights')}
     if unknown:
       raise ConfigError(f'{", ".join(sorted(unknown))}: not a task of the dataset spec '
                         f'(logs.tasks: {", ".join(tasks)})')
-    full = lambda w: {task: float(w.get(task, 0.0)) for task in tasks}
+    full = lambda w: {**{task: float(w.get(task, 0.0)) for task in tasks},
+                      BLEND_RETRIEVAL: float(w.get(BLEND_RETRIEVAL, self.retrieval_weight))}
     default = full(self.weights or {tasks[0]: 1.0})
     return {'default': default,
             **{str(s): full(w) for s, w in self.scenario_weights.items()}}

@@ -12,7 +12,9 @@ request) are repeated once per candidate; each candidate's item inputs come from
 ItemTable: the corpus's raw tf.Examples as of the time the items are ranked (serving: the
 release's item_corpus/; the offline evaluation: the corpus at the test window's start).
 
-The blended score is sum_t w_t * p_t (RecommendConfig). Ties keep the retrieval's order.
+The blended score is sum_t w_t * p_t + w_retrieval * <u, v> (RecommendConfig: the
+retrieval model's logit is one more column, BLEND_RETRIEVAL). Ties keep the retrieval's
+order.
 """
 
 import json
@@ -22,6 +24,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
+from core import config as configs
 from core import examples as example_files
 from core import feature_names as fnames
 from core import layout
@@ -108,16 +111,27 @@ class CandidateRanker:
     return np.split(np.concatenate(parts), np.cumsum(counts)[:-1])
 
 
-def blend(probabilities: np.ndarray, weights: np.ndarray) -> np.ndarray:
-  """[n] sum_t weights[t] * probabilities[:, t]."""
-  return probabilities @ np.asarray(weights, probabilities.dtype)
+def blend_columns(tasks: Sequence[str]) -> tuple[str, ...]:
+  """The blend's columns: the ranker's tasks, then the retrieval logit."""
+  return tuple(tasks) + (configs.BLEND_RETRIEVAL,)
+
+
+def with_retrieval(probabilities: np.ndarray, logits: np.ndarray) -> np.ndarray:
+  """[n, T + 1]: the tasks' probabilities [n, T] and the retrieval logits [n]."""
+  return np.concatenate([probabilities, np.asarray(logits, probabilities.dtype)[:, None]],
+                        axis=1)
+
+
+def blend(columns: np.ndarray, weights: np.ndarray) -> np.ndarray:
+  """[n] sum_c weights[c] * columns[:, c] (columns: with_retrieval's)."""
+  return columns @ np.asarray(weights, columns.dtype)
 
 
 def weight_vector(weights: Mapping[str, float], tasks: Sequence[str]) -> np.ndarray:
-  """[T] the weights in `tasks` order (a task left out weighs 0)."""
-  return np.array([float(weights.get(t, 0.0)) for t in tasks], np.float32)
+  """[T + 1] the weights in blend_columns(tasks) order (a column left out weighs 0)."""
+  return np.array([float(weights.get(c, 0.0)) for c in blend_columns(tasks)], np.float32)
 
 
-def rerank(probabilities: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def rerank(columns: np.ndarray, weights: np.ndarray) -> np.ndarray:
   """Positions of the candidates by blended score, best first; ties keep the given order."""
-  return np.argsort(-blend(probabilities, weights), kind='stable')
+  return np.argsort(-blend(columns, weights), kind='stable')

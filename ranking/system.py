@@ -5,10 +5,12 @@ click; the truth is the set of items clicked there in the window), three stages 
 corpus as of the window's start:
 
   retrieval           the retrieval model's exact top-k (dot products of the towers);
-  retrieval_ranker    its top N (RecommendConfig.candidates) re-ordered by the ranker's
-                      blended score (ranking/candidates.py): what serving returns;
-  ranker_full_corpus  the ranker's blended score over every corpus item: the upper bound
-                      of the ranker with a perfect retrieval (not servable: N = corpus).
+  retrieval_ranker    its top N (RecommendConfig.candidates) re-ordered by the blended
+                      score (ranking/candidates.py: the ranker's task probabilities and
+                      the retrieval logit, weighted): what serving returns;
+  ranker_full_corpus  the ranker alone (the blend's task weights, no retrieval logit; all
+                      zero: the first task) over every corpus item: the ranker's upper
+                      bound with a perfect candidate generation (not servable).
 
 Per scenario and over all: Recall@k and NDCG@k (binary relevance; IDCG of min(k, |truth|)
 hits), with Poisson-bootstrap intervals (retrieval/bootstrap.py) over queries, shared by
@@ -86,8 +88,8 @@ def evaluate(model_dir: str, ranker_dir: str, queries_pattern: str, corpus_patte
   item_ids, item_embeddings = retrieval_evaluation.corpus_embeddings(towers.item,
                                                                      corpus_pattern)
   n = min(config.candidates, len(item_ids))
-  top = retrieval_evaluation.exact_top_k(
-      retrieval_evaluation.embed(towers.user, examples), item_embeddings, n)
+  user_embeddings = retrieval_evaluation.embed(towers.user, examples)
+  top = retrieval_evaluation.exact_top_k(user_embeddings, item_embeddings, n)
   ranker = candidate_lib.CandidateRanker(ranker_dir, example_files.records(corpus_pattern))
   table_rows = ranker.items.rows(item_ids)  # index position -> item table row
   blend = config.scenario_blend(ranker.tasks)
@@ -98,13 +100,14 @@ def evaluate(model_dir: str, ranker_dir: str, queries_pattern: str, corpus_patte
   k_max = max(config.evaluation_ks)
   ranked = {RETRIEVAL: [item_ids[row[:k_max]].tolist() for row in top]}
   scored = ranker.score(users, [table_rows[row] for row in top])
-  ranked[TWO_STAGE] = [item_ids[row[candidate_lib.rerank(p, w)][:k_max]].tolist()
-                       for row, p, w in zip(top, scored, weights)]
-  everything = np.arange(len(ranker.items))
+  ranked[TWO_STAGE] = [
+      item_ids[row[candidate_lib.rerank(candidate_lib.with_retrieval(
+          p, item_embeddings[row] @ u), w)][:k_max]].tolist()
+      for row, p, u, w in zip(top, scored, user_embeddings, weights)]
   full = []
   for start in range(0, len(users), 16):  # 16 users x corpus rows per call, at most
-    batch = ranker.score(users[start:start + 16], [everything] * len(users[start:start + 16]))
-    full += [ranker.items.item_ids[candidate_lib.rerank(p, w)[:k_max]].tolist()
+    batch = ranker.score(users[start:start + 16], [table_rows] * len(users[start:start + 16]))
+    full += [item_ids[np.argsort(-(p @ _task_weights(w)), kind='stable')[:k_max]].tolist()
              for p, w in zip(batch, weights[start:start + 16])]
   ranked[FULL_CORPUS] = full
 
@@ -150,6 +153,12 @@ def evaluate(model_dir: str, ranker_dir: str, queries_pattern: str, corpus_patte
   }
 
 
+def _task_weights(weights: np.ndarray) -> np.ndarray:
+  """[T] the blend's task weights (without the retrieval logit's); all zero: the first."""
+  tasks = weights[:-1]
+  return tasks if tasks.any() else np.eye(len(tasks), dtype=tasks.dtype)[0]
+
+
 def format_table(result: dict) -> str:
   """Markdown: scenario x stage x metric@k, each cell point [lower, upper] in %."""
   columns = [(metric, k) for metric in METRICS for k in result['ks']]
@@ -157,7 +166,8 @@ def format_table(result: dict) -> str:
             + ' | '.join(f'{"Recall" if m == "recall" else "NDCG"}@{k}' for m, k in columns)
             + ' |')
   lines = [f'Two-stage system on the test split: retrieval top {result["candidates"]} '
-           f'candidates, ranker blend {result["blend"]["default"]} (per-scenario overrides: '
+           f'candidates, blend {result["blend"]["default"]} of the ranker\'s probabilities '
+           'and the retrieval logit (per-scenario overrides: '
            f'{ {s: w for s, w in result["blend"].items() if s != "default"} or "none"}); '
            f'in %, {int(100 * result["bootstrap"]["confidence"])}% bootstrap intervals over '
            'queries; differences paired.', '', header,

@@ -10,9 +10,10 @@ features, request overrides, unknown users); the index returns the N + |exclude|
 items (N: `candidates`, by default the release's recommend.json), excluded items are
 dropped and the first N kept; the ranker (ranking/candidates.py) scores them from the same
 user inputs and each item's features in the release's item corpus; the blended score
-sum_t w_t p_t orders them, w being the scenario's weights in recommend.json, of which a
-request may override some within [0, max_weight]. A result holds the top-k items with
-their blended scores, each task's probability and the retrieval score (<u, v>).
+sum_t w_t p_t + w_retrieval <u, v> orders them, w being the scenario's weights in
+recommend.json (`retrieval`: the weight of the retrieval logit), of which a request may
+override some within [0, max_weight]. A result holds the top-k items with their blended
+scores, each task's probability and the retrieval score (<u, v>).
 
 Both stages come from one Release object: a service swaps the whole Recommender, so a
 request is never answered by one release's retriever and another's ranker.
@@ -23,6 +24,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from core.config import BLEND_RETRIEVAL
 from ranking import candidates as candidate_lib
 from serving.release import Release
 from serving.retriever import CSV_LIST_SEPARATOR
@@ -166,8 +168,8 @@ class Recommender:
     for task, weight in request.weights.items():
       field = f'weights.{task}'
       if task not in blend:
-        raise RequestError(field, f'not a task of this release\'s ranker (tasks: '
-                           f'{", ".join(self.tasks)})')
+        raise RequestError(field, f'not a task of this release\'s ranker nor '
+                           f'{BLEND_RETRIEVAL!r} (tasks: {", ".join(self.tasks)})')
       try:
         number = float(weight)
       except (TypeError, ValueError):
@@ -177,8 +179,8 @@ class Recommender:
                            f'got {weight!r}')
       blend[task] = number
     if not any(blend.values()):
-      raise RequestError('weights', 'every task weighs 0: give at least one task a weight '
-                         'above 0')
+      raise RequestError('weights', 'everything weighs 0: give a task or the retrieval a '
+                         'weight above 0')
     return Checked(inputs, candidate_lib.weight_vector(blend, self.tasks),
                    frozenset(request.exclude))
 
@@ -209,8 +211,9 @@ class Recommender:
     results = []
     for request, check, row, scores, positions, p in zip(
         requests, checked, indices, retrieval_scores, kept, probabilities):
-      order = candidate_lib.rerank(p, check.weights)[:k]
-      blended = candidate_lib.blend(p[order], check.weights)
+      columns = candidate_lib.with_retrieval(p, scores[positions])
+      order = candidate_lib.rerank(columns, check.weights)[:k]
+      blended = candidate_lib.blend(columns[order], check.weights)
       results.append(Recommendation(
           user_id=request.retrieval.user_id, scenario=request.retrieval.scenario,
           items=release.item_ids[row[positions[order]]].tolist(),
@@ -218,6 +221,7 @@ class Recommender:
           probabilities={t: [round(float(v), 6) for v in p[order, i]]
                          for i, t in enumerate(self.tasks)},
           retrieval_scores=[round(float(s), 6) for s in scores[positions[order]]],
-          weights={t: float(w) for t, w in zip(self.tasks, check.weights)},
+          weights={c: float(w) for c, w in zip(candidate_lib.blend_columns(self.tasks),
+                                               check.weights)},
           known_user=request.retrieval.user_id in release.snapshot))
     return results

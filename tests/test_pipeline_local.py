@@ -324,8 +324,9 @@ def test_release_recommend_settings_check_the_scenarios(first_run, tmp_path):
                                   str(tmp_path))
   with open(parts[layout.RECOMMEND_FILE]) as f:
     settings = json.load(f)
-  assert settings['blend'] == {'default': {'click': 1.0, 'long_view': 0.0, 'like': 0.0},
-                               '4': {'click': 0.0, 'long_view': 0.0, 'like': 1.0}}
+  assert settings['blend'] == {
+      'default': {'click': 1.0, 'long_view': 0.0, 'like': 0.0, 'retrieval': 1.0},
+      '4': {'click': 0.0, 'long_view': 0.0, 'like': 1.0, 'retrieval': 1.0}}
   assert parts[release_format.ITEM_CORPUS_DIR].endswith('Split-all')
 
 

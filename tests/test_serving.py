@@ -390,11 +390,13 @@ def test_recommend_is_retrieval_then_the_rankers_blend(recommender, release_dir)
   release = recommender.release
   user, scenario = _known_user(recommender.retriever), release.scenarios[0]
   retriever = recommender.retriever
-  indices, _ = retriever.search(retriever.embed([retriever.check(
-      RetrievalRequest(user, scenario))]), 32)
+  embedding = retriever.embed([retriever.check(RetrievalRequest(user, scenario))])
+  indices, _ = retriever.search(embedding, 32)
   top = release.item_ids[indices[0]].tolist()
   exclude = [top[0], top[3]]
   kept = [item for item in top if item not in exclude][:30]
+  logits = release.item_embeddings[[indices[0][top.index(item)] for item in kept]] @ (
+      embedding[0])
   request = recommender_lib.parse_recommend_request(
       {'user_id': user, 'scenario': scenario, 'exclude': exclude,
        'weights': {'long_view': 0.5}})
@@ -406,27 +408,30 @@ def test_recommend_is_retrieval_then_the_rankers_blend(recommender, release_dir)
     items[values['item_id'][0]] = values
   with open(os.path.join(release_dir, layout.RECOMMEND_FILE)) as f:
     blend = json.load(f)['blend']['default']
-  assert blend == {'click': 1.0, 'long_view': 0.0, 'like': 0.0}  # the config's default
+  assert blend == {'click': 1.0, 'long_view': 0.0, 'like': 0.0,  # the config's default
+                   'retrieval': 1.0}
   ranker = tf.saved_model.load(os.path.join(release_dir, 'ranker'))
   out = ranker.signatures[layout.RANKER_EXAMPLES_SIGNATURE](examples=tf.constant([
       _example({**items[item], **release.snapshot[user], 'scenario': [scenario]})
       for item in kept]))
   probabilities = np.stack([out[t].numpy() for t in ('click', 'long_view', 'like')], 1)
-  blended = probabilities @ np.array([1.0, 0.5, 0.0])
+  blended = probabilities @ np.array([1.0, 0.5, 0.0]) + logits
   order = np.argsort(-blended, kind='stable')[:8]
   assert result.items == [kept[i] for i in order]
   assert not set(exclude) & set(result.items)
   np.testing.assert_allclose(result.scores, blended[order], atol=2e-5)
   np.testing.assert_allclose(result.probabilities['like'], probabilities[order, 2],
                              atol=2e-5)
-  assert result.weights == {'click': 1.0, 'long_view': 0.5, 'like': 0.0}
+  assert result.weights == {'click': 1.0, 'long_view': 0.5, 'like': 0.0, 'retrieval': 1.0}
+  np.testing.assert_allclose(result.retrieval_scores, logits[order], atol=1e-4)
   assert result.known_user is True and len(result.retrieval_scores) == 8
 
 
 @pytest.mark.parametrize('raw,k,candidates,field', [
     ({'weights': {'share': 1}}, 5, 20, 'weights.share'),
     ({'weights': {'click': 11}}, 5, 20, 'weights.click'),
-    ({'weights': {'click': 0}}, 5, 20, 'weights'),
+    ({'weights': {'click': 0, 'retrieval': 0}}, 5, 20, 'weights'),
+    ({'weights': {'retrieval': 0}}, 5, 20, None),  # p(click) alone
     ({'exclude': 'x'}, 5, 20, None),  # a CSV cell: one id
     ({'exclude': {'a': 1}}, 5, 20, 'exclude'),
     ({}, 21, 20, 'k'),
@@ -439,6 +444,7 @@ def test_recommend_bad_requests_name_the_field(recommender, raw, k, candidates, 
     [result] = recommender.recommend([recommender_lib.parse_recommend_request(raw)], k,
                                      candidates)
     assert 'x' not in result.items and len(result.items) == k
+    assert result.scores == pytest.approx(sorted(result.scores, reverse=True))
     return
   with pytest.raises(RequestError) as error:
     recommender.recommend([recommender_lib.parse_recommend_request(raw)], k, candidates)

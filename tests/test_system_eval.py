@@ -36,27 +36,35 @@ def test_draw_queries_caps_each_scenario_and_is_seeded():
 
 def test_blend_and_rerank_keep_ties_in_retrieval_order():
   p = np.array([[0.2, 0.9], [0.5, 0.1], [0.4, 0.3], [0.5, 0.1]], np.float32)
-  w = candidates.weight_vector({'like': 1.0, 'click': 0.5}, ('click', 'like'))
-  np.testing.assert_allclose(candidates.blend(p, w), [1.0, 0.35, 0.5, 0.35], rtol=1e-6)
-  assert candidates.rerank(p, w).tolist() == [0, 2, 1, 3]
+  columns = candidates.with_retrieval(p, np.array([2.0, 1.0, -1.0, 1.0]))
+  w = candidates.weight_vector({'like': 1.0, 'click': 0.5, 'retrieval': 0.1},
+                               ('click', 'like'))
+  assert w.tolist() == pytest.approx([0.5, 1.0, 0.1])
+  # 0.5 * click + like + 0.1 * logit
+  np.testing.assert_allclose(candidates.blend(columns, w), [1.2, 0.45, 0.4, 0.45],
+                             rtol=1e-6)
+  assert candidates.rerank(columns, w).tolist() == [0, 1, 3, 2]
 
 
 def test_recommend_config_blend_and_errors():
   tasks = ('click', 'long_view', 'like')
   assert configs.RecommendConfig().scenario_blend(tasks) == {
-      'default': {'click': 1.0, 'long_view': 0.0, 'like': 0.0}}
+      'default': {'click': 1.0, 'long_view': 0.0, 'like': 0.0, 'retrieval': 1.0}}
   config = configs.load_config(overrides=[
-      'recommend.weights={click: 1, like: 2}',
-      'recommend.scenario_weights={"4": {long_view: 3}}']).recommend
+      'recommend.weights={click: 1, like: 2}', 'recommend.retrieval_weight=0.5',
+      'recommend.scenario_weights={"4": {long_view: 3, retrieval: 0}}']).recommend
   assert config.scenario_blend(tasks) == {
-      'default': {'click': 1.0, 'long_view': 0.0, 'like': 2.0},
-      '4': {'click': 0.0, 'long_view': 3.0, 'like': 0.0}}
+      'default': {'click': 1.0, 'long_view': 0.0, 'like': 2.0, 'retrieval': 0.5},
+      '4': {'click': 0.0, 'long_view': 3.0, 'like': 0.0, 'retrieval': 0.0}}
+  with pytest.raises(configs.ConfigError, match="a task named 'retrieval'"):
+    config.scenario_blend(('click', 'retrieval'))
   with pytest.raises(configs.ConfigError, match=r'recommend.weights.share: not a task'):
     configs.load_config(overrides=['recommend.weights={share: 1}']).recommend.scenario_blend(
         tasks)
   for override, message in (('recommend.weights={click: 11}', 'recommend.weights.click'),
                             ('recommend.weights={click: 0}', 'at least one task'),
                             ('recommend.candidates=20', 'evaluation_ks'),
+                            ('recommend.retrieval_weight=-1', 'recommend.retrieval_weight'),
                             ('recommend.weights=[1]', 'recommend.weights must be a mapping')):
     with pytest.raises(configs.ConfigError, match=message):
       configs.load_config(overrides=[override])
