@@ -1,8 +1,9 @@
 # Two entry points on a fresh clone (only Python 3.11 needed):
 #   make run   - runs the pipeline on the bundled KuaiRand-Pure data (outputs/ ...)
 #   make test  - runs the test suite: unit tests and one pipeline run on the fixture
-#   make test-pipeline-runs - the further pipeline runs on the fixture (paper preset,
-#                a killed trainer, a schema anomaly); CI runs them after make test
+#   make test-extended - the further pipeline runs on the fixture (paper preset, cache,
+#                a killed trainer, bad input, an anomaly) and every baseline's training
+#                and SavedModel checks; CI runs them after make test
 #   make experiments - the DSMOE paper's tables and figures (ARGS="--quick": a fast check)
 #   make rankers - the ranking stage's study: every ranker's AUC/GAUC per scenario and task
 # Both create .venv from requirements.lock first when it is missing or stale.
@@ -16,7 +17,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test test-pipeline-runs experiments rankers venv clean
+.PHONY: run test test-extended experiments rankers venv clean
 
 venv: $(VENV)/.installed
 
@@ -32,10 +33,10 @@ run: venv
 	$(PY) -m pipeline.local_runner $(ARGS)
 
 test: venv
-	$(PY) -m pytest tests -m "not pipeline_run" $(ARGS)
+	$(PY) -m pytest tests -m "not extended" $(ARGS)
 
-test-pipeline-runs: venv
-	$(PY) -m pytest tests -m pipeline_run $(ARGS)
+test-extended: venv
+	$(PY) -m pytest tests -m extended $(ARGS)
 
 experiments: venv
 	$(PY) -m experiments.reproduce $(ARGS)

@@ -10,6 +10,7 @@ Files of an index directory (names in core/layout.py):
 import dataclasses
 import math
 import os
+import re
 
 import numpy as np
 import scann
@@ -64,10 +65,21 @@ def build_searcher(embeddings: np.ndarray, params: ScannParameters):
           .build())
 
 
+_SCANN_ASSETS = 'scann_assets.pbtxt'  # ScaNN's list of the searcher's files
+
+
 def save(directory: str, searcher, item_ids: np.ndarray, embeddings: np.ndarray) -> None:
   scann_dir = os.path.join(directory, layout.SCANN_DIR)
   tf.io.gfile.makedirs(scann_dir)
   searcher.serialize(scann_dir)
+  # ScaNN records each asset by its absolute path; a bare file name is resolved against
+  # the directory the searcher is loaded from, so the index (and a release holding a
+  # copy of it) loads wherever it is copied to.
+  assets = os.path.join(scann_dir, _SCANN_ASSETS)
+  with tf.io.gfile.GFile(assets) as f:
+    text = f.read()
+  with tf.io.gfile.GFile(assets, 'w') as f:
+    f.write(re.sub(r'asset_path: "[^"]*/([^"/]+)"', r'asset_path: "\1"', text))
   with tf.io.gfile.GFile(os.path.join(directory, layout.ITEM_IDS_FILE), 'w') as f:
     f.write(''.join(f'{item}\n' for item in item_ids))
   with tf.io.gfile.GFile(os.path.join(directory, layout.ITEM_EMBEDDINGS_FILE), 'wb') as f:

@@ -385,6 +385,7 @@ def _not_cached(output_dir):
           if state != 'cached' and not name.endswith('_resolver')}
 
 
+@pytest.mark.extended
 def test_rerun_without_changes_hits_the_cache(first_run, capsys, run):
   releases = os.path.join(first_run, 'releases')
   before = sorted(os.listdir(releases))
@@ -407,6 +408,7 @@ def test_rerun_without_changes_hits_the_cache(first_run, capsys, run):
   assert _states(first_run)['DistillationTrainer'] == 'cached'
 
 
+@pytest.mark.extended
 def test_model_that_does_not_beat_popularity_is_not_refit_nor_released(first_run, capsys,
                                                                       run):
   releases = os.path.join(first_run, 'releases')
@@ -424,7 +426,7 @@ def test_model_that_does_not_beat_popularity_is_not_refit_nor_released(first_run
   assert os.readlink(os.path.join(releases, 'latest')) == latest
 
 
-@pytest.mark.pipeline_run
+@pytest.mark.extended
 def test_killed_trainer_resumes_from_its_checkpoints(first_run, capsys, run, small_setup):
   extra = ['training.epochs=5', 'training.batch_size=32', *NOT_BLESSED]
   env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_USE_LEGACY_KERAS='1')
@@ -451,6 +453,7 @@ def test_killed_trainer_resumes_from_its_checkpoints(first_run, capsys, run, sma
   assert 'teacher epoch' not in out
 
 
+@pytest.mark.extended
 def test_bad_input_fails_clearly_and_keeps_earlier_outputs(first_run, capsys, tmp_path,
                                                            run):
   before = sorted(a.uri for a in _store(first_run).get_artifacts_by_type('Examples'))
@@ -471,7 +474,7 @@ def test_bad_input_fails_clearly_and_keeps_earlier_outputs(first_run, capsys, tm
   assert sorted(os.listdir(os.path.join(first_run, 'releases'))) == releases
 
 
-@pytest.mark.pipeline_run
+@pytest.mark.extended
 def test_schema_anomaly_stops_the_pipeline_naming_the_feature(first_run, capsys, tmp_path,
                                                               run):
   bad = tmp_path / 'anomalous'
@@ -486,7 +489,7 @@ def test_schema_anomaly_stops_the_pipeline_naming_the_feature(first_run, capsys,
   assert _states(first_run).get('Transform') != 'ran'  # nothing trained on it
 
 
-@pytest.mark.pipeline_run
+@pytest.mark.extended
 def test_paper_preset_runs_end_to_end_without_what_is_beyond_the_paper(first_run, capsys,
                                                                        run):
   """presets/paper.yaml: same data (its ingestion and Transform come from the cache), a

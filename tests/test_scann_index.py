@@ -1,5 +1,7 @@
 """ScaNN index parameters, build, save/load and recall against exact search."""
 
+import os
+
 import numpy as np
 
 from core import config as configs
@@ -37,8 +39,10 @@ def test_save_and_load_give_the_same_searcher(tmp_path):
   embeddings, ids, queries = _data(np.random.default_rng(0))
   searcher = scann_index.build_searcher(
       embeddings, scann_index.parameters(3000, configs.IndexConfig(k=20)))
-  scann_index.save(str(tmp_path), searcher, ids, embeddings)
-  loaded, loaded_ids, loaded_embeddings = scann_index.load(str(tmp_path))
+  scann_index.save(str(tmp_path / 'saved'), searcher, ids, embeddings)
+  # A release is a copy of the index: it must load where it lands, the original gone.
+  os.rename(tmp_path / 'saved', tmp_path / 'moved')
+  loaded, loaded_ids, loaded_embeddings = scann_index.load(str(tmp_path / 'moved'))
   np.testing.assert_array_equal(loaded_ids, ids)
   np.testing.assert_array_equal(loaded_embeddings, embeddings)
   np.testing.assert_array_equal(loaded.search_batched(queries, final_num_neighbors=20)[0],

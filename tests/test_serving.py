@@ -81,37 +81,33 @@ def _without_ranker(release_dir, releases, version):
 
 
 def _perturbed(release_dir, releases, version, work):
-  """The release with another user tower and another ranker (every weight scaled by a
-  random factor), published with consistent fingerprints: a different pair of models."""
+  """The release with another index (its item ids shuffled over the embeddings) and
+  another ranker (every weight scaled by a random factor): both stages differ."""
   with open(os.path.join(release_dir, release_format.MANIFEST)) as f:
     manifest = json.load(f)
   parts = {name: os.path.join(release_dir, name) for name in os.listdir(release_dir)
            if name != release_format.MANIFEST}
   rng = np.random.default_rng(7)
-  for name in (layout.USER_TOWER_DIR, release_format.RANKER_DIR):
-    source, target = os.path.join(release_dir, name), os.path.join(work, name)
-    module = tf.saved_model.load(source)
-    for variable in module.model.variables:
-      if variable.dtype.is_floating:
-        variable.assign(variable * np.exp(rng.normal(0, 0.5, variable.shape)).astype(
-            variable.dtype.as_numpy_dtype))
-    tf.saved_model.save(module, target, signatures=dict(module.signatures))
-    for file in os.listdir(source):  # tasks.json, feature_space.json, ...
-      if os.path.isfile(os.path.join(source, file)) and not os.path.exists(
-          os.path.join(target, file)):
-        shutil.copy(os.path.join(source, file), target)
-    parts[name] = target
-  manifest['user_tower_fingerprint'] = layout.directory_fingerprint(
-      os.path.join(work, layout.USER_TOWER_DIR))
-  manifest['ranker']['fingerprint'] = layout.directory_fingerprint(
-      os.path.join(work, release_format.RANKER_DIR))
-  index_manifest = os.path.join(release_format.INDEX_DIR, layout.INDEX_MANIFEST_FILE)
-  with open(os.path.join(release_dir, index_manifest)) as f:
-    index = json.load(f)
-  index['user_tower_fingerprint'] = manifest['user_tower_fingerprint']
-  with open(os.path.join(work, layout.INDEX_MANIFEST_FILE), 'w') as f:
-    json.dump(index, f)
-  parts[index_manifest] = os.path.join(work, layout.INDEX_MANIFEST_FILE)
+  source = os.path.join(release_dir, release_format.RANKER_DIR)
+  target = os.path.join(work, release_format.RANKER_DIR)
+  module = tf.saved_model.load(source)
+  for variable in module.model.variables:
+    if variable.dtype.is_floating:
+      variable.assign(variable * np.exp(rng.normal(0, 0.5, variable.shape)).astype(
+          variable.dtype.as_numpy_dtype))
+  tf.saved_model.save(module, target, signatures=dict(module.signatures))
+  for file in os.listdir(source):  # tasks.json, feature_space.json, ...
+    if os.path.isfile(os.path.join(source, file)) and not os.path.exists(
+        os.path.join(target, file)):
+      shutil.copy(os.path.join(source, file), target)
+  parts[release_format.RANKER_DIR] = target
+  manifest['ranker']['fingerprint'] = layout.directory_fingerprint(target)
+  ids = os.path.join(release_format.INDEX_DIR, 'item_ids.txt')
+  with open(os.path.join(release_dir, ids)) as f:
+    items = f.read().splitlines()
+  with open(os.path.join(work, 'item_ids.txt'), 'w') as f:
+    f.write(''.join(f'{item}\n' for item in rng.permutation(items)))
+  parts[ids] = os.path.join(work, 'item_ids.txt')  # copied after index/: replaces it
   for key in ('files', 'format', 'version'):
     manifest.pop(key)
   return release_format.publish(str(releases), version, parts, manifest)
@@ -698,7 +694,7 @@ def test_service_recommend_bad_requests_are_400(service, recommender, body, fiel
 
 def test_swap_under_recommend_load_answers_each_request_from_one_release(
     service, recommender, release_dir, tmp_path):
-  """Clients recommend while the service swaps between two releases whose retriever and
+  """Clients recommend while the service swaps between two releases whose index and
   ranker both differ; every answer must be exactly its release's (a mix of one release's
   retriever and the other's ranker gives other answers, checked below). Then a release
   without a ranker: recommend is a 409 naming the release, retrieve still answers."""
@@ -712,9 +708,9 @@ def test_swap_under_recommend_load_answers_each_request_from_one_release(
   served = {'v3': recommender, 'v4': recommender_lib.Recommender(load_release(other))}
   expected = {version: [r.to_json() for r in current.recommend(requests, 5)]
               for version, current in served.items()}
+  # v3's retriever (index, item rows) with v4's ranker: what a torn swap would answer.
   mixed = recommender_lib.Recommender(dataclasses.replace(
-      served['v3'].release, ranker=served['v4'].release.ranker,
-      item_rows=served['v4'].release.item_rows))
+      served['v3'].release, ranker=served['v4'].release.ranker))
   for a, b, m in zip(expected['v3'], expected['v4'], mixed.recommend(requests, 5)):
     assert not _same_result(a, b) and not _same_result(m.to_json(), a)
     assert not _same_result(m.to_json(), b)
