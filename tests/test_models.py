@@ -87,7 +87,8 @@ def test_user_tower_once_per_anchor_equals_the_tower_on_every_row(inputs):
     results.append((logits.numpy(), [tf.convert_to_tensor(g).numpy() for g in gradients],
                     _moving_means(student.user_tower)))
   (logits_a, grads_a, means_a), (logits_b, grads_b, means_b) = results
-  np.testing.assert_allclose(logits_a, logits_b, rtol=1e-5, atol=1e-6)
+  # float32 sums over [anchors] and [rows] batches differ in the last bits (1e-6 seen).
+  np.testing.assert_allclose(logits_a, logits_b, rtol=1e-5, atol=1e-5)
   assert len(grads_a) == len(grads_b) and len(means_a) == 3
   for a, b in zip(grads_a + means_a, grads_b + means_b):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
