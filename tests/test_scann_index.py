@@ -59,3 +59,23 @@ def test_searching_every_leaf_and_rescoring_every_item_is_exact():
   assert scann_index.recall_against_exact(found, exact) == 1.0
   np.testing.assert_allclose(scores, np.take_along_axis(queries @ embeddings.T, found, 1),
                              rtol=1e-4)  # reordering rescored exactly
+
+
+def test_scale_benchmark_exact_search_and_shard_merge_estimate():
+  """benchmarks/index_scale.py's chunked exact top-k and its sharded-recall estimate."""
+  from benchmarks import index_scale
+  rng = np.random.default_rng(2)
+  items = rng.normal(size=(1000, 8)).astype(np.float32)
+  queries = rng.normal(size=(20, 8)).astype(np.float32)
+  np.testing.assert_array_equal(  # chunks smaller than k and not dividing the corpus
+      index_scale.exact_top_k(queries, items, 10, chunk=7),
+      np.argsort(-(queries @ items.T), axis=1)[:, :10])
+  shard = index_scale._shard_of(np.arange(1000), 4)
+  assert set(shard) == {0, 1, 2, 3} and 200 < np.sum(shard == 0) < 300
+  rows = np.flatnonzero(shard == 0)
+  exact = index_scale.exact_top_k(queries, items, 10)
+  # A shard that returns its exact top-10: the merged top-10 is exact.
+  shard_exact = index_scale.exact_top_k(queries, items[rows], 10)
+  estimate = index_scale._merge_estimate(exact, rows, shard_exact, 4, 10)
+  assert estimate['k_prime_10']['estimated_system_recall'] == 1.0
+  assert 0 <= estimate['k_prime_2']['estimated_system_recall'] <= 1.0
