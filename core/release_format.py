@@ -12,6 +12,8 @@
       training_summary.json  how the served model was trained (epochs, data)
       user_snapshot/         tf.Examples: every user's features and history as of the last
                              event of the logs
+      user_snapshot_arrays/  the same as memory-mapped .npy arrays (retrieval/
+                             user_snapshot.py), which serving opens instead of parsing
       evaluation/            the test evaluation of the same model trained on the train
                              window: metrics.json, recall.png, summary.txt
       ranker/                only with a blessed ranker: SavedModel from raw features, one
@@ -52,6 +54,7 @@ FORMAT_VERSION = 1
 # mapping keep the names they have in their artifacts.
 INDEX_DIR = 'index'  # the index artifact's files (layout.INDEX_FILES)
 USER_SNAPSHOT_DIR = 'user_snapshot'
+USER_SNAPSHOT_ARRAYS_DIR = 'user_snapshot_arrays'
 EVALUATION_DIR = 'evaluation'
 RANKER_DIR = 'ranker'
 RANKER_EVALUATION_DIR = 'ranker_evaluation'

@@ -17,7 +17,7 @@ LATEST file names the newest release).
 import dataclasses
 import json
 import os
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -29,6 +29,7 @@ from core import release_format
 from core import scenario_mapping
 from ranking import candidates
 from retrieval import scann_index
+from retrieval import user_snapshot
 
 
 class ReleaseLoadError(Exception):
@@ -47,7 +48,9 @@ class Release:
   item_ids: np.ndarray  # [N] str
   item_embeddings: np.ndarray  # [N, d] float32
   reorder_candidates: int
-  snapshot: dict  # user id -> {raw feature: list of values} as of the data cutoff
+  # user id -> {raw feature: list of values} as of the data cutoff (a UserSnapshot over
+  # the release's arrays, or a dict parsed from its tf.Examples for older releases)
+  snapshot: Mapping[str, dict]
   saved_model: Any = None  # the user tower SavedModel (keeps its resources alive)
   # The ranking stage: None when the release has no ranker (`no_ranker` says why).
   ranker: Optional[candidates.CandidateRanker] = None
@@ -88,17 +91,22 @@ def _check_files(path: str, manifest: dict) -> None:
                            'republish it or serve another release')
 
 
-def _read_snapshot(directory: str) -> dict:
-  """user id -> {feature: list of str or float} from the snapshot's tf.Examples."""
+def _read_snapshot(path: str) -> Mapping[str, dict]:
+  """user id -> {feature: list of str or float}: the memory-mapped arrays, or for a
+  release from before them, its tf.Examples parsed."""
+  arrays = os.path.join(path, release_format.USER_SNAPSHOT_ARRAYS_DIR)
+  if os.path.isdir(arrays):
+    return user_snapshot.UserSnapshot.open(arrays)
   users = {}
-  for record in examples.records(os.path.join(directory, '*')):
+  for record in examples.records(os.path.join(path, release_format.USER_SNAPSHOT_DIR, '*')):
     values = examples.to_python(record)
     users[values[fnames.USER_ID][0]] = values
   return users
 
 
-def load_release(path: str, verify_checksums: bool = True) -> Release:
-  """Loads and checks a release; ReleaseLoadError says what is wrong."""
+def load_release(path: str, verify_checksums: bool = True, ranker: bool = True) -> Release:
+  """Loads and checks a release; ReleaseLoadError says what is wrong. ranker=False leaves
+  the ranking stage out (retrieval only: a faster start; `no_ranker` says so)."""
   path = resolve(path)
   manifest_path = os.path.join(path, release_format.MANIFEST)
   if not os.path.exists(manifest_path):
@@ -135,13 +143,14 @@ def load_release(path: str, verify_checksums: bool = True) -> Release:
   user_tower = tf.saved_model.load(os.path.join(path, layout.USER_TOWER_DIR))
   signature = user_tower.signatures[layout.USER_SIGNATURE]
   mapping = scenario_mapping.ScenarioMapping.load(path)
-  ranking = _load_ranker(path, manifest, item_ids)
+  ranking = (_load_ranker(path, manifest, item_ids) if ranker else
+             {'no_ranker': 'loaded for retrieval only (load_release(ranker=False))'})
   return Release(
       path=path, manifest=manifest, scenarios=mapping.values, user_signature=signature,
       input_specs=dict(signature.structured_input_signature[1]), searcher=searcher,
       item_ids=item_ids, item_embeddings=embeddings,
       reorder_candidates=index_manifest['parameters']['reorder_candidates'],
-      snapshot=_read_snapshot(os.path.join(path, release_format.USER_SNAPSHOT_DIR)),
+      snapshot=_read_snapshot(path),
       saved_model=user_tower, **ranking)
 
 

@@ -189,7 +189,7 @@ def test_release_is_complete_consistent_and_servable(first_run):
   assert checksums == manifest['files']  # every file as written, nothing missing
   for part in ('user_tower', 'item_tower', 'retrieval_model', 'index/scann',
                'index/item_ids.txt', 'scenario_mapping.json', 'evaluation/metrics.json',
-               'feature_space.json'):
+               'feature_space.json', 'user_snapshot_arrays/user_ids.npy'):
     assert os.path.exists(os.path.join(path, part)), part
   assert not [p for p in os.listdir(releases) if p.startswith('.')]  # no staging left
   # The index answers like exact search on the released embeddings, mostly.

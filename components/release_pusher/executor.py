@@ -3,6 +3,8 @@
 import datetime
 import json
 import os
+import shutil
+import tempfile
 from typing import Any, Optional
 
 from absl import logging
@@ -12,9 +14,11 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from core import config as configs
+from core import examples
 from core import layout
 from core import release_format
 from core import scenario_mapping
+from retrieval import user_snapshot
 
 
 class Executor(base_executor.BaseExecutor):
@@ -66,6 +70,7 @@ class Executor(base_executor.BaseExecutor):
     mapping_dir = artifact_utils.get_single_uri(input_dict['scenario_mapping'])
     snapshot = artifact_utils.get_single_instance(input_dict['user_snapshot'])
     split, = artifact_utils.decode_split_names(snapshot.split_names)
+    snapshot_dir = artifact_utils.get_split_uri([snapshot], split)
 
     parts = {name: os.path.join(model_dir, name) for name in (
         layout.USER_TOWER_DIR, layout.ITEM_TOWER_DIR, layout.FEATURE_SPACE_FILE,
@@ -74,7 +79,7 @@ class Executor(base_executor.BaseExecutor):
         layout.RETRIEVAL_MODEL_DIR: os.path.join(index, layout.RETRIEVAL_MODEL_DIR),
         layout.SCENARIO_MAPPING_FILE: os.path.join(mapping_dir,
                                                    layout.SCENARIO_MAPPING_FILE),
-        release_format.USER_SNAPSHOT_DIR: artifact_utils.get_split_uri([snapshot], split),
+        release_format.USER_SNAPSHOT_DIR: snapshot_dir,
         release_format.EVALUATION_DIR: evaluation,
     })
     parts.update(ranker_parts)
@@ -110,7 +115,18 @@ class Executor(base_executor.BaseExecutor):
         'ks': metrics['ks'],
         'ranker': ranker_manifest,
     }
-    path = release_format.publish(exec_properties['releases_dir'], version, parts, manifest)
+    # The snapshot as arrays (serving opens them in milliseconds), written locally with
+    # np.save, then copied into the release with the other parts.
+    scratch = tempfile.mkdtemp(prefix='user_snapshot_arrays_')
+    try:
+      arrays = os.path.join(scratch, release_format.USER_SNAPSHOT_ARRAYS_DIR)
+      users = user_snapshot.write(examples.records(os.path.join(snapshot_dir, '*')), arrays)
+      logging.info('user snapshot: %d users as arrays', users)
+      parts[release_format.USER_SNAPSHOT_ARRAYS_DIR] = arrays
+      path = release_format.publish(exec_properties['releases_dir'], version, parts,
+                                    manifest)
+    finally:
+      shutil.rmtree(scratch, ignore_errors=True)
     logging.info('released %s', path)
     pushed.set_int_custom_property('pushed', 1)
     pushed.set_string_custom_property('pushed_version', version)
