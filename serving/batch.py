@@ -1,10 +1,10 @@
 """Batch retrieval or recommendation: a CSV or JSONL file of requests -> a JSONL file of
 results, streamed.
 
-Input: CSV with a header (columns user_id, scenario, and optionally user features; list
-features separated by '|'; recommend: also exclude (ids separated by '|') and
+Input: CSV with a header (columns user_id, scenario, and optionally exclude (item ids
+separated by '|') and user features (list features separated by '|'); recommend: also
 weight.<task> columns) or JSONL (one object per line: user_id, scenario, optional
-`features`; recommend: optional `exclude` and `weights`). The format follows the
+`features` and `exclude`; recommend: optional `weights`). The format follows the
 extension (.csv; .jsonl/.json/.ndjson), else the first character.
 
 Output: one JSON object per request line, in input order: the result, as `query`

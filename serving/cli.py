@@ -1,10 +1,11 @@
 """Command line: query a release, or serve it over HTTP.
 
   python -m serving query --release DIR --user-id U --scenario S [-k 50] [--exact]
-                          [--feature NAME=VALUE ...]
+                          [--exclude ITEM ...] [--feature NAME=VALUE ...]
       prints {"release", "user_id", "scenario", "known_user", "items", "scores"} as JSON
   python -m serving query --release DIR --requests FILE --output OUT.jsonl [-k 100]
-      answers every line of a CSV or JSONL file of user_id,scenario (serving/batch.py)
+      answers every line of a CSV or JSONL file of user_id,scenario (serving/batch.py;
+      optional exclude column: item ids separated by |)
   python -m serving recommend --release DIR --user-id U --scenario S [-k 10]
                           [--candidates 200] [--exclude ITEM ...] [--weight TASK=W ...]
                           [--feature NAME=VALUE ...]
@@ -14,7 +15,10 @@
   python -m serving recommend --release DIR --requests FILE --output OUT.jsonl [-k 10]
       the same for every line of a CSV or JSONL file (exclude, weights per line)
   python -m serving serve --release DIR [--host 127.0.0.1] [--port 8000]
-      the HTTP service (serving/service.py)
+                          [--max-batch 64] [--max-wait-ms 2] [--no-admin]
+      the HTTP service (serving/service.py); /admin/* needs the bearer token in the
+      environment variable DSMOE_ADMIN_TOKEN, and without it the service refuses a
+      non-loopback --host unless --no-admin
 
 DIR is a release directory, outputs/releases/latest, or outputs/releases. Exit codes:
 0 done; 1 the release cannot be served (recommend: or has no ranker); 2 a bad request (the message names the field;
@@ -47,8 +51,6 @@ def _parser() -> argparse.ArgumentParser:
   recommend.add_argument('--candidates', type=int, default=None,
                          help="items retrieved and ranked (default: the release's "
                          'recommend.json, 200)')
-  recommend.add_argument('--exclude', action='append', default=[], metavar='ITEM',
-                         help='one request: an item id never to return (repeatable)')
   recommend.add_argument('--weight', action='append', default=[], metavar='TASK=W',
                          help="one request: a task's blend weight (overrides the release's)")
   serve = commands.add_parser('serve', help='run the HTTP service')
@@ -58,6 +60,14 @@ def _parser() -> argparse.ArgumentParser:
   serve.add_argument('--max-requests', type=int, default=1000,
                      help='requests per POST at most')
   serve.add_argument('--max-k', type=int, default=1000)
+  serve.add_argument('--max-batch', type=int, default=64,
+                     help='requests per micro-batched model call (1: no batching)')
+  serve.add_argument('--max-wait-ms', type=float, default=2.0,
+                     help='how long a request waits for others to share its model call')
+  serve.add_argument('--no-admin', action='store_true',
+                     help='leave out /admin/* (reloads then only by SIGHUP)')
+  serve.add_argument('--drain-seconds', type=float, default=30.0,
+                     help='on SIGTERM, how long requests in flight may take to finish')
   serve.add_argument('--no-verify', action='store_true')
   return parser
 
@@ -69,6 +79,8 @@ def _request_arguments(parser: argparse.ArgumentParser, k: int) -> None:
   parser.add_argument('--feature', action='append', default=[], metavar='NAME=VALUE',
                       help='one request: a user feature (overrides the snapshot); list '
                       'features separate values with |')
+  parser.add_argument('--exclude', action='append', default=[], metavar='ITEM',
+                      help='one request: an item id never to return (repeatable)')
   parser.add_argument('--requests', help='batch: CSV or JSONL file of user_id,scenario')
   parser.add_argument('--output', help='batch: the JSONL file to write')
   parser.add_argument('-k', '--k', type=int, default=k, help='items per request')
@@ -107,23 +119,38 @@ def _report_batch(summary, output: str) -> int:
   return EXIT_REQUEST if summary.bad else 0
 
 
+def _open(args, ranker: bool):
+  """(Recommender, None) for the release of args, or (None, exit code) after printing
+  what is wrong with the options or the release."""
+  from serving import recommender as recommender_lib  # pylint: disable=g-import-not-at-top
+  from serving.release import load_release, ReleaseLoadError  # pylint: disable=g-import-not-at-top
+  problem = _arguments_error(args)
+  if problem:
+    print(f'error: {problem}', file=sys.stderr)
+    return None, EXIT_REQUEST
+  try:
+    recommender = recommender_lib.Recommender(load_release(
+        args.release, verify_checksums=not args.no_verify, ranker=ranker))
+    if ranker:
+      recommender.require_ranker()
+  except (ReleaseLoadError, recommender_lib.NoRankerError) as e:
+    print(f'error: --release: {e}', file=sys.stderr)
+    return None, EXIT_RELEASE
+  return recommender, None
+
+
+def _one_request(args) -> dict:
+  return {'user_id': args.user_id or '', 'scenario': args.scenario or '',
+          'features': _pairs(args.feature, '--feature'), 'exclude': args.exclude}
+
+
 def _recommend(args) -> int:
   from serving import batch  # pylint: disable=g-import-not-at-top
   from serving import recommender as recommender_lib  # pylint: disable=g-import-not-at-top
   from serving.retriever import RequestError  # pylint: disable=g-import-not-at-top
-  problem = _arguments_error(args)
-  if problem:
-    print(f'error: {problem}', file=sys.stderr)
-    return EXIT_REQUEST
-  retriever = _load(args)
-  if retriever is None:
-    return EXIT_RELEASE
-  recommender = recommender_lib.Recommender(retriever.release)
-  try:
-    recommender.require_ranker()
-  except recommender_lib.NoRankerError as e:
-    print(f'error: --release: {e}', file=sys.stderr)
-    return EXIT_RELEASE
+  recommender, code = _open(args, ranker=True)
+  if recommender is None:
+    return code
   try:
     candidates = recommender.check_candidates(args.candidates)
     k = recommender.check_k(args.k, candidates)
@@ -131,10 +158,8 @@ def _recommend(args) -> int:
       return _report_batch(batch.run_batch(
           batch.Recommendation(recommender, k, candidates), args.requests, args.output,
           progress=sys.stderr), args.output)
-    request = recommender_lib.parse_recommend_request({
-        'user_id': args.user_id or '', 'scenario': args.scenario or '',
-        'features': _pairs(args.feature, '--feature'), 'exclude': args.exclude,
-        'weights': _pairs(args.weight, '--weight')})
+    request = recommender_lib.parse_recommend_request(
+        {**_one_request(args), 'weights': _pairs(args.weight, '--weight')})
     [result] = recommender.recommend([request], k, candidates)
   except RequestError as e:
     print(f'error: {e}', file=sys.stderr)
@@ -148,23 +173,17 @@ def _recommend(args) -> int:
 def _query(args) -> int:
   from serving import batch  # pylint: disable=g-import-not-at-top
   from serving.retriever import parse_request, RequestError  # pylint: disable=g-import-not-at-top
-  problem = _arguments_error(args)
-  if problem:
-    print(f'error: {problem}', file=sys.stderr)
-    return EXIT_REQUEST
-  retriever = _load(args)
-  if retriever is None:
-    return EXIT_RELEASE
+  recommender, code = _open(args, ranker=False)
+  if recommender is None:
+    return code
+  retriever = recommender.retriever
   try:
     k = retriever.check_k(args.k)
     if args.requests:
       return _report_batch(batch.run_batch(batch.Retrieval(retriever, k, args.exact),
                                            args.requests, args.output, progress=sys.stderr),
                            args.output)
-    request = parse_request({'user_id': args.user_id or '', 'scenario':
-                             args.scenario or '', 'features': _pairs(args.feature,
-                                                                     '--feature')})
-    [result] = retriever.retrieve([request], k, args.exact)
+    [result] = retriever.retrieve([parse_request(_one_request(args))], k, args.exact)
   except RequestError as e:
     print(f'error: {e}', file=sys.stderr)
     return EXIT_REQUEST
@@ -173,30 +192,31 @@ def _query(args) -> int:
   return 0
 
 
-def _load(args):
-  from serving.release import load_release, ReleaseLoadError  # pylint: disable=g-import-not-at-top
-  from serving.retriever import Retriever  # pylint: disable=g-import-not-at-top
-  try:
-    return Retriever(load_release(args.release, verify_checksums=not args.no_verify))
-  except ReleaseLoadError as e:
-    print(f'error: --release: {e}', file=sys.stderr)
-    return None
-
-
 def _serve(args) -> int:
   import uvicorn  # pylint: disable=g-import-not-at-top
   from serving import service  # pylint: disable=g-import-not-at-top
   from serving.release import ReleaseLoadError  # pylint: disable=g-import-not-at-top
+  token = os.environ.get(service.ADMIN_TOKEN_ENV) or None
+  problem = service.check_admin(args.host, not args.no_admin, token)
+  if not problem and not (args.max_batch >= 1 and args.max_wait_ms >= 0):
+    problem = '--max-batch must be at least 1 and --max-wait-ms at least 0'
+  if problem:
+    print(f'error: {problem}', file=sys.stderr)
+    return EXIT_REQUEST
+  service.configure_logging()
   try:
     holder = service.ReleaseHolder(args.release, verify_checksums=not args.no_verify)
   except ReleaseLoadError as e:
     print(f'error: --release: {e}', file=sys.stderr)
     return EXIT_RELEASE
-  app = service.create_app(holder, service.ServingLimits(max_requests=args.max_requests,
-                                                         max_k=args.max_k))
-  config = uvicorn.Config(app, host=args.host, port=args.port, log_level='info')
-  server = uvicorn.Server(config)
-  service.install_reload_signal(holder)
+  app = service.create_app(
+      holder, service.ServingLimits(max_requests=args.max_requests, max_k=args.max_k,
+                                    max_batch=args.max_batch, max_wait_ms=args.max_wait_ms),
+      admin=not args.no_admin, admin_token=token)
+  config = uvicorn.Config(app, host=args.host, port=args.port, log_level='info',
+                          access_log=False, timeout_graceful_shutdown=args.drain_seconds)
+  server = service.Server(config, holder)
+  service.install_reload_signal(app)
   print(f'serving release {holder.current.version} on http://{args.host}:{args.port} '
         f'(docs: /docs)', flush=True)
   server.run()

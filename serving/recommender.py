@@ -27,13 +27,12 @@ import numpy as np
 from core.config import BLEND_RETRIEVAL
 from ranking import candidates as candidate_lib
 from serving.release import Release
-from serving.retriever import CSV_LIST_SEPARATOR
+from serving.retriever import bounded_int
 from serving.retriever import parse_request
 from serving.retriever import RequestError
 from serving.retriever import RetrievalRequest
 from serving.retriever import Retriever
 
-MAX_EXCLUDE = 1000  # excluded item ids per request
 WEIGHT_COLUMN = 'weight.'  # CSV: a column weight.<task> overrides that task's weight
 
 
@@ -43,8 +42,7 @@ class NoRankerError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class RecommendRequest:
-  retrieval: RetrievalRequest  # user_id, scenario, feature overrides
-  exclude: tuple[str, ...] = ()  # item ids never to return (e.g. already seen)
+  retrieval: RetrievalRequest  # user_id, scenario, feature overrides, excluded items
   weights: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # task -> weight
 
   @property
@@ -57,7 +55,7 @@ class Checked:
   """A request checked against the release: user inputs, blend weights, exclusions."""
   inputs: dict
   weights: np.ndarray  # [T], in the ranker's task order
-  exclude: frozenset
+  exclude: tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,25 +69,14 @@ class Recommendation:
   weights: dict[str, float]
   known_user: bool
 
+  def top(self, k: int) -> 'Recommendation':
+    return dataclasses.replace(
+        self, items=self.items[:k], scores=self.scores[:k],
+        probabilities={t: p[:k] for t, p in self.probabilities.items()},
+        retrieval_scores=self.retrieval_scores[:k])
+
   def to_json(self) -> dict:
     return dataclasses.asdict(self)
-
-
-def _exclude(value: Any) -> tuple[str, ...]:
-  if value in (None, ''):
-    return ()
-  if isinstance(value, str):
-    value = [v for v in value.split(CSV_LIST_SEPARATOR) if v]
-  if not isinstance(value, (list, tuple)):
-    raise RequestError('exclude', 'must be a list of item ids')
-  if len(value) > MAX_EXCLUDE:
-    raise RequestError('exclude', f'at most {MAX_EXCLUDE} item ids, got {len(value)}')
-  texts = []
-  for item in value:
-    if isinstance(item, bool) or not isinstance(item, (str, int)) or not str(item).strip():
-      raise RequestError('exclude', f'item ids are strings or integers, got {item!r}')
-    texts.append(str(item).strip())
-  return tuple(texts)
 
 
 def parse_recommend_request(raw: Mapping[str, Any]) -> RecommendRequest:
@@ -100,7 +87,6 @@ def parse_recommend_request(raw: Mapping[str, Any]) -> RecommendRequest:
     raise RequestError('request', f'must be an object with user_id and scenario, got '
                        f'{type(raw).__name__}')
   rest = dict(raw)
-  exclude = _exclude(rest.pop('exclude', None))
   weights = rest.pop('weights', None) or {}
   if not isinstance(weights, Mapping):
     raise RequestError('weights', 'must be an object of task -> weight')
@@ -109,7 +95,7 @@ def parse_recommend_request(raw: Mapping[str, Any]) -> RecommendRequest:
     value = rest.pop(key)
     if value not in ('', None):
       weights[key[len(WEIGHT_COLUMN):]] = value
-  return RecommendRequest(parse_request(rest), exclude, weights)
+  return RecommendRequest(parse_request(rest), weights)
 
 
 class Recommender:
@@ -145,18 +131,11 @@ class Recommender:
     settings = self.release.recommend
     if candidates is None:
       return min(settings['candidates'], self.release.corpus_size)
-    limit = min(settings['max_candidates'], self.release.corpus_size)
-    if isinstance(candidates, bool) or not isinstance(candidates, int) or not (
-        1 <= candidates <= limit):
-      raise RequestError('candidates', f'must be an integer from 1 to {limit}, got '
-                         f'{candidates!r}')
-    return candidates
+    return bounded_int('candidates', candidates, 1,
+                       min(settings['max_candidates'], self.release.corpus_size))
 
   def check_k(self, k: Any, candidates: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= candidates:
-      raise RequestError('k', f'must be an integer from 1 to the candidates ({candidates}), '
-                         f'got {k!r}')
-    return k
+    return bounded_int('k', k, 1, candidates, ' (the candidates)')
 
   def check(self, request: RecommendRequest) -> Checked:
     """RequestError names a bad field; NoRankerError when the release has no ranker."""
@@ -182,7 +161,7 @@ class Recommender:
       raise RequestError('weights', 'everything weighs 0: give a task or the retrieval a '
                          'weight above 0')
     return Checked(inputs, candidate_lib.weight_vector(blend, self.tasks),
-                   frozenset(request.exclude))
+                   request.retrieval.exclude)
 
   def recommend(self, requests: Sequence[RecommendRequest], k: int,
                 candidates: Optional[int] = None) -> list[Recommendation]:
@@ -198,29 +177,23 @@ class Recommender:
     if not requests:
       return []
     release = self.release
-    depth = min(release.corpus_size, candidates + max(len(c.exclude) for c in checked))
-    indices, retrieval_scores = self.retriever.search(
-        self.retriever.embed([c.inputs for c in checked]), depth)
-    kept = []
-    for row, check in zip(indices, checked):
-      keep = np.array([release.item_ids[i] not in check.exclude for i in row], bool)
-      kept.append(np.flatnonzero(keep)[:candidates])
-    probabilities = release.ranker.score(
-        [c.inputs for c in checked],
-        [release.item_rows[row[positions]] for row, positions in zip(indices, kept)])
+    found = self.retriever.search_excluding(
+        self.retriever.embed([c.inputs for c in checked]), candidates,
+        [c.exclude for c in checked])
+    probabilities = release.ranker.score([c.inputs for c in checked],
+                                         [release.item_rows[row] for row, _ in found])
     results = []
-    for request, check, row, scores, positions, p in zip(
-        requests, checked, indices, retrieval_scores, kept, probabilities):
-      columns = candidate_lib.with_retrieval(p, scores[positions])
+    for request, check, (row, scores), p in zip(requests, checked, found, probabilities):
+      columns = candidate_lib.with_retrieval(p, scores)
       order = candidate_lib.rerank(columns, check.weights)[:k]
       blended = candidate_lib.blend(columns[order], check.weights)
       results.append(Recommendation(
           user_id=request.retrieval.user_id, scenario=request.retrieval.scenario,
-          items=release.item_ids[row[positions[order]]].tolist(),
+          items=release.item_ids[row[order]].tolist(),
           scores=[round(float(s), 6) for s in blended],
           probabilities={t: [round(float(v), 6) for v in p[order, i]]
                          for i, t in enumerate(self.tasks)},
-          retrieval_scores=[round(float(s), 6) for s in scores[positions[order]]],
+          retrieval_scores=[round(float(s), 6) for s in scores[order]],
           weights={c: float(w) for c, w in zip(candidate_lib.blend_columns(self.tasks),
                                                check.weights)},
           known_user=request.retrieval.user_id in release.snapshot))

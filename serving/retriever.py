@@ -26,6 +26,7 @@ from serving.release import Release
 
 # List-valued request features in a CSV cell are separated by this.
 CSV_LIST_SEPARATOR = '|'
+MAX_EXCLUDE = 1000  # excluded item ids per request
 
 
 class RequestError(ValueError):
@@ -42,6 +43,7 @@ class RetrievalRequest:
   user_id: str
   scenario: str  # the raw scenario value, as in the logs
   features: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  exclude: tuple[str, ...] = ()  # item ids never to return (e.g. already seen)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +53,9 @@ class Retrieval:
   items: list[str]
   scores: list[float]
   known_user: bool
+
+  def top(self, k: int) -> 'Retrieval':
+    return dataclasses.replace(self, items=self.items[:k], scores=self.scores[:k])
 
   def to_json(self) -> dict:
     return {'user_id': self.user_id, 'scenario': self.scenario, 'items': self.items,
@@ -68,8 +73,35 @@ def _scalar_text(value, field: str) -> str:
   return text
 
 
+def bounded_int(field: str, value: Any, low: int, high: int, what: str = '') -> int:
+  """value when it is an integer in [low, high]; else RequestError naming the field."""
+  if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+    raise RequestError(field, f'must be an integer from {low} to {high}{what}, got '
+                       f'{value!r}')
+  return value
+
+
+def _exclude(value: Any) -> tuple[str, ...]:
+  """Item ids from a JSON list or a CSV cell of ids separated by |."""
+  if value in (None, ''):
+    return ()
+  if isinstance(value, str):
+    value = [v for v in value.split(CSV_LIST_SEPARATOR) if v]
+  if not isinstance(value, (list, tuple)):
+    raise RequestError('exclude', 'must be a list of item ids')
+  if len(value) > MAX_EXCLUDE:
+    raise RequestError('exclude', f'at most {MAX_EXCLUDE} item ids, got {len(value)}')
+  texts = []
+  for item in value:
+    if isinstance(item, bool) or not isinstance(item, (str, int)) or not str(item).strip():
+      raise RequestError('exclude', f'item ids are strings or integers, got {item!r}')
+    texts.append(str(item).strip())
+  return tuple(texts)
+
+
 def parse_request(raw: Mapping[str, Any]) -> RetrievalRequest:
-  """A request from a JSON object or CSV row: user_id, scenario and optional features.
+  """A request from a JSON object or CSV row: user_id, scenario, optional features and
+  optional `exclude` (item ids; CSV: ids separated by |).
 
   Features come as a `features` mapping (JSON) or as further keys/columns (CSV).
   """
@@ -83,10 +115,12 @@ def parse_request(raw: Mapping[str, Any]) -> RetrievalRequest:
   if not isinstance(raw.get('features') or {}, Mapping):
     raise RequestError('features', 'must be an object of feature name -> value')
   for key, value in raw.items():
-    if key not in ('user_id', 'scenario', 'features', 'k') and value not in ('', None):
+    if key not in ('user_id', 'scenario', 'features', 'k', 'exclude') and value not in (
+        '', None):
       features[key] = value
   return RetrievalRequest(_scalar_text(raw['user_id'], 'user_id'),
-                          _scalar_text(raw['scenario'], 'scenario'), features)
+                          _scalar_text(raw['scenario'], 'scenario'), features,
+                          _exclude(raw.get('exclude')))
 
 
 class Retriever:
@@ -107,11 +141,9 @@ class Retriever:
     return self.release.version
 
   def check_k(self, k: Any, max_k: Optional[int] = None) -> int:
-    limit = min(self.release.corpus_size, max_k or self.release.corpus_size)
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= limit:
-      raise RequestError('k', f'must be an integer from 1 to {limit} (the corpus has '
-                         f'{self.release.corpus_size:,} items), got {k!r}')
-    return k
+    corpus = self.release.corpus_size
+    return bounded_int('k', k, 1, min(corpus, max_k or corpus),
+                       f' (the corpus has {corpus:,} items)')
 
   def _feature_values(self, name: str, value: Any) -> list:
     field = f'features.{name}'
@@ -180,6 +212,26 @@ class Retriever:
       indices[short], scores[short] = self._exact(queries[short], k)
     return indices, scores
 
+  def search_excluding(self, queries: np.ndarray, k: int, excludes: Sequence[Sequence[str]],
+                       exact: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per query, (item indices, scores) of its best k items not in its excludes.
+
+    The search asks for k + the longest exclusion list, so k remain whatever the excluded
+    items' ranks (fewer only when the corpus runs out)."""
+    depth = min(self.release.corpus_size, k + max([0] + [len(e) for e in excludes]))
+    indices, scores = self.search(queries, depth, exact)
+    ids = self.release.item_ids
+    kept = []
+    for row, score_row, exclude in zip(indices, scores, excludes):
+      if exclude:
+        excluded = set(exclude)
+        keep = np.array([ids[i] not in excluded for i in row], bool)
+        keep = np.flatnonzero(keep)[:k]
+        kept.append((row[keep], score_row[keep]))
+      else:
+        kept.append((row[:k], score_row[:k]))
+    return kept
+
   def _exact(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     items = self.release.item_embeddings
     indices = evaluation.exact_top_k(queries, items, k)
@@ -195,9 +247,10 @@ class Retriever:
     """Results for requests whose inputs `check` already returned."""
     if not requests:
       return []
-    indices, scores = self.search(self.embed(inputs), k, exact)
+    found = self.search_excluding(self.embed(inputs), k, [r.exclude for r in requests],
+                                  exact)
     ids = self.release.item_ids
     return [Retrieval(r.user_id, r.scenario, ids[row].tolist(),
                       [round(float(s), 6) for s in score_row],
                       r.user_id in self.release.snapshot)
-            for r, row, score_row in zip(requests, indices, scores)]
+            for r, (row, score_row) in zip(requests, found)]

@@ -3,9 +3,9 @@
     python -m serving serve --release outputs/releases/latest [--port 8000]
 
 Endpoints (OpenAPI docs at /docs, schema at /openapi.json):
-  POST /v1/retrieve   {"user_id": "5", "scenario": "1", "k": 50} or
-                      {"requests": [{"user_id": ..., "scenario": ..., "features": {...}}],
-                       "k": 50, "exact": false}
+  POST /v1/retrieve   {"user_id": "5", "scenario": "1", "k": 50, "exclude": ["42"]} or
+                      {"requests": [{"user_id": ..., "scenario": ..., "features": {...},
+                       "exclude": [...]}], "k": 50, "exact": false}
                       -> {"release": version, "results": [{user_id, scenario, items,
                           scores, known_user}]}
   POST /v1/recommend  {"user_id": "5", "scenario": "1", "k": 10, "candidates": 200,
@@ -16,30 +16,60 @@ Endpoints (OpenAPI docs at /docs, schema at /openapi.json):
                           scenario, items, scores, probabilities, retrieval_scores,
                           weights, known_user}]}: retrieval + the release's ranker
                           (serving/recommender.py); 409 when the release has no ranker
-  GET  /healthz       -> {"status": "ok", "release": version}
+  GET  /healthz       liveness: 200 {"status": "ok", "release": version} while the process
+                      answers
+  GET  /readyz        readiness: 200 {"status": "ready", ...} with a release loaded; 503
+                      {"status": "draining"} after SIGTERM (in-flight requests finish)
+  GET  /metrics       Prometheus text format (serving/metrics.py)
   GET  /v1/release    -> version, corpus size, scenarios, Recall@K metrics, ScaNN recall
   POST /admin/reload  {"release": path} (optional; default: the path the service started
                       with, e.g. a `latest` link) -> the new version, or 409 and the old
-                      release keeps serving. SIGHUP does the same with the start path.
+                      release keeps serving. Needs `Authorization: Bearer <token>`, the
+                      token being the environment variable DSMOE_ADMIN_TOKEN of the
+                      service (401 otherwise). SIGHUP does the same with the start path.
 
-A bad request (unknown scenario, k out of range, malformed body, too many requests) is
-HTTP 400 with {"error": ..., "field": ...}. A swap loads and checks the new release
-completely before it replaces the old one; requests in flight finish on the release they
-started with. The holder swaps one object holding both stages (Recommender: the
+Bodies are JSON whatever the content type says (curl -d sends a form type), 400 when they
+are not valid JSON. A bad request (unknown scenario, k out of range, malformed body, too
+many requests) is HTTP 400 with {"error": ..., "field": ...}. Every response carries an
+X-Request-ID header (the client's, when it sends a valid one) and every request is logged
+as one JSON line (logger `serving.access`: request_id, method, path, status, ms, release).
+
+Micro-batching (serving/batching.py): concurrent requests to one endpoint are answered by
+one user-tower call and one ScaNN search (and one ranker call), at most
+`ServingLimits.max_batch` requests, waiting at most `max_wait_ms` for company; the model
+calls run on a worker thread, off the event loop.
+
+A swap loads and checks the new release completely, on a background thread at a lower
+CPU priority, before it replaces the old one; requests in flight finish on the release
+they started with. The holder swaps one object holding both stages (Recommender: the
 release's retriever and ranker), and every request reads that reference once: an answer
-comes from one release's retriever and ranker, never a mix.
+comes from one release's retriever and ranker, never a mix; a micro-batch only holds
+requests of one release.
 """
 
+import asyncio
+import collections
+import concurrent.futures
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import re
 import signal
 import threading
+import time
 from typing import Any, Optional
+import uuid
 
-from absl import logging
 import fastapi
 from fastapi import responses
 from fastapi.exceptions import RequestValidationError
 import pydantic
+import uvicorn
 
+from serving import batching
+from serving import metrics as metrics_lib
 from serving import recommender as recommender_lib
 from serving.release import load_release
 from serving.release import ReleaseLoadError
@@ -47,10 +77,19 @@ from serving.retriever import RequestError
 from serving.retriever import parse_request
 
 
+ADMIN_TOKEN_ENV = 'DSMOE_ADMIN_TOKEN'
+REQUEST_ID_HEADER = 'X-Request-ID'
+_REQUEST_ID = re.compile(r'^[A-Za-z0-9._:-]{1,128}$')
+access_log = logging.getLogger('serving.access')
+log = logging.getLogger('serving')
+
+
 class ServingLimits(pydantic.BaseModel):
   max_requests: int = 1000  # requests in one POST /v1/retrieve
   max_k: int = 1000
   max_body_bytes: int = 4 << 20
+  max_batch: int = 64  # requests per micro-batched model call (1: no batching)
+  max_wait_ms: float = 2.0  # how long a request waits for others to share its call
 
 
 class ReleaseHolder:
@@ -61,21 +100,52 @@ class ReleaseHolder:
     self._verify = verify_checksums
     self._lock = threading.Lock()  # one reload at a time
     self.current = recommender_lib.Recommender(load_release(path, verify_checksums))
+    self.draining = False  # set on SIGTERM: not ready for new traffic
+    self.reloads = collections.Counter()  # result -> count: ok, refused
 
   def reload(self, path: Optional[str] = None) -> tuple[str, str]:
     """(old version, new version); ReleaseLoadError leaves the current release serving."""
     with self._lock:
-      loaded = recommender_lib.Recommender(load_release(path or self.path, self._verify))
+      try:
+        loaded = recommender_lib.Recommender(load_release(path or self.path, self._verify))
+      except ReleaseLoadError as e:
+        self.reloads['refused'] += 1
+        log.error('reload refused, still serving %s: %s', self.current.version, e)
+        raise
       old = self.current.version
       self.current = loaded  # one reference assignment: atomic for readers
-      logging.info('now serving release %s (was %s)', loaded.version, old)
+      self.reloads['ok'] += 1
+      log.info('now serving release %s (was %s)', loaded.version, old)
       return old, loaded.version
+
+
+class Reloader:
+  """Runs the holder's reloads on one background thread at a lower CPU priority (nice 10
+  on Linux, where priority is per thread), so loading a release does not stall serving."""
+
+  NICE = 10
+
+  def __init__(self, holder: ReleaseHolder):
+    self._holder = holder
+    self._thread = concurrent.futures.ThreadPoolExecutor(
+        1, thread_name_prefix='reload', initializer=self._lower_priority)
+
+  @classmethod
+  def _lower_priority(cls) -> None:
+    try:
+      os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), cls.NICE)
+    except (AttributeError, OSError):  # not Linux: the thread keeps the normal priority
+      pass
+
+  def submit(self, path: Optional[str] = None) -> concurrent.futures.Future:
+    return self._thread.submit(self._holder.reload, path)
 
 
 class RequestModel(pydantic.BaseModel):
   user_id: str | int
   scenario: str | int
   features: dict[str, Any] = {}
+  exclude: list[str | int] = []
 
 
 class RetrieveBody(pydantic.BaseModel):
@@ -83,13 +153,13 @@ class RetrieveBody(pydantic.BaseModel):
   user_id: Optional[str | int] = None
   scenario: Optional[str | int] = None
   features: dict[str, Any] = {}
+  exclude: list[str | int] = []
   requests: Optional[list[RequestModel]] = None
   k: int = 50
   exact: bool = False
 
 
 class RecommendRequestModel(RequestModel):
-  exclude: list[str | int] = []
   weights: dict[str, Any] = {}
 
 
@@ -142,14 +212,78 @@ def _bad_request(field: str, message: str) -> responses.JSONResponse:
   return responses.JSONResponse({'error': f'{field}: {message}', 'field': field}, 400)
 
 
-def create_app(holder: ReleaseHolder, limits: ServingLimits = ServingLimits()
-               ) -> fastapi.FastAPI:
+class AdminAuthError(Exception):
+  """An admin endpoint was called without the service's bearer token."""
+
+
+def _retrieve_batch(key, payloads):
+  """MicroBatcher.run for /v1/retrieve: key (retriever, exact); payload (requests, inputs,
+  k). One embedding call and one search at the largest k, each payload cut to its k."""
+  retriever, exact = key
+  results = retriever.retrieve_checked([r for p in payloads for r in p[0]],
+                                       [i for p in payloads for i in p[1]],
+                                       max(p[2] for p in payloads), exact)
+  return _split(results, payloads)
+
+
+def _recommend_batch(key, payloads):
+  """MicroBatcher.run for /v1/recommend: key (recommender, candidates); payload
+  (requests, checked, k)."""
+  recommender, candidates = key
+  results = recommender.recommend_checked([r for p in payloads for r in p[0]],
+                                          [c for p in payloads for c in p[1]],
+                                          max(p[2] for p in payloads), candidates)
+  return _split(results, payloads)
+
+
+def _split(results: list, payloads) -> list:
+  answers, start = [], 0
+  for requests, _, k in payloads:
+    answers.append([r.top(k) for r in results[start:start + len(requests)]])
+    start += len(requests)
+  return answers
+
+
+def _is_loopback(host: str) -> bool:
+  if host == 'localhost':
+    return True
+  try:
+    return ipaddress.ip_address(host).is_loopback
+  except ValueError:
+    return False
+
+
+def check_admin(host: str, admin: bool, token: Optional[str]) -> str:
+  """Why the service must not start with these settings, or ''."""
+  if admin and not token and not _is_loopback(host):
+    return (f'--host {host}: the admin endpoints would listen beyond this machine without '
+            f'a token; set {ADMIN_TOKEN_ENV} (clients send "Authorization: Bearer '
+            '<token>") or start with --no-admin')
+  return ''
+
+
+def create_app(holder: ReleaseHolder, limits: ServingLimits = ServingLimits(),
+               admin: bool = True, admin_token: Optional[str] = None) -> fastapi.FastAPI:
+  """The service over holder. admin=False leaves out /admin/*; with admin, a request must
+  carry `Authorization: Bearer <admin_token>` (no token: every admin call is refused)."""
   app = fastapi.FastAPI(title='DSMOE multi-scenario retrieval',
                         description='Top-K items for a user in a scenario.')
+  metrics = metrics_lib.ServiceMetrics(holder)
+  max_wait = limits.max_wait_ms / 1000.0
+  retrieve_batcher = batching.MicroBatcher(
+      _retrieve_batch, limits.max_batch, max_wait, name='retrieve',
+      on_batch=metrics.batch_size.labels('retrieve').observe)
+  recommend_batcher = batching.MicroBatcher(
+      _recommend_batch, limits.max_batch, max_wait, name='recommend',
+      on_batch=metrics.batch_size.labels('recommend').observe)
+  reloader = Reloader(holder)
 
   @app.exception_handler(RequestValidationError)
   async def _invalid(_, exc: RequestValidationError):
     error = exc.errors()[0]
+    if error['type'] == 'json_invalid':  # loc: ('body', character position)
+      return _bad_request('body', f'not valid JSON ({error["msg"]} at character '
+                          f'{error["loc"][-1]}); send a JSON object')
     field = '.'.join(str(p) for p in error['loc'] if p != 'body') or 'body'
     return _bad_request(field, error['msg'])
 
@@ -157,25 +291,69 @@ def create_app(holder: ReleaseHolder, limits: ServingLimits = ServingLimits()
   async def _request_error(_, exc: RequestError):
     return _bad_request(exc.field, exc.reason)
 
-  @app.middleware('http')
-  async def _limit_body(request: fastapi.Request, call_next):
-    length = request.headers.get('content-length')
-    if length and length.isdigit() and int(length) > limits.max_body_bytes:
-      return responses.JSONResponse(
-          {'error': f'body: {length} bytes, at most {limits.max_body_bytes} allowed; '
-                    'split the requests', 'field': 'body'}, 413)
-    return await call_next(request)
-
   @app.exception_handler(recommender_lib.NoRankerError)
   async def _no_ranker(_, exc: recommender_lib.NoRankerError):
     return responses.JSONResponse({'error': str(exc), 'field': 'release'}, 409)
 
+  @app.exception_handler(AdminAuthError)
+  async def _unauthorized(_, exc: AdminAuthError):
+    return responses.JSONResponse({'error': str(exc), 'field': 'authorization'}, 401,
+                                  headers={'WWW-Authenticate': 'Bearer'})
+
+  @app.middleware('http')
+  async def _around(request: fastapi.Request, call_next):
+    """Request id, body size limit, JSON whatever the content type, metrics, access log."""
+    start = time.perf_counter()
+    request_id = request.headers.get(REQUEST_ID_HEADER, '')
+    if not _REQUEST_ID.match(request_id):
+      request_id = uuid.uuid4().hex
+    length = request.headers.get('content-length')
+    if length and length.isdigit() and int(length) > limits.max_body_bytes:
+      response = responses.JSONResponse(
+          {'error': f'body: {length} bytes, at most {limits.max_body_bytes} allowed; '
+                    'split the requests', 'field': 'body'}, 413)
+    else:
+      if request.method == 'POST':
+        content_type = request.headers.get('content-type', '').split(';')[0].strip()
+        if not content_type.lower().endswith('json'):  # curl -d: form; none at all
+          request.scope['headers'] = [
+              (name, value) for name, value in request.scope['headers']
+              if name != b'content-type'] + [(b'content-type', b'application/json')]
+      try:
+        response = await call_next(request)
+      except Exception:  # pylint: disable=broad-except
+        log.exception('request %s failed', request_id)
+        response = responses.JSONResponse(
+            {'error': 'internal error; the log has the request id', 'field': ''}, 500)
+    seconds = time.perf_counter() - start
+    response.headers[REQUEST_ID_HEADER] = request_id
+    endpoint = request.url.path if request.url.path in paths else 'other'
+    metrics.observe(endpoint, response.status_code, seconds)
+    access_log.info(json.dumps({
+        'time': time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime()),
+        'request_id': request_id, 'method': request.method, 'path': request.url.path,
+        'status': response.status_code, 'ms': round(seconds * 1000, 3),
+        'release': holder.current.version}))
+    return response
+
   @app.get('/healthz')
-  def healthz():
+  async def healthz():
     return {'status': 'ok', 'release': holder.current.version}
 
+  @app.get('/readyz')
+  async def readyz():
+    if holder.draining:
+      return responses.JSONResponse({'status': 'draining',
+                                     'release': holder.current.version}, 503)
+    return {'status': 'ready', 'release': holder.current.version,
+            'ranker': holder.current.ranker_id}
+
+  @app.get('/metrics')
+  async def metrics_text():
+    return fastapi.Response(metrics.render(), media_type=metrics_lib.CONTENT_TYPE)
+
   @app.get('/v1/release')
-  def release_info():
+  async def release_info():
     release = holder.current.release
     manifest = release.manifest
     return {'version': release.version, 'path': release.path,
@@ -188,9 +366,9 @@ def create_app(holder: ReleaseHolder, limits: ServingLimits = ServingLimits()
             'limits': limits.model_dump()}
 
   @app.post('/v1/retrieve')
-  def retrieve(body: RetrieveBody):
+  async def retrieve(body: RetrieveBody):
     retriever = holder.current.retriever  # this request's release, whatever reloads meanwhile
-    raw = _raw_requests(body, limits, ('user_id', 'scenario', 'features'))
+    raw = _raw_requests(body, limits, ('user_id', 'scenario', 'features', 'exclude'))
     k = retriever.check_k(body.k, limits.max_k)
 
     def check(raw_request):
@@ -198,12 +376,13 @@ def create_app(holder: ReleaseHolder, limits: ServingLimits = ServingLimits()
       return request, retriever.check(request)
 
     pairs = _parsed(body, raw, check)
-    results = retriever.retrieve_checked([p[0] for p in pairs], [p[1] for p in pairs], k,
-                                         body.exact)
+    requests = [p[0] for p in pairs]
+    results = await retrieve_batcher.submit(
+        (retriever, body.exact), (requests, [p[1] for p in pairs], k), len(requests))
     return {'release': retriever.version, 'results': [r.to_json() for r in results]}
 
   @app.post('/v1/recommend')
-  def recommend(body: RecommendBody):
+  async def recommend(body: RecommendBody):
     current = holder.current  # both stages of this request's release
     current.require_ranker()
     raw = _raw_requests(body, limits, ('user_id', 'scenario', 'features', 'exclude',
@@ -216,32 +395,70 @@ def create_app(holder: ReleaseHolder, limits: ServingLimits = ServingLimits()
       return request, current.check(request)
 
     pairs = _parsed(body, raw, check)
-    results = current.recommend_checked([p[0] for p in pairs], [p[1] for p in pairs], k,
-                                        candidates)
-    return {'release': current.version, 'ranker': current.ranker_id, 'candidates': candidates, 'results': [r.to_json() for r in results]}
+    requests = [p[0] for p in pairs]
+    results = await recommend_batcher.submit(
+        (current, candidates), (requests, [p[1] for p in pairs], k), len(requests))
+    return {'release': current.version, 'ranker': current.ranker_id,
+            'candidates': candidates, 'results': [r.to_json() for r in results]}
 
-  @app.post('/admin/reload')
-  def reload(body: ReloadBody = ReloadBody()):
-    try:
-      old, new = holder.reload(body.release)
-    except ReleaseLoadError as e:
-      return responses.JSONResponse(
-          {'error': str(e), 'serving': holder.current.version}, 409)
-    return {'previous': old, 'release': new}
+  if admin:
+    def require_admin(request: fastapi.Request) -> None:
+      if not admin_token:
+        raise AdminAuthError(
+            f'admin endpoints are off: start the service with {ADMIN_TOKEN_ENV} set and '
+            'send "Authorization: Bearer <token>"')
+      scheme, _, token = request.headers.get('authorization', '').partition(' ')
+      if scheme.lower() != 'bearer' or not hmac.compare_digest(
+          token.strip().encode(), admin_token.encode()):
+        raise AdminAuthError('send "Authorization: Bearer <token>" with the service\'s '
+                             f'{ADMIN_TOKEN_ENV}')
 
+    @app.post('/admin/reload', dependencies=[fastapi.Depends(require_admin)])
+    async def reload(body: ReloadBody = ReloadBody()):
+      try:
+        old, new = await asyncio.wrap_future(reloader.submit(body.release))
+      except ReleaseLoadError as e:
+        return responses.JSONResponse(
+            {'error': str(e), 'serving': holder.current.version}, 409)
+      return {'previous': old, 'release': new}
+
+  paths = {route.path for route in app.routes}
+  app.state.reloader = reloader
   return app
 
 
-def install_reload_signal(holder: ReleaseHolder) -> None:
-  """SIGHUP reloads the start path in a background thread (the old release keeps serving
-  if the new one is broken)."""
+def install_reload_signal(app: fastapi.FastAPI) -> None:
+  """SIGHUP reloads the start path on the app's reload thread (the old release keeps
+  serving if the new one is broken)."""
 
   def reload_in_background(*_):
-    def run():
-      try:
-        holder.reload()
-      except ReleaseLoadError as e:
-        logging.error('reload refused, still serving %s: %s', holder.current.version, e)
-    threading.Thread(target=run, daemon=True).start()
+    app.state.reloader.submit()
 
   signal.signal(signal.SIGHUP, reload_in_background)
+
+
+class Server(uvicorn.Server):
+  """uvicorn's server, and on SIGTERM/SIGINT /readyz turns 503 while uvicorn stops
+  accepting connections and waits for the requests in flight (drain)."""
+
+  def __init__(self, config: uvicorn.Config, holder: ReleaseHolder):
+    super().__init__(config)
+    self._holder = holder
+
+  def handle_exit(self, sig, frame) -> None:
+    self._holder.draining = True
+    log.info('signal %s: draining (in-flight requests finish, no new connections)', sig)
+    super().handle_exit(sig, frame)
+
+
+def configure_logging() -> None:
+  """JSON access lines and the service's messages on stderr."""
+  for name, pattern in (('serving.access', '%(message)s'),
+                        ('serving', '%(asctime)s %(levelname)s %(message)s')):
+    logger = logging.getLogger(name)
+    if not logger.handlers:
+      handler = logging.StreamHandler()
+      handler.setFormatter(logging.Formatter(pattern))
+      logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False

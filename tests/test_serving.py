@@ -7,6 +7,7 @@ import dataclasses
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -125,6 +126,21 @@ def test_load_release_reads_every_part(retriever, release_dir):
   assert list(release.scenarios) == manifest['scenarios']
   assert release.snapshot and all('history_item_id' in v or 'user_id' in v
                                   for v in release.snapshot.values())
+  # The snapshot is opened from the release's arrays and gives every user's tf.Example
+  # values (the published tf.Examples, parsed independently here).
+  from retrieval import user_snapshot
+  assert isinstance(release.snapshot, user_snapshot.UserSnapshot)
+  parsed = {}
+  for record in example_files.records(os.path.join(
+      release_dir, release_format.USER_SNAPSHOT_DIR, '*')):
+    example = tf.train.Example.FromString(record).features.feature
+    parsed[example['user_id'].bytes_list.value[0].decode()] = {
+        name: [v.decode() for v in f.bytes_list.value] if f.HasField('bytes_list') else
+        list(f.float_list.value) if f.HasField('float_list') else list(f.int64_list.value)
+        for name, f in example.items()}
+  assert sorted(parsed) == list(release.snapshot)
+  for user, values in parsed.items():
+    assert release.snapshot[user] == values, user
 
 
 def test_releases_dir_and_latest_link_resolve_to_the_newest(release_dir, tmp_path):
@@ -219,6 +235,27 @@ def test_unknown_user_is_served_from_oov_and_the_request_features(retriever):
   assert with_history[0].scores != first.scores
 
 
+def test_excluded_items_are_skipped_and_k_remain(retriever):
+  user, scenario = _known_user(retriever), retriever.release.scenarios[0]
+  [full] = retriever.retrieve([RetrievalRequest(user, scenario)], k=13, exact=True)
+  excluded = [full.items[0], full.items[1], full.items[4], 'no-such-item']
+  for exact in (True, False):
+    [result] = retriever.retrieve(
+        [RetrievalRequest(user, scenario, exclude=tuple(excluded))], k=10, exact=exact)
+    assert len(result.items) == 10 and not set(excluded) & set(result.items)
+    if exact:  # the best 10 of the rest, in order
+      assert result.items == [i for i in full.items if i not in excluded][:10]
+  from serving.retriever import parse_request
+  request = parse_request({'user_id': user, 'scenario': scenario, 'exclude': 'a|b'})
+  assert request.exclude == ('a', 'b') and not request.features  # CSV cell: ids with |
+  for exclude in ('', None):
+    assert parse_request({'user_id': 'u', 'scenario': 's', 'exclude': exclude}).exclude == ()
+  for bad in ({'a': 1}, [True], ['x'] * 1001):
+    with pytest.raises(RequestError) as raised:
+      parse_request({'user_id': 'u', 'scenario': 's', 'exclude': bad})
+    assert raised.value.field == 'exclude'
+
+
 @pytest.mark.parametrize('request_fields,k,field', [
     ({'user_id': '1', 'scenario': 'no-such-tab'}, 10, 'scenario'),
     ({'user_id': '1', 'scenario': '1'}, 0, 'k'),
@@ -268,6 +305,18 @@ def test_cli_single_query_prints_json(retriever, release_dir):
   assert len(answer['items']) == len(answer['scores']) == 7
   [expected] = retriever.retrieve([RetrievalRequest(user, scenario)], k=7)
   assert answer['items'] == expected.items
+
+
+def test_cli_query_excludes_items(capsys, retriever, release_dir):
+  user, scenario = _known_user(retriever), retriever.release.scenarios[0]
+  [top] = retriever.retrieve([RetrievalRequest(user, scenario)], k=3)
+  code, out, err = _cli(capsys, 'query', '--release', release_dir, '--user-id', user,
+                        '--scenario', scenario, '-k', '3', '--exclude', top.items[0],
+                        '--exclude', top.items[2], '--no-verify')
+  assert code == 0, err
+  items = json.loads(out)['items']
+  assert len(items) == 3 and items[0] == top.items[1]
+  assert not {top.items[0], top.items[2]} & set(items)
 
 
 @pytest.mark.parametrize('extra,message', [
@@ -500,15 +549,25 @@ def _free_port():
     return s.getsockname()[1]
 
 
-def _call(base, path, body=None, raw=None):
+ADMIN_TOKEN = 'test-admin-token'
+
+
+def _call(base, path, body=None, raw=None, headers=None, full=False):
+  """(status, JSON answer), or with full=True (status, answer, response headers).
+  Admin paths carry the service's bearer token unless headers say otherwise."""
   data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-  request = urllib.request.Request(base + path, data=data,
-                                   headers={'Content-Type': 'application/json'})
+  if headers is None:
+    headers = {'Content-Type': 'application/json'}
+    if path.startswith('/admin/'):
+      headers['Authorization'] = f'Bearer {ADMIN_TOKEN}'
+  request = urllib.request.Request(base + path, data=data, headers=headers)
   try:
     with urllib.request.urlopen(request, timeout=300) as response:
-      return response.status, json.loads(response.read() or b'null')
+      status, text, head = response.status, response.read(), response.headers
   except urllib.error.HTTPError as e:
-    return e.code, json.loads(e.read() or b'null')
+    status, text, head = e.code, e.read(), e.headers
+  answer = json.loads(text or b'null')
+  return (status, answer, head) if full else (status, answer)
 
 
 @pytest.fixture(scope='module')
@@ -524,7 +583,8 @@ def service(release_dir, tmp_path_factory):
     process = subprocess.Popen(
         [sys.executable, '-m', 'serving', 'serve', '--release', str(releases / 'latest'),
          '--port', str(port), '--max-requests', '3', '--max-k', '50'],
-        cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=REPO_ROOT),
+        cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=REPO_ROOT,
+                                DSMOE_ADMIN_TOKEN=ADMIN_TOKEN),
         stdout=out, stderr=subprocess.STDOUT, text=True)
   base = f'http://127.0.0.1:{port}'
   deadline = time.time() + 180
@@ -538,7 +598,7 @@ def service(release_dir, tmp_path_factory):
   else:
     process.kill()
     pytest.fail('the service did not start: ' + log.read_text())
-  yield base, process, releases
+  yield base, process, releases, log
   process.terminate()
   try:
     process.wait(timeout=60)
@@ -548,7 +608,7 @@ def service(release_dir, tmp_path_factory):
 
 
 def test_service_health_release_and_docs(service, retriever):
-  base, _, _ = service
+  base = service[0]
   assert _call(base, '/healthz') == (200, {'status': 'ok', 'release': 'v1'})
   status, info = _call(base, '/v1/release')
   assert status == 200 and info['version'] == 'v1'
@@ -562,7 +622,7 @@ def test_service_health_release_and_docs(service, retriever):
 
 
 def test_service_retrieves_one_and_many(service, retriever):
-  base, _, _ = service
+  base = service[0]
   user, (s0, s1) = _known_user(retriever), retriever.release.scenarios[:2]
   status, answer = _call(base, '/v1/retrieve', {'user_id': user, 'scenario': s0, 'k': 5})
   assert status == 200 and answer['release'] == 'v1'
@@ -588,7 +648,7 @@ def test_service_retrieves_one_and_many(service, retriever):
     ({'user_id': 'u', 'scenario': 'S', 'k': 'ten'}, 'k'),
 ])
 def test_service_bad_requests_are_400_naming_the_field(service, retriever, body, field):
-  base, _, _ = service
+  base = service[0]
   s0 = retriever.release.scenarios[0]
   body = json.loads(json.dumps(body).replace('"S"', json.dumps(s0)))
   status, answer = _call(base, '/v1/retrieve', body)
@@ -596,7 +656,7 @@ def test_service_bad_requests_are_400_naming_the_field(service, retriever, body,
 
 
 def test_service_malformed_and_oversized_bodies(service):
-  base, _, _ = service
+  base = service[0]
   status, answer = _call(base, '/v1/retrieve', raw=b'{"user_id": ')
   assert status == 400 and 'error' in answer
   # A body over the limit is refused from its Content-Length, before it is read.
@@ -610,9 +670,144 @@ def test_service_malformed_and_oversized_bodies(service):
   assert response.status == 413 and json.loads(response.read())['field'] == 'body'
 
 
+@pytest.mark.parametrize('content_type', [None, 'application/x-www-form-urlencoded',
+                                          'text/plain'])
+def test_service_reads_json_whatever_the_content_type(service, retriever, content_type):
+  """curl -d sends a form content type; a body that is JSON is read as JSON."""
+  base = service[0]
+  user, s0 = _known_user(retriever), retriever.release.scenarios[0]
+  headers = {} if content_type is None else {'Content-Type': content_type}
+  body = json.dumps({'user_id': user, 'scenario': s0, 'k': 3}).encode()
+  status, answer = _call(base, '/v1/retrieve', raw=body, headers=headers)
+  assert status == 200 and len(answer['results'][0]['items']) == 3, answer
+  status, answer = _call(base, '/v1/retrieve', raw=b'user_id=5&scenario=1',
+                         headers=headers)
+  assert status == 400 and answer['field'] == 'body', answer  # a real form: not JSON
+
+
+def _metric(text: str, name: str, **labels) -> float:
+  """The value of one sample of a Prometheus text exposition (0 when absent)."""
+  for row in text.splitlines():
+    match = re.fullmatch(r'(\w+)(?:\{(.*)\})? (\S+)', row)
+    if match and match.group(1) == name and dict(
+        re.findall(r'(\w+)="([^"]*)"', match.group(2) or '')) == labels:
+      return float(match.group(3))
+  return 0.0
+
+
+def _metrics(base) -> str:
+  with urllib.request.urlopen(base + '/metrics', timeout=30) as response:
+    assert response.headers['Content-Type'].startswith('text/plain')
+    return response.read().decode()
+
+
+def test_service_operations_readiness_metrics_request_ids_access_log(service, retriever):
+  base, log = service[0], service[3]
+  assert _call(base, '/readyz') == (200, {'status': 'ready', 'release': 'v1',
+                                          'ranker': _ranker_id(retriever)})
+  before = _metrics(base)
+  user, s0 = _known_user(retriever), retriever.release.scenarios[0]
+  status, _, headers = _call(base, '/v1/retrieve', {'user_id': user, 'scenario': s0},
+                             headers={'Content-Type': 'application/json',
+                                      'X-Request-ID': 'req-42'}, full=True)
+  assert status == 200 and headers['X-Request-ID'] == 'req-42'
+  status, _, headers = _call(base, '/v1/retrieve', {'user_id': user, 'scenario': 'nope'},
+                             full=True)
+  generated = headers['X-Request-ID']
+  assert status == 400 and len(generated) == 32 and int(generated, 16) >= 0
+  after = _metrics(base)
+  for code, delta in (('200', 1), ('400', 1)):
+    assert _metric(after, 'dsmoe_requests_total', endpoint='/v1/retrieve', status=code) - \
+        _metric(before, 'dsmoe_requests_total', endpoint='/v1/retrieve', status=code) == delta
+  assert _metric(after, 'dsmoe_request_seconds_count', endpoint='/v1/retrieve') > 0
+  assert _metric(after, 'dsmoe_release_info', version='v1',
+                 ranker=_ranker_id(retriever)) == 1
+  assert _metric(after, 'dsmoe_batch_size_sum', stage='retrieve') - \
+      _metric(before, 'dsmoe_batch_size_sum', stage='retrieve') == 1  # the 400 never ran
+  _call(base, '/no/such/path')
+  assert 'endpoint="other"' in _metrics(base)
+  deadline = time.time() + 10
+  while True:
+    lines = [json.loads(l) for l in log.read_text().splitlines() if l.startswith('{')]
+    mine = [l for l in lines if l['request_id'] in ('req-42', generated)]
+    if len(mine) == 2 or time.time() > deadline:
+      break
+    time.sleep(0.2)
+  assert [(l['path'], l['status'], l['release']) for l in mine] == [
+      ('/v1/retrieve', 200, 'v1'), ('/v1/retrieve', 400, 'v1')]
+  assert all(l['ms'] > 0 and l['method'] == 'POST' for l in mine)
+
+
+def _ranker_id(retriever):
+  return recommender_lib.Recommender(retriever.release).ranker_id
+
+
+def test_service_admin_needs_the_bearer_token(service):
+  base = service[0]
+  for headers in ({'Content-Type': 'application/json'},
+                  {'Content-Type': 'application/json', 'Authorization': 'Bearer wrong'},
+                  {'Content-Type': 'application/json', 'Authorization': ADMIN_TOKEN}):
+    status, answer = _call(base, '/admin/reload', {}, headers=headers)
+    assert status == 401 and answer['field'] == 'authorization', answer
+  assert _call(base, '/healthz')[1]['release'] == 'v1'  # nothing was reloaded
+
+
+def test_service_refuses_admin_beyond_loopback_without_a_token(capsys, monkeypatch):
+  monkeypatch.delenv('DSMOE_ADMIN_TOKEN', raising=False)
+  code, _, err = _cli(capsys, 'serve', '--release', '/nonexistent', '--host', '0.0.0.0')
+  assert code == 2 and 'DSMOE_ADMIN_TOKEN' in err and '--no-admin' in err
+  from serving import service as service_lib
+  assert service_lib.check_admin('127.0.0.1', True, None) == ''
+  assert service_lib.check_admin('::1', True, None) == ''
+  assert service_lib.check_admin('0.0.0.0', True, 't') == ''
+  assert service_lib.check_admin('0.0.0.0', False, None) == ''
+
+
+def test_concurrent_requests_are_answered_as_one_by_one(service, retriever):
+  """Micro-batched answers (other requests' k and exclusions in the same model call)
+  equal the library's answer to each request alone."""
+  base = service[0]
+  users = sorted(retriever.release.snapshot)[:6]
+  scenarios = retriever.release.scenarios
+  bodies = []
+  for i, user in enumerate(users * 2):
+    body = {'user_id': user, 'scenario': scenarios[i % len(scenarios)], 'k': 3 + i % 5}
+    if i % 3 == 0:
+      [top] = retriever.retrieve([RetrievalRequest(user, body['scenario'])], k=2)
+      body['exclude'] = top.items
+    bodies.append(body)
+  before = _metrics(base)
+  answers = [None] * len(bodies)
+  start = threading.Barrier(len(bodies))
+
+  def client(i):
+    start.wait()
+    answers[i] = _call(base, '/v1/retrieve', bodies[i])
+
+  threads = [threading.Thread(target=client, args=(i,)) for i in range(len(bodies))]
+  for thread in threads:
+    thread.start()
+  for thread in threads:
+    thread.join()
+  for body, (status, answer) in zip(bodies, answers):
+    assert status == 200, answer
+    [expected] = retriever.retrieve([RetrievalRequest(
+        body['user_id'], body['scenario'], exclude=tuple(body.get('exclude', ())))],
+                                    k=body['k'])
+    [result] = answer['results']
+    assert result['items'] == expected.items
+    np.testing.assert_allclose(result['scores'], expected.scores, atol=1e-5)
+  after = _metrics(base)
+  calls = _metric(after, 'dsmoe_batch_size_count', stage='retrieve') - _metric(
+      before, 'dsmoe_batch_size_count', stage='retrieve')
+  assert _metric(after, 'dsmoe_batch_size_sum', stage='retrieve') - _metric(
+      before, 'dsmoe_batch_size_sum', stage='retrieve') == len(bodies)
+  assert 1 <= calls <= len(bodies)
+
+
 def test_hot_swap_keeps_serving_and_refuses_a_broken_release(service, retriever,
                                                              release_dir):
-  base, process, releases = service
+  base, process, releases = service[:3]
   user, s0 = _known_user(retriever), retriever.release.scenarios[0]
   _copy(release_dir, releases / 'v2', 'v2')
   broken = _copy(release_dir, releases / 'broken', 'broken')
@@ -657,7 +852,7 @@ def test_hot_swap_keeps_serving_and_refuses_a_broken_release(service, retriever,
 
 
 def test_service_recommends_as_the_library_does(service, recommender):
-  base, _, _ = service
+  base = service[0]
   user, (s0, s1) = _known_user(recommender.retriever), recommender.release.scenarios[:2]
   status, answer = _call(base, '/v1/recommend', {'user_id': user, 'scenario': s0, 'k': 5,
                                                  'exclude': ['1'], 'weights': {'like': 1}})
@@ -685,7 +880,7 @@ def test_service_recommends_as_the_library_does(service, recommender):
     ({'requests': [{'user_id': 'u', 'scenario': 'S'}] * 4}, 'requests'),
 ])
 def test_service_recommend_bad_requests_are_400(service, recommender, body, field):
-  base, _, _ = service
+  base = service[0]
   body = json.loads(json.dumps(body).replace('"S"', json.dumps(
       recommender.release.scenarios[0])))
   status, answer = _call(base, '/v1/recommend', body)
@@ -698,7 +893,7 @@ def test_swap_under_recommend_load_answers_each_request_from_one_release(
   ranker both differ; every answer must be exactly its release's (a mix of one release's
   retriever and the other's ranker gives other answers, checked below). Then a release
   without a ranker: recommend is a 409 naming the release, retrieve still answers."""
-  base, _, releases = service
+  base, _, releases = service[:3]
   assert _call(base, '/healthz')[1]['release'] == 'v3'
   other = _perturbed(release_dir, releases, 'v4', tmp_path)
   users = sorted(recommender.release.snapshot)[:3]
@@ -748,3 +943,31 @@ def test_swap_under_recommend_load_answers_each_request_from_one_release(
   assert status == 409 and answer['field'] == 'release'
   assert 'release v5 has no ranker' in answer['error']
   assert _call(base, '/v1/retrieve', {'user_id': users[0], 'scenario': scenario})[0] == 200
+
+
+def test_sigterm_drains_the_request_in_flight(service, retriever):
+  """The last test of the service: SIGTERM while a request is half sent. The service stops
+  accepting connections, answers that request, and exits (uvicorn re-raises the signal
+  once it has shut down, so the status is the signal's)."""
+  base, process, _, log = service
+  user, s0 = _known_user(retriever), retriever.release.scenarios[0]
+  body = json.dumps({'user_id': user, 'scenario': s0, 'k': 3}).encode()
+  host, port = base.rsplit('/', 1)[1].split(':')
+  connection = http.client.HTTPConnection(host, int(port), timeout=60)
+  connection.putrequest('POST', '/v1/retrieve')
+  connection.putheader('Content-Type', 'application/json')
+  connection.putheader('Content-Length', str(len(body)))
+  connection.endheaders()
+  connection.send(body[:10])  # in flight: the service has the headers, not the body
+  time.sleep(0.5)
+  process.send_signal(signal.SIGTERM)
+  time.sleep(1.0)
+  assert process.poll() is None  # still draining: waiting for the body
+  with pytest.raises(OSError):  # no new connections
+    socket.create_connection((host, int(port)), timeout=5).close()
+  connection.send(body[10:])
+  response = connection.getresponse()
+  assert response.status == 200
+  assert json.loads(response.read())['results'][0]['user_id'] == user
+  assert process.wait(timeout=60) in (0, -signal.SIGTERM)
+  assert 'draining' in log.read_text() and 'Finished server process' in log.read_text()
