@@ -1,4 +1,5 @@
-# Image for running the pipeline's components on Kubeflow Pipelines (see BUILD.md).
+# The pipeline's image (see BUILD.md): every Kubeflow Pipelines / Vertex AI component runs
+# in it, and so does every Beam worker of a distributed runner (Dataflow, Flink, Spark).
 #   docker build -t REGISTRY/dsmoe-pipeline:TAG . && docker push REGISTRY/dsmoe-pipeline:TAG
 FROM python:3.11-slim
 
@@ -13,5 +14,12 @@ WORKDIR /pipeline
 # The full pinned lock, without pip's resolver (it cannot satisfy tfx 1.21 on 3.11).
 COPY requirements.lock .
 RUN pip install --no-cache-dir --no-deps -r requirements.lock
+
+# Beam's SDK worker boot, from the SDK image of the locked apache-beam and this Python:
+# as a Beam worker the image starts with it (Dataflow's --sdk_container_image, Flink's and
+# Spark's --environment_config). Kubeflow components set their own command, which
+# replaces the entrypoint.
+COPY --from=apache/beam_python3.11_sdk:2.77.0 /opt/apache/beam /opt/apache/beam
+ENTRYPOINT ["/opt/apache/beam/boot"]
 
 COPY . .

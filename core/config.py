@@ -481,7 +481,8 @@ class PipelineConfig:
   output_dir: str = 'outputs'
   enable_cache: bool = True
   # FnApiRunner: Beam's in-process batch runner. The default DirectRunner would first try
-  # to download the Prism runner binary; nothing may download at run time.
+  # to download the Prism runner binary; nothing may download at run time. Several local
+  # worker processes: components.beam_runner.LocalRunner; clusters: BUILD.md.
   beam_pipeline_args: tuple[str, ...] = ('--runner=FnApiRunner',)
   ingestion: IngestionConfig = IngestionConfig()
   transform: TransformConfig = TransformConfig()
@@ -495,6 +496,12 @@ class PipelineConfig:
   index: IndexConfig = IndexConfig()
 
   def __post_init__(self):
+    if {'--runner=FnApiRunner', '--direct_running_mode=multi_processing'} <= set(
+        self.beam_pipeline_args):
+      raise ConfigError('beam_pipeline_args: --runner=FnApiRunner starts its worker '
+                        'processes without the pipeline options, and they cannot run '
+                        'StatisticsGen; with --direct_running_mode=multi_processing use '
+                        '--runner=components.beam_runner.LocalRunner')
     missing = set(self.model.popularity_features) - set(self.ingestion.popularity_features)
     if missing:
       raise ConfigError(f'model.popularity_features reads {", ".join(sorted(missing))}, which '

@@ -66,6 +66,12 @@ RUN_FN = 'training.trainer.run_fn'
 RANKER_RUN_FN = 'training.ranking.run_fn'
 MODEL_CODE_PACKAGES = ('core', 'models', 'retrieval', 'training')
 RANKER_CODE_PACKAGES = ('core', 'models', 'ranking', 'training')  # the RankerTrainer's
+# Added to the config's beam_pipeline_args: every Beam worker process imports tfx before
+# it runs anything. `import tfx` puts in the stand-in for tfx_bsl.arrow.sql_util without
+# which TFDV, and so StatisticsGen's code, cannot be unpickled (BUILD.md, the lock's
+# known mismatches). A worker of another process (multi-process local runner, Dataflow,
+# Flink, Spark) starts from a fresh interpreter; in-process workers already have it.
+BEAM_WORKER_ARGS = ('--beam_plugin=tfx',)
 
 
 def create_pipeline(
@@ -182,7 +188,7 @@ def _pipeline(config: configs.PipelineConfig, components: list,
       components=components,
       enable_cache=config.enable_cache,
       metadata_connection_config=metadata_connection_config,
-      beam_pipeline_args=list(config.beam_pipeline_args))
+      beam_pipeline_args=[*config.beam_pipeline_args, *BEAM_WORKER_ARGS])
 
 
 def _validation(examples, config: configs.PipelineConfig, schema_file: str,
