@@ -244,6 +244,66 @@ def _split(results: list, payloads) -> list:
   return answers
 
 
+class _Operations:
+  """ASGI middleware around every request: the request id (X-Request-ID, the client's when
+  valid), the body size limit (413 from Content-Length, before reading), JSON bodies
+  whatever the content type, metrics and the JSON access log line.
+
+  Plain ASGI rather than @app.middleware('http'): Starlette's BaseHTTPMiddleware costs a
+  task and a stream per request, a measurable share of a 5 ms request on 2 cores."""
+
+  def __init__(self, app, limits: ServingLimits, metrics: metrics_lib.ServiceMetrics,
+               holder: ReleaseHolder, paths: frozenset):
+    self.app, self.limits, self.metrics = app, limits, metrics
+    self.holder, self.paths = holder, paths
+
+  async def __call__(self, scope, receive, send):
+    if scope['type'] != 'http':
+      await self.app(scope, receive, send)
+      return
+    start = time.perf_counter()
+    headers = dict(scope['headers'])
+    request_id = headers.get(b'x-request-id', b'').decode('latin-1')
+    if not _REQUEST_ID.match(request_id):
+      request_id = uuid.uuid4().hex
+    status = [500]
+
+    async def send_with_id(message):
+      if message['type'] == 'http.response.start':
+        status[0] = message['status']
+        message['headers'] = list(message.get('headers', ())) + [
+            (b'x-request-id', request_id.encode())]
+      await send(message)
+
+    try:
+      length = headers.get(b'content-length', b'')
+      if length.isdigit() and int(length) > self.limits.max_body_bytes:
+        await responses.JSONResponse(
+            {'error': f'body: {length.decode()} bytes, at most '
+                      f'{self.limits.max_body_bytes} allowed; split the requests',
+             'field': 'body'}, 413)(scope, receive, send_with_id)
+        return
+      content_type = headers.get(b'content-type', b'').split(b';')[0].strip().lower()
+      if scope['method'] == 'POST' and not content_type.endswith(b'json'):
+        # curl -d says form, some clients say nothing: the body is read as JSON.
+        scope = dict(scope, headers=[(k, v) for k, v in scope['headers']
+                                     if k != b'content-type'] + [
+                                         (b'content-type', b'application/json')])
+      await self.app(scope, receive, send_with_id)
+    except Exception:
+      log.exception('request %s failed', request_id)
+      raise
+    finally:
+      seconds = time.perf_counter() - start
+      path = scope['path']
+      self.metrics.observe(path if path in self.paths else 'other', status[0], seconds)
+      access_log.info(json.dumps({
+          'time': time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime()),
+          'request_id': request_id, 'method': scope['method'], 'path': path,
+          'status': status[0], 'ms': round(seconds * 1000, 3),
+          'release': self.holder.current.version}))
+
+
 def _is_loopback(host: str) -> bool:
   if host == 'localhost':
     return True
@@ -300,42 +360,6 @@ def create_app(holder: ReleaseHolder, limits: ServingLimits = ServingLimits(),
     return responses.JSONResponse({'error': str(exc), 'field': 'authorization'}, 401,
                                   headers={'WWW-Authenticate': 'Bearer'})
 
-  @app.middleware('http')
-  async def _around(request: fastapi.Request, call_next):
-    """Request id, body size limit, JSON whatever the content type, metrics, access log."""
-    start = time.perf_counter()
-    request_id = request.headers.get(REQUEST_ID_HEADER, '')
-    if not _REQUEST_ID.match(request_id):
-      request_id = uuid.uuid4().hex
-    length = request.headers.get('content-length')
-    if length and length.isdigit() and int(length) > limits.max_body_bytes:
-      response = responses.JSONResponse(
-          {'error': f'body: {length} bytes, at most {limits.max_body_bytes} allowed; '
-                    'split the requests', 'field': 'body'}, 413)
-    else:
-      if request.method == 'POST':
-        content_type = request.headers.get('content-type', '').split(';')[0].strip()
-        if not content_type.lower().endswith('json'):  # curl -d: form; none at all
-          request.scope['headers'] = [
-              (name, value) for name, value in request.scope['headers']
-              if name != b'content-type'] + [(b'content-type', b'application/json')]
-      try:
-        response = await call_next(request)
-      except Exception:  # pylint: disable=broad-except
-        log.exception('request %s failed', request_id)
-        response = responses.JSONResponse(
-            {'error': 'internal error; the log has the request id', 'field': ''}, 500)
-    seconds = time.perf_counter() - start
-    response.headers[REQUEST_ID_HEADER] = request_id
-    endpoint = request.url.path if request.url.path in paths else 'other'
-    metrics.observe(endpoint, response.status_code, seconds)
-    access_log.info(json.dumps({
-        'time': time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime()),
-        'request_id': request_id, 'method': request.method, 'path': request.url.path,
-        'status': response.status_code, 'ms': round(seconds * 1000, 3),
-        'release': holder.current.version}))
-    return response
-
   @app.get('/healthz')
   async def healthz():
     return {'status': 'ok', 'release': holder.current.version}
@@ -379,7 +403,8 @@ def create_app(holder: ReleaseHolder, limits: ServingLimits = ServingLimits(),
     requests = [p[0] for p in pairs]
     results = await retrieve_batcher.submit(
         (retriever, body.exact), (requests, [p[1] for p in pairs], k), len(requests))
-    return {'release': retriever.version, 'results': [r.to_json() for r in results]}
+    return responses.ORJSONResponse(
+        {'release': retriever.version, 'results': [r.to_json() for r in results]})
 
   @app.post('/v1/recommend')
   async def recommend(body: RecommendBody):
@@ -398,8 +423,9 @@ def create_app(holder: ReleaseHolder, limits: ServingLimits = ServingLimits(),
     requests = [p[0] for p in pairs]
     results = await recommend_batcher.submit(
         (current, candidates), (requests, [p[1] for p in pairs], k), len(requests))
-    return {'release': current.version, 'ranker': current.ranker_id,
-            'candidates': candidates, 'results': [r.to_json() for r in results]}
+    return responses.ORJSONResponse(
+        {'release': current.version, 'ranker': current.ranker_id,
+         'candidates': candidates, 'results': [r.to_json() for r in results]})
 
   if admin:
     def require_admin(request: fastapi.Request) -> None:
@@ -422,7 +448,8 @@ def create_app(holder: ReleaseHolder, limits: ServingLimits = ServingLimits(),
             {'error': str(e), 'serving': holder.current.version}, 409)
       return {'previous': old, 'release': new}
 
-  paths = {route.path for route in app.routes}
+  app.add_middleware(_Operations, limits=limits, metrics=metrics, holder=holder,
+                     paths=frozenset(route.path for route in app.routes))
   app.state.reloader = reloader
   return app
 
