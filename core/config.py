@@ -222,6 +222,29 @@ class RankerConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class VertexTrainingConfig:
+  """Beyond the paper: the DistillationTrainers (the trainer and the refit) of a Kubeflow
+  run as a Vertex AI CustomJob of `workers` replicas (TFX's Vertex training extension):
+  workerpool0 the chief, workerpool1 the other workers, each a container of `image` (empty:
+  the pipeline's image) running the trainer's executor; Vertex sets TF_CONFIG on each.
+  More than one worker needs training.strategy: multi_worker_mirrored. See
+  docs/training/multi_worker.md."""
+  enabled: bool = False
+  project: str = ''  # the GCP project of the CustomJob
+  region: str = ''  # e.g. us-central1
+  workers: int = 2  # replicas in all, the chief included
+  machine_type: str = 'n1-standard-8'
+  image: str = ''
+
+  def __post_init__(self):
+    if self.workers < 1:
+      raise ConfigError('training.vertex.workers must be >= 1')
+    if self.enabled and not (self.project and self.region):
+      raise ConfigError('training.vertex.enabled needs training.vertex.project and '
+                        'training.vertex.region')
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainingConfig:
   """Optimisation and sampling: the DSMOE paper's (Adam, weight decay 1e-6), except the
   schedule (learning rate, batch size, epochs), sized for `make run` on 2 CPU cores.
@@ -271,9 +294,11 @@ class TrainingConfig:
   # Validation (student: Recall@early_stopping_k; teacher: AUC) every N epochs.
   validation_every_epochs: int = 1
   # tf.distribute: 'default' (one device), 'mirrored' (all local GPUs/CPUs) or
-  # 'multi_worker_mirrored' (workers described by TF_CONFIG, see BUILD.md).
+  # 'multi_worker_mirrored' (workers described by TF_CONFIG, each a Trainer process of its
+  # own; docs/training/multi_worker.md). With a strategy, batch_size is the global batch.
   strategy: str = 'default'
   seed: int = 42
+  vertex: VertexTrainingConfig = VertexTrainingConfig()
 
   def __post_init__(self):
     if self.batch_size < 1 or self.epochs < 1 or self.negative_ratio < 0:
@@ -294,6 +319,11 @@ class TrainingConfig:
     if self.strategy not in ('default', 'mirrored', 'multi_worker_mirrored'):
       raise ConfigError("training.strategy must be 'default', 'mirrored' or "
                         "'multi_worker_mirrored'")
+    if self.vertex.enabled and self.vertex.workers > 1 and \
+        self.strategy != 'multi_worker_mirrored':
+      raise ConfigError(f'training.vertex.workers is {self.vertex.workers}: several '
+                        f'workers need training.strategy: multi_worker_mirrored (with '
+                        f'{self.strategy!r} each would train alone)')
 
 
 @dataclasses.dataclass(frozen=True)

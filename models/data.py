@@ -43,12 +43,15 @@ _PARSE_BATCH = 1024
 
 
 def transformed_examples(file_pattern: str, tft_output: tft.TFTransformOutput,
-                         space: features.FeatureSpace) -> tf.data.Dataset:
+                         space: features.FeatureSpace, num_shards: int = 1,
+                         shard_index: int = 0) -> tf.data.Dataset:
   """Single examples (unbatched) of dense model inputs, the label included, in a stable
-  order."""
+  order. With `num_shards` > 1, only every num_shards-th record from `shard_index` on (a
+  worker's disjoint share; only its records are parsed)."""
   names = space.user_tower_features + space.item_tower_features + (fnames.LABEL,)
   spec = tft_output.transformed_feature_spec()
   return (tf.data.Dataset.from_tensor_slices(example_files.sorted_records(file_pattern))
+          .shard(num_shards, shard_index)
           .batch(_PARSE_BATCH)
           .map(lambda batch: features.dense_model_inputs(
               tf.io.parse_example(batch, spec), space, names),
@@ -129,10 +132,12 @@ SHUFFLE_BUFFER = 200_000
 
 
 def anchors(file_pattern: str, tft_output: tft.TFTransformOutput,
-            space: features.FeatureSpace, config: configs.TrainingConfig) -> tf.data.Dataset:
+            space: features.FeatureSpace, config: configs.TrainingConfig,
+            num_shards: int = 1, shard_index: int = 0) -> tf.data.Dataset:
   """The training examples every batch starts from: clicks (and, with
-  exposure_negatives, exposures without a click), single examples."""
-  examples = transformed_examples(file_pattern, tft_output, space)
+  exposure_negatives, exposures without a click), single examples; of one shard of the
+  records with `num_shards` > 1 (transformed_examples)."""
+  examples = transformed_examples(file_pattern, tft_output, space, num_shards, shard_index)
   if not config.exposure_negatives:
     examples = examples.filter(lambda x: x[fnames.LABEL] > 0)
   return examples
@@ -212,14 +217,6 @@ def training_batches(anchor_examples: tf.data.Dataset, space: features.FeatureSp
   return (tf.data.Dataset.zip((examples.batch(config.batch_size), seeds))
           .map(add_negatives, num_parallel_calls=tf.data.AUTOTUNE)
           .prefetch(tf.data.AUTOTUNE))
-
-
-def without_user_row(features_: dict, labels: tf.Tensor, weights: tf.Tensor):
-  """A batch without features.USER_ROW: for a strategy that splits batches across
-  replicas (a slice need not hold the anchors its rows point at), where each row then
-  runs the user tower itself."""
-  return ({name: value for name, value in features_.items() if name != features.USER_ROW},
-          labels, weights)
 
 
 def negative_logits(clicks: tf.Tensor, corpus_items: dict, space: features.FeatureSpace,

@@ -24,8 +24,13 @@ IMAGE_REPO_ROOT = '/pipeline'  # WORKDIR of the Dockerfile
 
 
 def compile_pipeline(config: configs.PipelineConfig, image: str, output_file: str) -> str:
-  """Writes the KFP v2 pipeline spec of `config` and returns its path."""
+  """Writes the KFP v2 pipeline spec of `config` and returns its path. Vertex training
+  workers (training.vertex) run `image` unless the config names another."""
   config = dataclasses.replace(config, runtime_root=IMAGE_REPO_ROOT)
+  vertex = config.training.vertex
+  if vertex.enabled and not vertex.image:
+    config = dataclasses.replace(config, training=dataclasses.replace(
+        config.training, vertex=dataclasses.replace(vertex, image=image)))
   runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
       config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image),
       output_dir=os.path.dirname(os.path.abspath(output_file)),

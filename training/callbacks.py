@@ -77,13 +77,21 @@ class KeepBestEpoch(tf.keras.callbacks.Callback):
   otherwise, after `patience` validations without improvement, training stops. At the end
   the best weights are restored. The state (best value, epoch, validations since) is a
   JSON file beside the weights, so a resumed run carries on where it stopped.
+
+  `write_directory` (default `directory`): where this worker saves, when only the chief
+  writes to `directory` (training/distribution.WorkerOutputs). Every worker reads a
+  resumed run's state from `directory`, and a worker that writes elsewhere copies the best
+  weights from there: the chief removes `directory` when its training ends.
   """
 
-  def __init__(self, monitor: str, patience: int, directory: str):
+  def __init__(self, monitor: str, patience: int, directory: str,
+               write_directory: Optional[str] = None):
     super().__init__()
-    self.monitor, self.patience, self._directory = monitor, patience, directory
+    self.monitor, self.patience = monitor, patience
     self._state_file = os.path.join(directory, 'keep_best.json')
-    self._weights = os.path.join(directory, 'best_weights')
+    self._read_weights = os.path.join(directory, 'best_weights')
+    self._directory = write_directory or directory
+    self._weights = os.path.join(self._directory, 'best_weights')
     self.best: Optional[float] = None
     self.best_epoch = 0
     self.wait = 0
@@ -93,6 +101,11 @@ class KeepBestEpoch(tf.keras.callbacks.Callback):
       with tf.io.gfile.GFile(self._state_file) as f:
         state = json.load(f)
       self.best, self.best_epoch, self.wait = state['best'], state['epoch'], state['wait']
+      if self._weights != self._read_weights and self.best is not None:
+        tf.io.gfile.makedirs(self._directory)
+        for path in tf.io.gfile.glob(self._read_weights + '.*'):
+          tf.io.gfile.copy(path, self._weights + path[len(self._read_weights):],
+                           overwrite=True)
 
   def on_epoch_end(self, epoch, logs=None):
     value = (logs or {}).get(self.monitor)
@@ -106,7 +119,7 @@ class KeepBestEpoch(tf.keras.callbacks.Callback):
       if self.wait >= self.patience:
         self.model.stop_training = True
     tf.io.gfile.makedirs(self._directory)
-    with tf.io.gfile.GFile(self._state_file, 'w') as f:
+    with tf.io.gfile.GFile(os.path.join(self._directory, 'keep_best.json'), 'w') as f:
       json.dump({'best': self.best, 'epoch': self.best_epoch, 'wait': self.wait}, f)
 
   def on_train_end(self, logs=None):

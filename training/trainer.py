@@ -20,6 +20,13 @@ where it stopped (early stopping's state included); a finished teacher is kept t
 the student is done. Training is deterministic for a given seed and data (models/data.py
 draws statelessly; TensorFlow's op determinism is on). Progress goes to the 'dsmoe'
 logger (one line per epoch with examples/s), TensorBoard logs to the model_run artifact.
+
+training.strategy=multi_worker_mirrored (training/distribution.py): run_fn creates the
+strategy before any TensorFlow op, each worker trains on its shard of the records
+(training.batch_size is the global batch; an epoch is that many global batches as the
+whole data fill), every worker saves but only the chief's files are kept, and the chief
+removes the backup once every worker is done. The negatives' sampling statistics (item
+clicks, scenario weights) and in-batch negatives are each worker's own shard's.
 """
 
 import dataclasses
@@ -27,7 +34,7 @@ import json
 import logging
 import os
 import time
-from typing import Optional
+from typing import Any, Optional
 
 from google.protobuf import text_format
 import tensorflow as tf
@@ -49,6 +56,7 @@ from models import losses
 from models import preprocessing
 from retrieval import evaluation
 from training import callbacks
+from training import distribution
 
 log = logging.getLogger('dsmoe.trainer')
 
@@ -88,34 +96,42 @@ def _setup(fn_args) -> _Setup:
                 space, tft_output)
 
 
-def _strategy(name: str) -> tf.distribute.Strategy:
-  if name == 'mirrored':
-    return tf.distribute.MirroredStrategy()
-  if name == 'multi_worker_mirrored':
-    return tf.distribute.MultiWorkerMirroredStrategy()
-  return tf.distribute.get_strategy()
+@dataclasses.dataclass(frozen=True)
+class _Input:
+  """A phase's training input: the batches (distributed by the strategy), the rows an
+  epoch trains on (all workers'), the steps of an epoch (None: one pass over the data)
+  and every worker's anchors (chief first)."""
+  batches: Any
+  rows: int
+  steps_per_epoch: Optional[int]
+  anchors_per_worker: list[int]
 
 
 def _optimizer(training: configs.TrainingConfig) -> tf.keras.optimizers.Optimizer:
   return tf.keras.optimizers.Adam(training.learning_rate, weight_decay=training.weight_decay)
 
 
-def _fit(model: tf.keras.Model, phase: str, epochs: int, train: tf.data.Dataset,
-         rows_per_epoch: int, backup_dir: str, tensorboard_dir: str,
-         validation: Optional[tf.data.Dataset] = None, monitor: Optional[str] = None,
+def _fit(model: tf.keras.Model, phase: str, epochs: int, train: _Input,
+         backup_dir: str, tensorboard_dir: str, outputs: distribution.WorkerOutputs,
+         validation: Optional[tuple[Any, Optional[int]]] = None,
+         monitor: Optional[str] = None,
          patience: int = 1, every: int = 1, before=()) -> dict:
   """model.fit with resumable checkpoints; with `monitor`, early stopping on it.
 
-  `before`: callbacks that add metrics to the logs (validation recall), run first.
-  Returns the phase's summary: epochs run and kept, the monitored best, the history.
+  `validation`: (batches, steps) (_validation_input). `before`: callbacks that add
+  metrics to the logs (validation recall), run first. Returns the phase's summary: epochs
+  run and kept, the monitored best, the history.
   """
   if tf.io.gfile.exists(backup_dir):
     log.info('%s: resuming from the checkpoint in %s', phase, backup_dir)
-  progress = callbacks.ProgressLogger(phase, epochs, rows_per_epoch)
-  keep = (callbacks.KeepBestEpoch(monitor, patience, os.path.join(backup_dir, 'best'))
+  progress = callbacks.ProgressLogger(phase, epochs, train.rows)
+  best = os.path.join(backup_dir, 'best')
+  keep = (callbacks.KeepBestEpoch(monitor, patience, best, outputs.path(best))
           if monitor else None)
   history = model.fit(
-      train, epochs=epochs, validation_data=validation,
+      train.batches, epochs=epochs, steps_per_epoch=train.steps_per_epoch,
+      validation_data=validation and validation[0],
+      validation_steps=validation and validation[1],
       validation_freq=every if validation is not None else 1,
       # The progress line comes last: once an epoch is logged, its checkpoint is written.
       callbacks=[*before, *([keep] if keep else []),
@@ -192,9 +208,78 @@ def _teacher_summary(directory: str) -> Optional[dict]:
     return json.load(f)
 
 
+def _batches(strategy: tf.distribute.Strategy, pattern: str, setup: _Setup, corpus: dict,
+             shuffle: bool, repeat: bool, count: bool) -> tuple[Any, Optional[int]]:
+  """(batches of `pattern`'s anchors, distributed by `strategy`; with `count`, the anchors
+  this worker reads). Each worker reads its shard of the records (one input pipeline per
+  worker) in batches of training.batch_size / replicas and draws its negatives from
+  seed + its index; `repeat`: endlessly, else one pass."""
+  training = setup.training
+  counted = []
+
+  def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+    anchors = data.anchors(pattern, setup.tft_output, setup.space, training,
+                           context.num_input_pipelines, context.input_pipeline_id)
+    if count:
+      anchors = anchors.cache()  # read once: counted here, trained on below
+      counted.append(int(anchors.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1)))
+    config = dataclasses.replace(
+        training, batch_size=context.get_per_replica_batch_size(training.batch_size),
+        seed=training.seed + context.input_pipeline_id)
+    return data.training_batches(anchors, setup.space, corpus, config, shuffle=shuffle,
+                                 num_epochs=None if repeat else 1)
+
+  batches = strategy.distribute_datasets_from_function(dataset_fn)
+  return batches, (counted[0] if count else None)
+
+
+def _training_input(strategy: tf.distribute.Strategy, pattern: str, setup: _Setup,
+                    corpus: dict) -> _Input:
+  """With a strategy ('mirrored', 'multi_worker_mirrored'), each replica's batches repeat
+  and an epoch is as many global batches as the whole data fill, so that every replica
+  takes the same steps; by default, one pass over the data."""
+  training = setup.training
+  distributed = training.strategy != 'default'
+  batches, anchors = _batches(strategy, pattern, setup, corpus, shuffle=True,
+                              repeat=distributed, count=True)
+  per_worker = distribution.per_worker(strategy, anchors)
+  total = sum(per_worker)
+  steps = max(1, -(-total // training.batch_size)) if distributed else None
+  return _Input(batches, total * (1 + training.negative_ratio + training.in_batch_negatives),
+                steps, per_worker)
+
+
+def _validation_input(strategy: tf.distribute.Strategy, pattern: str, setup: _Setup,
+                      corpus: dict) -> tuple[Any, Optional[int]]:
+  """(batches, steps): one pass over the validation anchors. With a strategy, as many
+  steps as the worker with the most batches takes; a worker out of data gets empty
+  batches (TensorFlow's partial batch handling), so every anchor counts once."""
+  distributed = setup.training.strategy != 'default'
+  batches, anchors = _batches(strategy, pattern, setup, corpus, shuffle=False,
+                              repeat=False, count=distributed)
+  if not distributed:
+    return batches, None
+  per_worker = distribution.per_worker(strategy, anchors)
+  worker_batch = setup.training.batch_size // len(per_worker)
+  return batches, max(1, max(-(-n // worker_batch) for n in per_worker))
+
+
 def run_fn(fn_args) -> None:
   """TFX Trainer entry point (see the module docstring)."""
   started = time.perf_counter()
+  training = configs.from_custom_config(fn_args.custom_config, configs.TrainingConfig)
+  # First: MultiWorkerMirroredStrategy must set up collective ops before any TF op.
+  strategy = distribution.create_strategy(training.strategy)
+  distribution.check_global_batch(strategy, training.batch_size)
+  outputs = distribution.WorkerOutputs(strategy)
+  try:
+    _run(fn_args, strategy, outputs, started)
+  finally:
+    outputs.remove()
+
+
+def _run(fn_args, strategy: tf.distribute.Strategy, outputs: distribution.WorkerOutputs,
+         started: float) -> None:
   setup = _setup(fn_args)
   config = fn_args.custom_config
   training = setup.training
@@ -205,38 +290,34 @@ def run_fn(fn_args) -> None:
   backup_root = config[layout.TRAINER_BACKUP_DIR]
   _, corpus = data.corpus_item_features(config[layout.TRAINER_ITEM_CORPUS], setup.tft_output,
                                         setup.space)
-  train_anchors = data.anchors(fn_args.train_files, setup.tft_output, setup.space,
-                               training).cache()
-  anchors = int(train_anchors.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
-  rows = anchors * (1 + training.negative_ratio + training.in_batch_negatives)
-  log.info('training on %s anchors (+%d random and %d in-batch negatives each, %s rows '
-           'per epoch), item corpus of %s%s', f'{anchors:,}', training.negative_ratio,
-           training.in_batch_negatives, f'{rows:,}',
+  train = _training_input(strategy, fn_args.train_files, setup, corpus)
+  anchors = sum(train.anchors_per_worker)
+  workers = len(train.anchors_per_worker)
+  log.info('training on %s anchors%s (+%d random and %d in-batch negatives each, %s rows '
+           'per epoch), item corpus of %s%s', f'{anchors:,}',
+           f' ({workers} workers: {train.anchors_per_worker})' if workers > 1 else '',
+           training.negative_ratio, training.in_batch_negatives, f'{train.rows:,}',
            f'{int(corpus[fnames.ITEM_ID].shape[0]):,}',
            f'; refit with the epochs kept before: {fixed}' if fixed else '')
-  train = data.training_batches(train_anchors, setup.space, corpus, training, shuffle=True,
-                                num_epochs=1)
-  validation = None if fixed else data.training_batches(
-      data.anchors(fn_args.eval_files, setup.tft_output, setup.space, training),
-      setup.space, corpus, training, shuffle=False, num_epochs=1)
-  summary = {'anchors': anchors, 'rows_per_epoch': rows, 'refit': bool(fixed),
+  validation = None if fixed else _validation_input(strategy, fn_args.eval_files, setup,
+                                                    corpus)
+  summary = {'anchors': anchors, 'rows_per_epoch': train.rows, 'refit': bool(fixed),
              'seed': training.seed}
+  if workers > 1:
+    summary['anchors_per_worker'] = train.anchors_per_worker
 
-  strategy = _strategy(training.strategy)
-  if strategy.num_replicas_in_sync > 1:  # replicas get slices of a batch, anchors or not
-    train = train.map(data.without_user_row)
-    validation = validation and validation.map(data.without_user_row)
   with strategy.scope():
     teacher = None
     if setup.distillation.enabled:
-      teacher = _teacher_phase(fn_args, setup, train, validation, rows, backup_root,
-                               summary, fixed)
+      teacher = _teacher_phase(fn_args, setup, train, validation, backup_root, summary,
+                               fixed, outputs)
     student = build.build_student(setup.model, setup.space, teacher,
                                   setup.distillation.weight)
     student.compile(_optimizer(training))
+    if not fixed:
+      student(_features_batch(setup.space))  # build, for the validation functions
   before = []
   if not fixed:
-    student(_features_batch(setup.space))  # build, for the validation functions
     before.append(callbacks.ValidationRecall(
         export.examples_function(student.user_tower, setup.tft_output, setup.space,
                                  setup.space.user_tower_features),
@@ -249,9 +330,9 @@ def run_fn(fn_args) -> None:
                 *json.loads(config.get(layout.TRAINER_RECALL_KS, '[]'))}),
         every=training.validation_every_epochs))
   summary['student'] = _fit(
-      student, 'student', fixed['student'] if fixed else training.epochs, train, rows,
+      student, 'student', fixed['student'] if fixed else training.epochs, train,
       os.path.join(backup_root, 'student'), os.path.join(fn_args.model_run_dir, 'student'),
-      monitor=None if fixed else f'val_recall@{training.early_stopping_k}',
+      outputs, monitor=None if fixed else f'val_recall@{training.early_stopping_k}',
       patience=training.patience, before=before)
   if before:
     summary['student']['validation_recall'] = {str(epoch): recall for epoch, recall in
@@ -259,24 +340,27 @@ def run_fn(fn_args) -> None:
   profile = student.user_tower.scenario_profile()  # e.g. DSMOE's gates and SAP b_s
   if profile:
     summary['scenario_profile'] = profile
+  # Every worker exports (a save may read variables across workers); only the chief's
+  # copy is kept.
+  model_dir = outputs.path(fn_args.serving_model_dir)
   export.export_towers(student.user_tower, student.item_tower, setup.tft_output,
-                       setup.space, fn_args.serving_model_dir)
+                       setup.space, model_dir)
   summary['seconds'] = time.perf_counter() - started
-  with tf.io.gfile.GFile(os.path.join(fn_args.serving_model_dir,
-                                      layout.TRAINING_SUMMARY_FILE), 'w') as f:
+  with tf.io.gfile.GFile(os.path.join(model_dir, layout.TRAINING_SUMMARY_FILE), 'w') as f:
     json.dump(summary, f, indent=2)
-  if tf.io.gfile.exists(backup_root):
+  distribution.barrier(strategy)  # the chief's files are written: every worker is done
+  if outputs.chief and tf.io.gfile.exists(backup_root):
     tf.io.gfile.rmtree(backup_root)  # done: nothing to resume
   log.info('trained and exported in %.0f s (epochs kept: %s)', summary['seconds'],
            ', '.join(f'{phase} {summary[phase]["epoch_kept"]}'
                      for phase in ('teacher', 'student') if summary.get(phase)))
 
 
-def _teacher_phase(fn_args, setup: _Setup, train, validation, rows: int,
-                   backup_root: str, summary: dict, fixed: Optional[dict]):
+def _teacher_phase(fn_args, setup: _Setup, train: _Input, validation, backup_root: str,
+                   summary: dict, fixed: Optional[dict], outputs: distribution.WorkerOutputs):
   """Trains (or loads) the teacher, saves it as the teacher artifact, returns it frozen."""
   config = fn_args.custom_config
-  output = config[layout.TRAINER_TEACHER_OUTPUT]
+  output = outputs.path(config[layout.TRAINER_TEACHER_OUTPUT])
   finished = os.path.join(backup_root, 'teacher_trained')
   source: Optional[str] = None if fixed else config.get(layout.TRAINER_TEACHER_INPUT)
   if source:
@@ -296,11 +380,11 @@ def _teacher_phase(fn_args, setup: _Setup, train, validation, rows: int,
         teacher, 'teacher',
         fixed.get('teacher', setup.distillation.teacher_epochs) if fixed else
         setup.distillation.teacher_epochs,
-        train, rows, os.path.join(backup_root, 'teacher'),
-        os.path.join(fn_args.model_run_dir, 'teacher'), validation=validation,
+        train, os.path.join(backup_root, 'teacher'),
+        os.path.join(fn_args.model_run_dir, 'teacher'), outputs, validation=validation,
         monitor=None if fixed else 'val_auc', patience=setup.training.patience,
         every=setup.training.validation_every_epochs)
-    _save_teacher(teacher, setup, finished, summary['teacher'])
+    _save_teacher(teacher, setup, outputs.path(finished), summary['teacher'])
   if source and tf.io.gfile.exists(os.path.join(source, layout.TEACHER_SERVING_DIR)):
     release_format.copy_tree(source, output)  # the same teacher: its files as they are
   else:

@@ -13,6 +13,8 @@ from typing import Optional
 
 from tfx.dsl.components.base import base_component
 from tfx.dsl.components.base import executor_spec
+from tfx.extensions.google_cloud_ai_platform import constants as cloud_constants
+from tfx.extensions.google_cloud_ai_platform.trainer import executor as cloud_executor
 from tfx.proto import trainer_pb2
 from tfx.types import channel
 from tfx.types import component_spec
@@ -63,7 +65,8 @@ class DistillationTrainer(base_component.BaseComponent):
     schedule_model given (a refit): trains on every day (split 'all', items as of the last
       event) exactly the epochs that model kept, without validation.
   Refuses a config that names an unregistered student or teacher (models/build.py) when
-  the pipeline is defined, before anything runs.
+  the pipeline is defined, before anything runs. With training.vertex.enabled it runs as a
+  Vertex AI CustomJob of training.vertex.workers replicas (executor.VertexExecutor).
   """
 
   SPEC_CLASS = DistillationTrainerSpec
@@ -83,6 +86,9 @@ class DistillationTrainer(base_component.BaseComponent):
     # The K of the validation recall it reports (not the whole evaluation section, whose
     # blessing settings must not retrain a model).
     custom_config[layout.TRAINER_RECALL_KS] = json.dumps(config.evaluation.recall_ks)
+    vertex = config.training.vertex
+    if vertex.enabled:
+      custom_config.update(vertex_job(vertex))
     refit = schedule_model is not None
     train, evaluate = (layout.ALL, layout.ALL) if refit else (layout.TRAIN,
                                                               layout.VALIDATION)
@@ -96,4 +102,22 @@ class DistillationTrainer(base_component.BaseComponent):
         item_corpus_split=layout.ALL if refit else layout.TRAIN,
         model=channel.Channel(type=standard_artifacts.Model),
         model_run=channel.Channel(type=standard_artifacts.ModelRun),
-        teacher_model=channel.Channel(type=artifacts.TeacherModel)))
+        teacher_model=channel.Channel(type=artifacts.TeacherModel)),
+        custom_executor_spec=executor_spec.ExecutorClassSpec(executor.VertexExecutor)
+        if vertex.enabled else None)
+
+
+def vertex_job(vertex: configs.VertexTrainingConfig) -> dict:
+  """The custom_config entries of TFX's Vertex training extension (VertexExecutor): the
+  CustomJob's worker pools (workerpool0 the chief, workerpool1 the other workers), its
+  project and region."""
+  if not vertex.image:
+    raise configs.ConfigError('training.vertex.image is empty: name the image the workers '
+                              'run (pipeline/kubeflow_v2_runner.py sets the pipeline\'s)')
+  pools = [{'machine_spec': {'machine_type': vertex.machine_type},
+            'container_spec': {'image_uri': vertex.image}, 'replica_count': replicas}
+           for replicas in (1, vertex.workers - 1) if replicas]
+  return {cloud_executor.TRAINING_ARGS_KEY: {'project': vertex.project,
+                                             'job_spec': {'worker_pool_specs': pools}},
+          cloud_constants.ENABLE_VERTEX_KEY: True,
+          cloud_constants.VERTEX_REGION_KEY: vertex.region}

@@ -1,10 +1,12 @@
-"""Executor of DistillationTrainer: TFX's generic Trainer executor with extra inputs."""
+"""Executors of DistillationTrainer: TFX's generic Trainer executor with extra inputs, and
+its hand-off to a Vertex AI CustomJob of several workers (training.vertex)."""
 
 import json
 import os
 
 import tensorflow as tf
 from tfx.components.trainer import executor as trainer_executor
+from tfx.extensions.google_cloud_ai_platform.trainer import executor as cloud_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
@@ -43,6 +45,17 @@ class Executor(trainer_executor.GenericExecutor):
         input_dict, exec_properties, artifact_utils.get_single_uri(output_dict['model']))
     fn_args.custom_config = config
     return fn_args
+
+
+class VertexExecutor(cloud_executor.GenericExecutor):
+  """training.vertex: runs `Executor` as a Vertex AI CustomJob (TFX's Vertex training
+  extension) and waits for it. Each replica of the job's worker pools runs `Executor` on
+  this execution's inputs, outputs and properties (python -m tfx.scripts.run_executor in
+  the pipeline's image), and Vertex sets TF_CONFIG on each; the job is custom_config's
+  cloud_executor.TRAINING_ARGS_KEY (component.py builds it from the config)."""
+
+  def _GetExecutorClass(self):
+    return Executor
 
 
 def _kept_epochs(model_dir: str) -> dict:

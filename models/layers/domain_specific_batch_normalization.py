@@ -32,10 +32,15 @@ class DomainSpecificBatchNormalization(tf.keras.layers.Layer):
     shape = (self.num_scenarios, channels)
     self.gamma = self.add_weight(name='gamma', shape=shape, initializer='ones')
     self.beta = self.add_weight(name='beta', shape=shape, initializer='zeros')
+    # MEAN: under a tf.distribute strategy each replica's update is averaged over the
+    # replicas, so every replica (and worker) keeps the same moving statistics; without
+    # an aggregation each would keep its own, and a save would take the chief's alone.
     self.moving_mean = self.add_weight(name='moving_mean', shape=shape, initializer='zeros',
-                                       trainable=False)
+                                       trainable=False,
+                                       aggregation=tf.VariableAggregation.MEAN)
     self.moving_variance = self.add_weight(name='moving_variance', shape=shape,
-                                           initializer='ones', trainable=False)
+                                           initializer='ones', trainable=False,
+                                           aggregation=tf.VariableAggregation.MEAN)
     super().build(input_shape)
 
   def call(self, inputs, training=None):
