@@ -57,6 +57,7 @@ import logging
 import os
 import re
 import signal
+import sys
 import threading
 import time
 from typing import Any, Optional
@@ -121,9 +122,14 @@ class ReleaseHolder:
 
 class Reloader:
   """Runs the holder's reloads on one background thread at a lower CPU priority (nice 10
-  on Linux, where priority is per thread), so loading a release does not stall serving."""
+  on Linux, where priority is per thread), so loading a release does not stall serving.
+
+  Loading a SavedModel is mostly Python, holding the GIL that the event loop needs for
+  every request; while a reload runs the interpreter hands the GIL over every
+  SWITCH_INTERVAL seconds instead of the default 5 ms, so a request waits less for it."""
 
   NICE = 10
+  SWITCH_INTERVAL = 0.0005
 
   def __init__(self, holder: ReleaseHolder):
     self._holder = holder
@@ -138,7 +144,15 @@ class Reloader:
       pass
 
   def submit(self, path: Optional[str] = None) -> concurrent.futures.Future:
-    return self._thread.submit(self._holder.reload, path)
+    return self._thread.submit(self._reload, path)
+
+  def _reload(self, path: Optional[str]) -> tuple[str, str]:
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(self.SWITCH_INTERVAL)
+    try:
+      return self._holder.reload(path)
+    finally:
+      sys.setswitchinterval(interval)
 
 
 class RequestModel(pydantic.BaseModel):
