@@ -15,7 +15,7 @@
   python -m serving recommend --release DIR --requests FILE --output OUT.jsonl [-k 10]
       the same for every line of a CSV or JSONL file (exclude, weights per line)
   python -m serving serve --release DIR [--host 127.0.0.1] [--port 8000]
-                          [--max-batch 64] [--max-wait-ms 2] [--no-admin]
+                          [--max-batch 64] [--max-wait-ms 0] [--no-admin]
       the HTTP service (serving/service.py); /admin/* needs the bearer token in the
       environment variable DSMOE_ADMIN_TOKEN, and without it the service refuses a
       non-loopback --host unless --no-admin
@@ -62,8 +62,9 @@ def _parser() -> argparse.ArgumentParser:
   serve.add_argument('--max-k', type=int, default=1000)
   serve.add_argument('--max-batch', type=int, default=64,
                      help='requests per micro-batched model call (1: no batching)')
-  serve.add_argument('--max-wait-ms', type=float, default=2.0,
-                     help='how long a request waits for others to share its model call')
+  serve.add_argument('--max-wait-ms', type=float, default=0.0,
+                     help='how long a request waits for others to share its model call '
+                     '(0: only those that queued while the model was busy)')
   serve.add_argument('--no-admin', action='store_true',
                      help='leave out /admin/* (reloads then only by SIGHUP)')
   serve.add_argument('--drain-seconds', type=float, default=30.0,

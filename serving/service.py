@@ -36,8 +36,9 @@ as one JSON line (logger `serving.access`: request_id, method, path, status, ms,
 
 Micro-batching (serving/batching.py): concurrent requests to one endpoint are answered by
 one user-tower call and one ScaNN search (and one ranker call), at most
-`ServingLimits.max_batch` requests, waiting at most `max_wait_ms` for company; the model
-calls run on a worker thread, off the event loop.
+`ServingLimits.max_batch` requests: those that queued while the previous call ran, and
+with `max_wait_ms` > 0 also those arriving that long after the first; the model calls run
+on a worker thread, off the event loop.
 
 A swap loads and checks the new release completely, on a background thread at a lower
 CPU priority, before it replaces the old one; requests in flight finish on the release
@@ -90,7 +91,7 @@ class ServingLimits(pydantic.BaseModel):
   max_k: int = 1000
   max_body_bytes: int = 4 << 20
   max_batch: int = 64  # requests per micro-batched model call (1: no batching)
-  max_wait_ms: float = 2.0  # how long a request waits for others to share its call
+  max_wait_ms: float = 0.0  # how long a request waits for others to share its call
 
 
 class ReleaseHolder:
