@@ -42,6 +42,7 @@ def _worker_states(runner: str, output: str) -> list:
   return [json.loads(line) for path in glob.glob(output + '*') for line in open(path)]
 
 
+@pytest.mark.extended  # ~25-40 s of worker processes; make test's budget is 12 minutes
 def test_local_runner_workers_are_processes_that_imported_tfx(tmp_path):
   """The pipeline's worker arguments reach LocalRunner's worker processes, so each imports
   tfx before it unpickles any code; FnApiRunner named alone does not hand them over."""
