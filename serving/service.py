@@ -152,6 +152,12 @@ class Reloader:
     sys.setswitchinterval(self.SWITCH_INTERVAL)
     try:
       return self._holder.reload(path)
+    except ReleaseLoadError:
+      raise  # counted and logged by the holder
+    except Exception:  # a SIGHUP reload has no caller to see it: log it here
+      log.exception('reload of %s failed, still serving %s', path or self._holder.path,
+                    self._holder.current.version)
+      raise
     finally:
       sys.setswitchinterval(interval)
 
