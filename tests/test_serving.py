@@ -765,13 +765,17 @@ def test_service_refuses_admin_beyond_loopback_without_a_token(capsys, monkeypat
 
 def test_concurrent_requests_are_answered_as_one_by_one(service, retriever):
   """Micro-batched answers (other requests' k and exclusions in the same model call)
-  equal the library's answer to each request alone."""
+  equal the library's answer to each request alone. Exact search: ScaNN's batched search
+  can order near-ties of a query differently depending on the other queries of its batch
+  (seen on the fixture's barely trained model), so the split, k and exclusions are
+  checked where the answer is unique."""
   base = service[0]
   users = sorted(retriever.release.snapshot)[:6]
   scenarios = retriever.release.scenarios
   bodies = []
   for i, user in enumerate(users * 2):
-    body = {'user_id': user, 'scenario': scenarios[i % len(scenarios)], 'k': 3 + i % 5}
+    body = {'user_id': user, 'scenario': scenarios[i % len(scenarios)], 'k': 3 + i % 5,
+            'exact': True}
     if i % 3 == 0:
       [top] = retriever.retrieve([RetrievalRequest(user, body['scenario'])], k=2)
       body['exclude'] = top.items
@@ -793,7 +797,7 @@ def test_concurrent_requests_are_answered_as_one_by_one(service, retriever):
     assert status == 200, answer
     [expected] = retriever.retrieve([RetrievalRequest(
         body['user_id'], body['scenario'], exclude=tuple(body.get('exclude', ())))],
-                                    k=body['k'])
+                                    k=body['k'], exact=True)
     [result] = answer['results']
     assert result['items'] == expected.items
     np.testing.assert_allclose(result['scores'], expected.scores, atol=1e-5)
