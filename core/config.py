@@ -42,7 +42,8 @@ class IngestionConfig:
   # Share of malformed rows per table that is dropped (and counted) instead of failing.
   max_bad_row_fraction: float = 0.0
   # Beyond the paper: add the item feature `scenario_clicks`, the item's clicks in each
-  # served scenario before the example's window (a training click does not count itself).
+  # served scenario strictly before the example's moment (a training event's own, an
+  # evaluation window's start), so a training click never counts itself.
   # It lets the scenario-independent item tower carry per-scenario popularity.
   scenario_click_features: bool = True
   # Beyond the paper: add the item feature `scenario_recent_clicks`, the same clicks
@@ -713,10 +714,12 @@ def to_custom_config(spec: ds.DatasetSpec, *sections,
 
 def trainer_sections(config: 'PipelineConfig') -> tuple:
   """The sections the retrieval Trainer's run_fn reads (training/trainer.py): transform,
-  model, distillation, training and, only when the teacher is a ranker, that ranker's
+  model, distillation, training, ingestion (the recent clicks' half-life of the
+  point-in-time negatives) and, only when the teacher is a ranker, that ranker's
   architecture (RankerConfig.architecture(); the ranker section's other fields at their
   defaults), so that no other ranker setting retrains the retrieval model."""
-  sections = (config.transform, config.model, config.distillation, config.training)
+  sections = (config.transform, config.model, config.distillation, config.training,
+              config.ingestion)
   if config.distillation.enabled and config.distillation.teacher in RANKERS:
     sections += (RankerConfig(**config.ranker.architecture()),)
   return sections

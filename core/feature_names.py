@@ -10,10 +10,13 @@ ITEM_ID = 'item_id'
 SCENARIO = 'scenario'  # the raw scenario value, as in the logs
 LABEL = 'label'  # int64, 1 = positive (click)
 TIMESTAMP = 'timestamp'  # int64, milliseconds since the Unix epoch
+# The raw item id of a transformed example (ITEM_ID is the vocabulary id there): only the
+# Trainer's point-in-time negatives read it (models/item_clicks.py).
+RAW_ITEM_ID = 'raw_item_id'
 HISTORY_ITEM_ID = 'history_item_id'  # the user's last clicked items, oldest first
 HISTORY_SCENARIO = 'history_scenario'  # raw scenario value of each history click
 # Item features derived from the log (beyond the DSMOE paper; each behind an ingestion
-# flag): the item's clicks in each served scenario before the example's time...
+# flag): the item's clicks in each served scenario strictly before the example's moment...
 SCENARIO_CLICKS = 'scenario_clicks'
 # ...and the same clicks exponentially decayed (recent popularity), as of the example.
 SCENARIO_RECENT_CLICKS = 'scenario_recent_clicks'
@@ -30,5 +33,5 @@ def task_label(task: str) -> str:
 
 
 # A user or item feature of the dataset spec may not take one of these names.
-RESERVED = (USER_ID, ITEM_ID, SCENARIO, LABEL, TIMESTAMP, HISTORY_ITEM_ID,
+RESERVED = (USER_ID, ITEM_ID, SCENARIO, LABEL, TIMESTAMP, RAW_ITEM_ID, HISTORY_ITEM_ID,
             HISTORY_SCENARIO) + POPULARITY_FEATURES  # and no name starts with TASK_PREFIX

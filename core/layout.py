@@ -63,6 +63,8 @@ TRAINER_TEACHER_INPUT = 'teacher_dir'  # absent: train a teacher
 TRAINER_TEACHER_OUTPUT = 'teacher_output_dir'
 TRAINER_BACKUP_DIR = 'backup_dir'  # checkpoints that survive a killed Trainer
 TRAINER_VALIDATION_EVENTS = 'validation_events_pattern'  # raw validation split (recall)
+TRAINER_CLICK_EVENTS = 'click_events_patterns'  # JSON [pattern, ...]: raw training splits
+                                               # (point-in-time negatives)
 TRAINER_FIXED_EPOCHS = 'fixed_epochs'  # JSON {"teacher": n, "student": m}: a refit
 TRAINER_RECALL_KS = 'recall_ks'  # JSON [k, ...]: the validation Recall@K it reports
 RANKER_SEED = 'ranker_seed'  # the RankerTrainer's seed (training.seed), alone: another

@@ -106,7 +106,10 @@ def train(data: RunData, config: configs.PipelineConfig, directory: str,
   With `refit_of` (a model dir trained here), trains instead on the train and validation
   windows together for exactly the epochs that model kept, as the pipeline's refit does
   (but with the train window's vocabularies). Negatives are drawn from the items as of
-  the validation window's start, as the validation examples' own item features are."""
+  the validation window's start, as the validation examples' own item features are;
+  their point-in-time popularity is as of each anchor's event, which for a validation
+  anchor is up to a day after the moment of its own features (the window's start): a
+  small asymmetry the pipeline's refit (split `all`, every event as of itself) has not."""
   model_dir = os.path.join(directory, 'model')
   if tf.io.gfile.exists(os.path.join(model_dir, layout.TRAINING_SUMMARY_FILE)):
     return model_dir
@@ -124,6 +127,8 @@ def train(data: RunData, config: configs.PipelineConfig, directory: str,
       layout.TRAINER_BACKUP_DIR: os.path.join(directory, 'backup'),
       layout.TRAINER_VALIDATION_EVENTS: layout.split_pattern(data.examples,
                                                              layout.VALIDATION),
+      layout.TRAINER_CLICK_EVENTS: json.dumps(
+          [layout.split_pattern(data.examples, s) for s in splits]),
       layout.TRAINER_RECALL_KS: json.dumps(config.evaluation.recall_ks),
   })
   trainer.run_fn(fn_args_utils.FnArgs(

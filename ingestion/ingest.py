@@ -15,7 +15,7 @@ Both joins are CoGroupByKeys, so feature tables of any size work on a distribute
 
 Time: a train example sees the user's history before its event; a validation or test example
 sees the history (and the time-dependent item features) as of its window's start, as a
-model serving that window would (records.as_of_ms, records.clicks_end_ms). The split `all`
+model serving that window would (records.as_of_ms). The split `all`
 repeats every event as a training example over all days, for the model a release serves.
 
 Every dropped or defaulted row is counted; the counts, the first bad rows and the scenario
@@ -274,10 +274,12 @@ class _AttachItemFeatures(beam.DoFn):
   The item features of an event come in two views, serialized: the view of the event's
   own split (train, validation or test) and the refit view (all). The static features are
   built once per item; the popularity features (beyond the paper, each behind its
-  ingestion flag) are as of each view:
-    scenario_clicks         the item's clicks per served scenario before
-                            records.clicks_end_ms of the view, less the event's own click;
-    scenario_recent_clicks  the same clicks exponentially decayed, as of records.as_of_ms.
+  ingestion flag) are point in time, as of records.as_of_ms of the view (a training event's
+  own moment, an evaluation window's start), counting clicks strictly before it:
+    scenario_clicks         the item's clicks per served scenario;
+    scenario_recent_clicks  the same clicks exponentially decayed (records.ItemClicks).
+  So a training click never counts itself, and the random negatives the Trainer draws for
+  it get the same features as of the same moment (models/item_clicks.py).
   The corpus gets one example per corpus split, as of the end of the training window
   (train), the start of the test window (test) and the last event (all).
   """
@@ -299,36 +301,29 @@ class _AttachItemFeatures(beam.DoFn):
     features_bytes = records.features_proto(
         row.values if row else self._defaults).SerializeToString()
     served = [s.value for s in scenarios]
-    totals = {view: records.scenario_clicks(events, served, records.clicks_end_ms(view, bounds))
-              for view in layout.CORPUS_SPLITS} if self._clicks else {}
-    decayed = (records.DecayedClicks(events, served, self._half_life_ms) if self._recent
-               else None)
+    clicks = (records.ItemClicks(events, served, self._half_life_ms)
+              if self._clicks or self._recent else None)
 
-    def popularity(view: str, as_of_ms: int, event=None) -> bytes:
+    def popularity(as_of_ms: int) -> bytes:
       values = {}
       if self._clicks:
-        counts_view = layout.TRAIN if view == layout.VALIDATION else view
-        values[fnames.SCENARIO_CLICKS] = (
-            records.scenario_clicks_without(totals[counts_view], event, served,
-                                            records.clicks_end_ms(view, bounds))
-            if event is not None else totals[counts_view])
-      if decayed:
-        values[fnames.SCENARIO_RECENT_CLICKS] = decayed.at(as_of_ms)
+        values[fnames.SCENARIO_CLICKS] = clicks.counts(as_of_ms)
+      if self._recent:
+        values[fnames.SCENARIO_RECENT_CLICKS] = clicks.decayed(as_of_ms)
       return records.float_lists_proto(values) if values else b''
 
     corpus_as_of = {layout.TRAIN: bounds.validation_start_ms,
                     layout.TEST: bounds.test_start_ms, layout.ALL: end_ms}
     for split, tag in zip(layout.CORPUS_SPLITS, _corpus_tags()):
       corpus = records.item_example(item_id, tf.train.Features.FromString(
-          features_bytes + popularity(split, corpus_as_of[split])))
+          features_bytes + popularity(corpus_as_of[split])))
       yield beam.pvalue.TaggedOutput(tag, corpus)
     num_events = 0
     for event in events:
       num_events += 1
       split = records.split_of(event.timestamp_ms, bounds)
       views = tuple(features_bytes + popularity(
-          view, records.as_of_ms(event.timestamp_ms, view, bounds), event)
-                    for view in (split, layout.ALL))
+          records.as_of_ms(event.timestamp_ms, view, bounds)) for view in (split, layout.ALL))
       yield event.user_id, (event, views)
     if row is None:
       yield beam.pvalue.TaggedOutput(_COUNT, (counts.ITEMS_WITHOUT_FEATURES, 1))

@@ -185,15 +185,6 @@ def as_of_ms(timestamp_ms: int, view: str, bounds: ds.SplitBoundaries) -> int:
   return timestamp_ms
 
 
-def clicks_end_ms(view: str, bounds: ds.SplitBoundaries) -> Optional[int]:
-  """An item's click counts (`scenario_clicks`) in `view` count the clicks before this time:
-  the training period for train and validation, everything before the test window for
-  test, every click for the refit view `all` (None)."""
-  if view in (layout.TRAIN, layout.VALIDATION):
-    return bounds.validation_start_ms
-  return bounds.test_start_ms if view == layout.TEST else None
-
-
 def histories(events: Sequence[Event], ends_ms: Sequence[Optional[int]],
               length: int) -> list[list[HistoryEntry]]:
   """The behaviour sequence of each of one user's events.
@@ -239,38 +230,16 @@ def select_scenarios(counts: Iterable[ScenarioCount], num_scenarios: int,
   return ranked[:num_scenarios]
 
 
-def scenario_clicks(events: Iterable[Event], scenarios: Sequence[str],
-                    end_ms: Optional[int]) -> list[float]:
-  """One item's clicks before `end_ms` (None: all) in each of `scenarios`, in their order."""
-  position = {s: i for i, s in enumerate(scenarios)}
-  counts = [0.0] * len(scenarios)
-  for event in events:
-    if event.label == 1 and _before(event, end_ms) and event.scenario in position:
-      counts[position[event.scenario]] += 1.0
-  return counts
+class ItemClicks:
+  """One item's clicks per scenario as of any moment t, counting only clicks strictly
+  before t (the point-in-time rule of every example, anchor, negative or corpus row):
 
+      n_s(t) = #{clicks c in scenario s : t_c < t}
+      d_s(t) = sum over those clicks of 2 ** (-(t - t_c) / h)   (half-life h)
 
-def scenario_clicks_without(counts: Sequence[float], event: Event,
-                            scenarios: Sequence[str], end_ms: Optional[int]) -> list[float]:
-  """The counts an event's example gets: without the event's own click when the counts
-  include it, so no training example carries its label in a feature."""
-  counts = list(counts)
-  if event.label == 1 and _before(event, end_ms) and event.scenario in scenarios:
-    counts[list(scenarios).index(event.scenario)] -= 1.0
-  return counts
-
-
-def _before(event: Event, end_ms: Optional[int]) -> bool:
-  return end_ms is None or event.timestamp_ms < end_ms
-
-
-class DecayedClicks:
-  """An item's exponentially decayed clicks per scenario as of any moment t:
-
-      d_s(t) = sum over its clicks c in scenario s with t_c < t of 2 ** (-(t - t_c) / h)
-
-  with half-life h: a click counts 1 now, 1/2 after h, 1/4 after 2h. Prefix sums of
+  A click counts 1 in d now, 1/2 after h, 1/4 after 2h. Prefix sums of
   2 ** ((t_c - t_0) / h) over the time-sorted clicks make each query one bisection.
+  models/item_clicks.py applies the same rule inside tf.data to the training negatives.
   """
 
   def __init__(self, events: Iterable[Event], scenarios: Sequence[str],
@@ -288,8 +257,12 @@ class DecayedClicks:
         prefix.append(total)
       self._prefix.append(prefix)
 
-  def at(self, t_ms: int) -> list[float]:
-    """d_s(t) for every scenario, in order (clicks strictly before t_ms)."""
+  def counts(self, t_ms: int) -> list[float]:
+    """n_s(t) for every scenario, in order."""
+    return [float(bisect.bisect_left(times, t_ms)) for times in self._times]
+
+  def decayed(self, t_ms: int) -> list[float]:
+    """d_s(t) for every scenario, in order."""
     scale = 2.0 ** (-(t_ms - self._t0) / self._h)
     return [prefix[bisect.bisect_left(times, t_ms)] * scale
             for times, prefix in zip(self._times, self._prefix)]

@@ -7,7 +7,9 @@
       -> batches of `batch_size` anchors
       -> + `negative_ratio` random negatives per anchor: the anchor's user features and
          scenario with an item drawn from the item corpus, label 0; an item's chance is
-         proportional to (its training clicks + 1) ** negative_sampling_power (0: uniform)
+         proportional to (its training clicks + 1) ** negative_sampling_power (0: uniform);
+         its popularity features as of the anchor's moment (point in time,
+         models/item_clicks.py), like the anchor's own
       -> + `in_batch_negatives` per anchor (beyond the paper): the items of other anchors
          of the batch, so popular items are negatives as often as they are positives
       -> the anchors come first; features.USER_ROW gives each row its anchor's row, so
@@ -37,6 +39,7 @@ from core import config as configs
 from core import examples as example_files
 from core import feature_names as fnames
 from models import features
+from models import item_clicks
 from models import losses
 
 _PARSE_BATCH = 1024
@@ -44,11 +47,12 @@ _PARSE_BATCH = 1024
 
 def transformed_examples(file_pattern: str, tft_output: tft.TFTransformOutput,
                          space: features.FeatureSpace, num_shards: int = 1,
-                         shard_index: int = 0) -> tf.data.Dataset:
-  """Single examples (unbatched) of dense model inputs, the label included, in a stable
-  order. With `num_shards` > 1, only every num_shards-th record from `shard_index` on (a
-  worker's disjoint share; only its records are parsed)."""
-  names = space.user_tower_features + space.item_tower_features + (fnames.LABEL,)
+                         shard_index: int = 0, extra: tuple[str, ...] = ()) -> tf.data.Dataset:
+  """Single examples (unbatched) of dense model inputs, the label and the `extra`
+  transformed features included, in a stable order. With `num_shards` > 1, only every
+  num_shards-th record from `shard_index` on (a worker's disjoint share; only its records
+  are parsed)."""
+  names = space.user_tower_features + space.item_tower_features + (fnames.LABEL,) + extra
   spec = tft_output.transformed_feature_spec()
   return (tf.data.Dataset.from_tensor_slices(example_files.sorted_records(file_pattern))
           .shard(num_shards, shard_index)
@@ -131,13 +135,20 @@ def ranking_batches(examples: tf.data.Dataset, batch_size: int,
 SHUFFLE_BUFFER = 200_000
 
 
+# What training_batches needs of each anchor for point-in-time negatives.
+POINT_IN_TIME_KEYS = (fnames.TIMESTAMP, fnames.RAW_ITEM_ID)
+
+
 def anchors(file_pattern: str, tft_output: tft.TFTransformOutput,
             space: features.FeatureSpace, config: configs.TrainingConfig,
-            num_shards: int = 1, shard_index: int = 0) -> tf.data.Dataset:
+            num_shards: int = 1, shard_index: int = 0,
+            point_in_time: bool = False) -> tf.data.Dataset:
   """The training examples every batch starts from: clicks (and, with
   exposure_negatives, exposures without a click), single examples; of one shard of the
-  records with `num_shards` > 1 (transformed_examples)."""
-  examples = transformed_examples(file_pattern, tft_output, space, num_shards, shard_index)
+  records with `num_shards` > 1 (transformed_examples). With `point_in_time`, each also
+  carries POINT_IN_TIME_KEYS (for training_batches' `items`)."""
+  examples = transformed_examples(file_pattern, tft_output, space, num_shards, shard_index,
+                                  POINT_IN_TIME_KEYS if point_in_time else ())
   if not config.exposure_negatives:
     examples = examples.filter(lambda x: x[fnames.LABEL] > 0)
   return examples
@@ -156,11 +167,17 @@ def item_click_counts(anchor_examples: tf.data.Dataset,
 
 def training_batches(anchor_examples: tf.data.Dataset, space: features.FeatureSpace,
                      corpus_items: dict, config: configs.TrainingConfig,
-                     shuffle: bool = True, num_epochs=None) -> tf.data.Dataset:
+                     shuffle: bool = True, num_epochs=None,
+                     items: Optional[item_clicks.PointInTimeItems] = None) -> tf.data.Dataset:
   """(features, labels, weights) batches: anchors plus their negatives (module docstring).
 
   `anchor_examples` (from `anchors`) are cached in memory (about 1 KB each), so later
   epochs only reshuffle and draw new negatives; `num_epochs` None repeats forever.
+
+  With `items` (anchors from `anchors(..., point_in_time=True)`), every negative's
+  popularity features are its item's as of its anchor's moment, the rule of the anchor's
+  own features (models/item_clicks.py); without, the corpus's (right when the anchors'
+  features are as of the corpus's moment, as for validation).
   """
   examples = anchor_examples.cache()
   clicks = item_click_counts(examples, space)
@@ -179,8 +196,11 @@ def training_batches(anchor_examples: tf.data.Dataset, space: features.FeatureSp
   offsets = (sampling_log_offsets(clicks, corpus_items, space, config)
              if config.logq_correction else None)
 
+  popularity = [name for name in item_names if name in fnames.POPULARITY_FEATURES]
+
   def add_negatives(batch, seed):
     labels = tf.cast(batch.pop(fnames.LABEL) > 0, tf.float32)
+    moments = [batch.pop(key) for key in POINT_IN_TIME_KEYS if key in batch]
     size = tf.shape(labels)[0]
     picks = tf.random.stateless_categorical(logits[None], size * ratio, seed=seed,
                                             dtype=tf.int64)[0]  # corpus rows
@@ -196,6 +216,12 @@ def training_batches(anchor_examples: tf.data.Dataset, space: features.FeatureSp
         parts += [tf.repeat(value, ratio, axis=0), tf.tile(value, [in_batch] +
                                                            [1] * (value.shape.rank - 1))]
       merged[name] = tf.concat(parts, axis=0)
+    if items is not None and popularity:
+      times, raw_ids = moments
+      rows = tf.concat([picks, tf.gather(items.rows_of(raw_ids), others)], 0)
+      as_of = tf.concat([tf.repeat(times, ratio), tf.tile(times, [in_batch])], 0)
+      for name, value in items.table.features(popularity, rows, as_of).items():
+        merged[name] = tf.concat([batch[name], value], 0)
     anchor_rows = tf.range(size, dtype=tf.int32)
     merged[features.USER_ROW] = tf.concat(
         [anchor_rows, tf.repeat(anchor_rows, ratio), tf.tile(anchor_rows, [in_batch])], 0)

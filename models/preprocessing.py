@@ -11,7 +11,8 @@
   writes it): log(1 + clicks), one value per served scenario;
 - the scenario and history scenarios stay raw strings (the model maps them with the
   ingestion's scenario mapping); the label and the ranking tasks' labels pass
-  through; the timestamp is not a feature.
+  through; so do the timestamp and the raw item id (`raw_item_id`), which only the
+  Trainer's point-in-time negatives read (models/item_clicks.py), not the models.
 
 The function is written for TFX's Transform component, which passes `custom_config` with
 the dataset spec and the transform config as JSON.
@@ -48,13 +49,23 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
           value, num_oov_buckets=oov, vocab_filename=feature.name)
   for name in fnames.POPULARITY_FEATURES:
     if name in inputs:
-      outputs[name] = tf.sparse.map_values(tf.math.log1p, inputs[name])
+      outputs[name] = tf.sparse.map_values(popularity_transform, inputs[name])
   outputs[fnames.SCENARIO] = inputs[fnames.SCENARIO]
   outputs[fnames.HISTORY_SCENARIO] = inputs[fnames.HISTORY_SCENARIO]
   outputs[fnames.LABEL] = inputs[fnames.LABEL]
+  # For the Trainer's point-in-time negatives (models/item_clicks.py): the event's moment
+  # and its raw item id. Not model inputs.
+  outputs[fnames.TIMESTAMP] = inputs[fnames.TIMESTAMP]
+  outputs[fnames.RAW_ITEM_ID] = inputs[fnames.ITEM_ID]
   for task in spec.logs.task_names:  # the rankers' labels pass through too
     outputs[fnames.task_label(task)] = inputs[fnames.task_label(task)]
   return outputs
+
+
+def popularity_transform(clicks: tf.Tensor) -> tf.Tensor:
+  """Raw click counts -> the model's popularity inputs: log(1 + clicks). The Trainer's
+  point-in-time negatives (models/item_clicks.py) apply the same function."""
+  return tf.math.log1p(clicks)
 
 
 def vocabulary_sizes(tft_output: tft.TFTransformOutput, spec: ds.DatasetSpec,

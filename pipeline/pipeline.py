@@ -157,7 +157,7 @@ def create_pipeline(
         item_corpus=example_gen.outputs['item_corpus'],
         scenario_mapping=example_gen.outputs['scenario_mapping'],
         run_fn=RUN_FN, dataset_spec=spec, config=config,
-        code_fingerprint=fingerprint,
+        code_fingerprint=fingerprint, raw_examples=example_gen.outputs['examples'],
         schedule_model=trainer.outputs['model']).with_id('refit_trainer')
     index = IndexBuilder(model=refit.outputs['model'],
                          item_corpus=example_gen.outputs['item_corpus'],

@@ -81,22 +81,35 @@ def fixture_transformed(tmp_path_factory, fixture_ingestion, small_setup):
 MODEL_TRAINING = dict(batch_size=128, learning_rate=3e-3, negative_ratio=4)
 
 
-@pytest.fixture(scope='session')
-def fixture_batches(fixture_transformed):
-  """(feature space, every training batch of the fixture in a fixed order): anchors of
-  the train window with their random negatives, as the Trainer makes them."""
-  import tensorflow as tf
+def fixture_training_batches(fixture_transformed, training):
+  """(feature space, the fixture's training batches in a fixed order, the point-in-time
+  items): anchors of the train window with their random negatives, each negative's
+  popularity as of its anchor's moment, as the Trainer makes them."""
   import tensorflow_transform as tft
-  from core import config as configs
   from models import data
-  tf.keras.utils.set_random_seed(1)
-  training = configs.TrainingConfig(**MODEL_TRAINING)
+  from models import item_clicks
   tft_output = tft.TFTransformOutput(fixture_transformed.tft_dir)
   space = fixture_transformed.space
-  _, corpus = data.corpus_item_features(fixture_transformed.corpus, tft_output, space)
+  corpus_ids, corpus = data.corpus_item_features(fixture_transformed.corpus, tft_output,
+                                                 space)
+  items, _ = item_clicks.from_examples([fixture_transformed.raw_train], corpus_ids,
+                                       space.scenarios, 86_400_000)
   batches = data.training_batches(
-      data.anchors(fixture_transformed.train, tft_output, space, training), space, corpus,
-      training, shuffle=False, num_epochs=1)
+      data.anchors(fixture_transformed.train, tft_output, space, training,
+                   point_in_time=True),
+      space, corpus, training, shuffle=False, num_epochs=1, items=items)
+  return space, batches, items
+
+
+@pytest.fixture(scope='session')
+def fixture_batches(fixture_transformed):
+  """(feature space, every training batch of the fixture in a fixed order)
+  (fixture_training_batches)."""
+  import tensorflow as tf
+  from core import config as configs
+  tf.keras.utils.set_random_seed(1)
+  space, batches, _ = fixture_training_batches(
+      fixture_transformed, configs.TrainingConfig(**MODEL_TRAINING))
   return space, list(batches)
 
 

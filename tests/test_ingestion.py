@@ -130,20 +130,25 @@ def test_histories_known_answers_and_no_leakage(ingested):
       'a', 'b', 'c', 'd', 'c', 'a']
 
 
-def test_scenario_clicks_as_of_each_window_without_the_events_own(ingested):
+def test_scenario_clicks_are_point_in_time(ingested):
   events = _events(ingested)
   clicks = lambda key, view=events: view[key]['scenario_clicks']
-  # Item a: training clicks in s1 (u1) and s3 (u2); order s1, s2, s3 (the mapping).
-  assert clicks(('u1', 'a', mini.t(0, 1), 1)) == [0.0, 0.0, 1.0]  # its own s1 click out
-  assert clicks(('u2', 'a', mini.t(1, 10), 1)) == [1.0, 0.0, 0.0]  # its own s3 click out
-  assert clicks(('u1', 'c', mini.t(0, 3), 0)) == [2.0, 0.0, 0.0]  # not a click: all count
-  assert clicks(('u1', 'b', mini.t(0, 2), 1)) == [0.0, 1.0, 0.0]  # s5 is not served
+  # A training example counts the clicks strictly before its own moment: never its own
+  # click, never a later one. Item a: clicks in s1 at t(0, 1) and s3 at t(1, 10); order
+  # s1, s2, s3 (the mapping).
+  assert clicks(('u1', 'a', mini.t(0, 1), 1)) == [0.0, 0.0, 0.0]
+  assert clicks(('u2', 'a', mini.t(1, 10), 1)) == [1.0, 0.0, 0.0]
+  # c: u1's click at the same millisecond does not count; u2's later click neither.
+  assert clicks(('u1', 'c', mini.t(0, 3), 0)) == [0.0, 0.0, 0.0]
+  assert clicks(('u2', 'c', mini.t(1, 11), 1)) == [1.0, 0.0, 0.0]
+  assert clicks(('u1', 'b', mini.t(0, 2), 1)) == [0.0, 0.0, 0.0]  # b's s2 click is later
+  assert clicks(('u2', 'b', mini.t(0, 10), 1)) == [0.0, 1.0, 0.0]  # s5 is not served
   # Validation: the training period's clicks (its own window's click on c is later).
   assert clicks(('u1', 'c', mini.t(2, 3), 1)) == [2.0, 0.0, 0.0]
   # Test: every click before the test window, the validation click on c included.
   assert clicks(('u1', 'a', mini.t(2, 5), 1)) == [1.0, 0.0, 1.0]
   assert clicks(('u4', 'a', mini.t(2, 30), 0)) == [1.0, 0.0, 1.0]
-  # The refit view counts every click but the event's own.
+  # The refit view: every event as of its own moment.
   refit = _by_event(ingested.splits['all'])
   assert clicks(('u1', 'a', mini.t(2, 5), 1), refit) == [1.0, 0.0, 1.0]  # a@0 in s1, a@1 s3
   assert clicks(('u1', 'c', mini.t(2, 3), 1), refit) == [2.0, 0.0, 0.0]

@@ -129,8 +129,6 @@ def test_windows_and_the_moment_each_view_sees_the_world_at():
   # start; the refit view 'all' as of its own event whatever the window.
   assert [records.as_of_ms(t, v, BOUNDS) for t, v in (
       (3, 'train'), (6, 'validation'), (9, 'test'), (9, 'all'))] == [3, 5, 7, 9]
-  assert [records.clicks_end_ms(v, BOUNDS) for v in ('train', 'validation', 'test',
-                                                     'all')] == [5, 5, 7, None]
 
 
 def _views(events, view=None):
@@ -176,26 +174,19 @@ def test_histories_never_contain_the_future_or_their_window():
     assert all(h.timestamp_ms < end for h in history)
 
 
-def test_scenario_clicks_until_a_moment_without_the_own_click():
-  events = [_event('i', 1, scenario='s'), _event('i', 2, scenario='t'),
-            _event('i', 3, label=0, scenario='s'), _event('i', 6, scenario='s')]
-  assert records.scenario_clicks(events, ['s', 't'], 5) == [1.0, 1.0]
-  assert records.scenario_clicks(events, ['s', 't'], None) == [2.0, 1.0]
-  # A training click does not count itself; a click after the end is not counted anyway.
-  assert records.scenario_clicks_without([1.0, 1.0], events[0], ['s', 't'], 5) == [0.0, 1.0]
-  assert records.scenario_clicks_without([1.0, 1.0], events[3], ['s', 't'], 5) == [1.0, 1.0]
-
-
-def test_decayed_clicks_by_hand():
+def test_item_clicks_count_and_decay_clicks_strictly_before_a_moment():
   day = 86_400_000
   events = [_event('i', 0, scenario='s'), _event('i', day, scenario='s'),
             _event('i', day, label=0, scenario='s'), _event('i', 2 * day, scenario='t')]
-  decayed = records.DecayedClicks(events, ['s', 't', 'u'], half_life_ms=day)
+  clicks = records.ItemClicks(events, ['s', 't', 'u'], half_life_ms=day)
+  assert clicks.counts(3 * day) == [2.0, 1.0, 0.0]
   # As of day 3: s clicks 3 and 2 half-lives ago -> 1/8 + 1/4; t 1 half-life ago -> 1/2.
-  assert decayed.at(3 * day) == pytest.approx([0.375, 0.5, 0.0])
-  # Strictly before: as of the instant of a click, that click does not count yet.
-  assert decayed.at(day) == pytest.approx([0.5, 0.0, 0.0])
-  assert decayed.at(0) == [0.0, 0.0, 0.0]
+  assert clicks.decayed(3 * day) == pytest.approx([0.375, 0.5, 0.0])
+  # Strictly before: as of the instant of a click, that click does not count yet (so a
+  # training click never counts itself); the exposure without a click never counts.
+  assert clicks.counts(day) == [1.0, 0.0, 0.0]
+  assert clicks.decayed(day) == pytest.approx([0.5, 0.0, 0.0])
+  assert clicks.counts(0) == [0.0, 0.0, 0.0] and clicks.decayed(0) == [0.0, 0.0, 0.0]
 
 
 def test_select_scenarios_by_train_positives_with_value_tiebreak():

@@ -29,6 +29,7 @@ class TransformedData:
   validation: str
   corpus: str  # raw item corpus as of the end of the train window
   raw_validation: str  # raw validation events (the Trainer's validation recall)
+  raw_train: str  # raw train events (the Trainer's point-in-time negatives)
   space: features.FeatureSpace
 
 
@@ -82,4 +83,5 @@ def transform(ingested_dir: str, spec: ds.DatasetSpec, scenarios: tuple[str, ...
                          os.path.join(out_dir, 'validation', '*.gz'),
                          os.path.join(ingested_dir, 'item_corpus', 'train', '*.gz'),
                          os.path.join(ingested_dir, 'examples', 'validation', '*.gz'),
+                         os.path.join(ingested_dir, 'examples', 'train', '*.gz'),
                          space)

@@ -1,6 +1,8 @@
 """run_fn of the DistillationTrainer: the teacher first, then the distilled student.
 
-    transformed train split + item corpus -> batches with negatives (models/data.py)
+    transformed train split + item corpus -> batches with negatives (models/data.py),
+       each negative's popularity features as of its anchor's moment (the raw train
+       split's clicks, models/item_clicks.py)
     1. teacher: trained with BCE (or reused from an earlier run), early stopping on its
        validation AUC (clicks vs random negatives of the validation split), best epoch
        kept, then frozen
@@ -52,6 +54,7 @@ from models import build
 from models import data
 from models import export
 from models import features
+from models import item_clicks
 from models import losses
 from models import preprocessing
 from retrieval import evaluation
@@ -75,6 +78,7 @@ class _Setup:
   training: configs.TrainingConfig
   space: features.FeatureSpace
   tft_output: tft.TFTransformOutput
+  ingestion: configs.IngestionConfig  # the recent clicks' half-life
 
 
 def _setup(fn_args) -> _Setup:
@@ -93,7 +97,8 @@ def _setup(fn_args) -> _Setup:
             if configs.SECTIONS[configs.RankerConfig] in config else configs.RankerConfig())
   return _Setup(spec, model, configs.from_custom_config(config, configs.DistillationConfig),
                 ranker, configs.from_custom_config(config, configs.TrainingConfig),
-                space, tft_output)
+                space, tft_output,
+                configs.from_custom_config(config, configs.IngestionConfig))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,17 +214,21 @@ def _teacher_summary(directory: str) -> Optional[dict]:
 
 
 def _batches(strategy: tf.distribute.Strategy, pattern: str, setup: _Setup, corpus: dict,
-             shuffle: bool, repeat: bool, count: bool) -> tuple[Any, Optional[int]]:
+             shuffle: bool, repeat: bool, count: bool,
+             items: Optional[item_clicks.PointInTimeItems] = None
+             ) -> tuple[Any, Optional[int]]:
   """(batches of `pattern`'s anchors, distributed by `strategy`; with `count`, the anchors
   this worker reads). Each worker reads its shard of the records (one input pipeline per
   worker) in batches of training.batch_size / replicas and draws its negatives from
-  seed + its index; `repeat`: endlessly, else one pass."""
+  seed + its index; `repeat`: endlessly, else one pass. With `items`, the negatives'
+  popularity features are as of their anchors' moments (data.training_batches)."""
   training = setup.training
   counted = []
 
   def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
     anchors = data.anchors(pattern, setup.tft_output, setup.space, training,
-                           context.num_input_pipelines, context.input_pipeline_id)
+                           context.num_input_pipelines, context.input_pipeline_id,
+                           point_in_time=items is not None)
     if count:
       anchors = anchors.cache()  # read once: counted here, trained on below
       counted.append(int(anchors.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1)))
@@ -227,26 +236,43 @@ def _batches(strategy: tf.distribute.Strategy, pattern: str, setup: _Setup, corp
         training, batch_size=context.get_per_replica_batch_size(training.batch_size),
         seed=training.seed + context.input_pipeline_id)
     return data.training_batches(anchors, setup.space, corpus, config, shuffle=shuffle,
-                                 num_epochs=None if repeat else 1)
+                                 num_epochs=None if repeat else 1, items=items)
 
   batches = strategy.distribute_datasets_from_function(dataset_fn)
   return batches, (counted[0] if count else None)
 
 
 def _training_input(strategy: tf.distribute.Strategy, pattern: str, setup: _Setup,
-                    corpus: dict) -> _Input:
+                    corpus: dict, items: Optional[item_clicks.PointInTimeItems]) -> _Input:
   """With a strategy ('mirrored', 'multi_worker_mirrored'), each replica's batches repeat
   and an epoch is as many global batches as the whole data fill, so that every replica
   takes the same steps; by default, one pass over the data."""
   training = setup.training
   distributed = training.strategy != 'default'
   batches, anchors = _batches(strategy, pattern, setup, corpus, shuffle=True,
-                              repeat=distributed, count=True)
+                              repeat=distributed, count=True, items=items)
   per_worker = distribution.per_worker(strategy, anchors)
   total = sum(per_worker)
   steps = max(1, -(-total // training.batch_size)) if distributed else None
   return _Input(batches, total * (1 + training.negative_ratio + training.in_batch_negatives),
                 steps, per_worker)
+
+
+def _point_in_time_items(config: dict, setup: _Setup, corpus_ids: tf.Tensor
+                         ) -> tuple[Optional[item_clicks.PointInTimeItems], dict]:
+  """The training split's clicks by corpus row and time (models/item_clicks.py), when the
+  item tower reads popularity features; with the counts of the clicks it holds and leaves
+  out (logged and in the training summary: nothing is dropped silently)."""
+  names = [n for n in setup.space.item_tower_features if n in fnames.POPULARITY_FEATURES]
+  if not names:
+    return None, {}
+  items, counts = item_clicks.from_examples(
+      json.loads(config[layout.TRAINER_CLICK_EVENTS]), corpus_ids, setup.space.scenarios,
+      setup.ingestion.recent_clicks_half_life_days * 86_400_000)
+  log.info('point-in-time negatives: %s training clicks by item and time (%s of items '
+           'not in the corpus and %s of scenarios not served left out)',
+           f'{counts["clicks"]:,}', counts['not_in_corpus'], counts['scenario_not_served'])
+  return items, counts
 
 
 def _validation_input(strategy: tf.distribute.Strategy, pattern: str, setup: _Setup,
@@ -288,9 +314,10 @@ def _run(fn_args, strategy: tf.distribute.Strategy, outputs: distribution.Worker
   fixed = (json.loads(config[layout.TRAINER_FIXED_EPOCHS])
            if config.get(layout.TRAINER_FIXED_EPOCHS) else None)
   backup_root = config[layout.TRAINER_BACKUP_DIR]
-  _, corpus = data.corpus_item_features(config[layout.TRAINER_ITEM_CORPUS], setup.tft_output,
-                                        setup.space)
-  train = _training_input(strategy, fn_args.train_files, setup, corpus)
+  corpus_ids, corpus = data.corpus_item_features(config[layout.TRAINER_ITEM_CORPUS],
+                                                 setup.tft_output, setup.space)
+  items, clicks = _point_in_time_items(config, setup, corpus_ids)
+  train = _training_input(strategy, fn_args.train_files, setup, corpus, items)
   anchors = sum(train.anchors_per_worker)
   workers = len(train.anchors_per_worker)
   log.info('training on %s anchors%s (+%d random and %d in-batch negatives each, %s rows '
@@ -303,6 +330,8 @@ def _run(fn_args, strategy: tf.distribute.Strategy, outputs: distribution.Worker
                                                     corpus)
   summary = {'anchors': anchors, 'rows_per_epoch': train.rows, 'refit': bool(fixed),
              'seed': training.seed}
+  if clicks:
+    summary['point_in_time_clicks'] = clicks
   if workers > 1:
     summary['anchors_per_worker'] = train.anchors_per_worker
 

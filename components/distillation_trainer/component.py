@@ -41,9 +41,9 @@ class DistillationTrainerSpec(component_spec.ComponentSpec):
       'scenario_mapping': component_spec.ChannelParameter(type=artifacts.ScenarioMapping),
       'teacher': component_spec.ChannelParameter(type=artifacts.TeacherModel,
                                                  optional=True),
-      # Training with early stopping: the raw examples (validation recall).
-      'raw_examples': component_spec.ChannelParameter(type=standard_artifacts.Examples,
-                                                      optional=True),
+      # The raw examples: the training split's clicks (point-in-time negatives) and,
+      # without a schedule_model, the validation split (validation recall).
+      'raw_examples': component_spec.ChannelParameter(type=standard_artifacts.Examples),
       # A refit: the model whose kept epochs it trains.
       'schedule_model': component_spec.ChannelParameter(type=standard_artifacts.Model,
                                                         optional=True),
@@ -58,10 +58,11 @@ class DistillationTrainerSpec(component_spec.ComponentSpec):
 class DistillationTrainer(base_component.BaseComponent):
   """Trains the teacher, then the student with distillation; exports the towers.
 
-  Two modes:
-    raw_examples given: trains on the train split with early stopping on the validation
-      split (the teacher's AUC, the student's recall over the item corpus as of the end
-      of the training window), up to the configured epochs;
+  raw_examples (always): the training split's clicks give every random negative its
+  item's popularity features as of its anchor's moment (models/item_clicks.py). Two modes:
+    without schedule_model: trains on the train split with early stopping on the
+      validation split (the teacher's AUC, the student's recall over the item corpus as of
+      the end of the training window), up to the configured epochs;
     schedule_model given (a refit): trains on every day (split 'all', items as of the last
       event) exactly the epochs that model kept, without validation.
   Refuses a config that names an unregistered student or teacher (models/build.py) when
@@ -74,12 +75,9 @@ class DistillationTrainer(base_component.BaseComponent):
 
   def __init__(self, examples, transform_graph, schema, item_corpus, scenario_mapping,
                run_fn: str, dataset_spec: ds.DatasetSpec, config: configs.PipelineConfig,
-               code_fingerprint: str, teacher: Optional[channel.BaseChannel] = None,
-               raw_examples: Optional[channel.BaseChannel] = None,
+               code_fingerprint: str, raw_examples: channel.BaseChannel,
+               teacher: Optional[channel.BaseChannel] = None,
                schedule_model: Optional[channel.BaseChannel] = None):
-    if (raw_examples is None) == (schedule_model is None):
-      raise ValueError('DistillationTrainer takes raw_examples (early stopping) or '
-                       'schedule_model (a refit), one of them')
     build.check(config.model, config.distillation)
     custom_config = configs.to_custom_config(
         dataset_spec, *configs.trainer_sections(config), code_fingerprint=code_fingerprint)

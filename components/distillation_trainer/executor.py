@@ -14,8 +14,8 @@ from core import layout
 
 
 class Executor(trainer_executor.GenericExecutor):
-  """Passes the item corpus, scenario mapping, teacher, the validation events or the epochs
-  to train (a refit) and a resumable backup directory to run_fn through
+  """Passes the item corpus, scenario mapping, teacher, the training split's raw events,
+  the validation events or the epochs to train (a refit) and a resumable backup directory to run_fn through
   fn_args.custom_config (keys in core/layout.py)."""
 
   def _GetFnArgs(self, input_dict, output_dict, exec_properties):
@@ -24,12 +24,15 @@ class Executor(trainer_executor.GenericExecutor):
     config = dict(fn_args.custom_config or {})
     config[layout.TRAINER_ITEM_CORPUS] = layout.split_pattern(
         corpus, exec_properties['item_corpus_split'])
-    raw = input_dict.get('raw_examples') or []
-    if raw:
-      config[layout.TRAINER_VALIDATION_EVENTS] = layout.split_pattern(
-          artifact_utils.get_single_uri(raw), layout.VALIDATION)
+    raw = artifact_utils.get_single_uri(input_dict['raw_examples'])
+    # The training split's raw events (item_corpus_split names it: train, or all for a
+    # refit): their clicks give the negatives their point-in-time popularity.
+    config[layout.TRAINER_CLICK_EVENTS] = json.dumps(
+        [layout.split_pattern(raw, exec_properties['item_corpus_split'])])
     schedule = input_dict.get('schedule_model') or []
-    if schedule:
+    if not schedule:
+      config[layout.TRAINER_VALIDATION_EVENTS] = layout.split_pattern(raw, layout.VALIDATION)
+    else:
       config[layout.TRAINER_FIXED_EPOCHS] = json.dumps(_kept_epochs(
           path_utils.serving_model_path(artifact_utils.get_single_uri(schedule))))
     config[layout.TRAINER_SCENARIO_MAPPING] = artifact_utils.get_single_uri(
