@@ -116,8 +116,21 @@ class ModelConfig:
   # (models/layers/scenario_popularity_prior.py) over popularity_features. Embeddings get
   # S entries per popularity feature more than output_dim.
   scenario_popularity_prior: bool = True
+  # Beyond the paper: post-hoc logit adjustment. After training, a weight tau_s per
+  # scenario of the item's log(1 + clicks in s), chosen from popularity_weight_grid on the
+  # validation window's Recall@training.early_stopping_k (at every validation, so early
+  # stopping watches the score that is served), is added inside the dot product
+  # (retrieval/popularity_weights.py). It sits in the prior, on scenario_clicks: with
+  # scenario_popularity_prior off or without scenario_clicks there is nothing to fit
+  # (`fits_popularity_weight`); the paper preset turns it off explicitly.
+  fitted_popularity_weight: bool = True
+  popularity_weight_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0,
+                                               4.0, 6.0, 10.0, 20.0, 50.0)
 
   def __post_init__(self):
+    if self.fitted_popularity_weight and (
+        not self.popularity_weight_grid or min(self.popularity_weight_grid) < 0):
+      raise ConfigError('model.popularity_weight_grid must list values >= 0')
     unknown = set(self.popularity_features) - set(feature_names.POPULARITY_FEATURES)
     if unknown:
       raise ConfigError(f'model.popularity_features lists {", ".join(sorted(unknown))}; use '
@@ -127,6 +140,12 @@ class ModelConfig:
     for name in ('embedding_dim', 'output_dim', 'num_experts', 'expert_units', 'rank'):
       if getattr(self, name) < 1:
         raise ConfigError(f'model.{name} must be at least 1')
+
+  @property
+  def fits_popularity_weight(self) -> bool:
+    """Whether the Trainer fits tau_s: the flag, and the prior over scenario_clicks."""
+    return (self.fitted_popularity_weight and self.scenario_popularity_prior and
+            feature_names.SCENARIO_CLICKS in self.popularity_features)
 
 
 @dataclasses.dataclass(frozen=True)

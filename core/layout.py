@@ -66,6 +66,9 @@ TRAINER_VALIDATION_EVENTS = 'validation_events_pattern'  # raw validation split 
 TRAINER_CLICK_EVENTS = 'click_events_patterns'  # JSON [pattern, ...]: raw training splits
                                                # (point-in-time negatives)
 TRAINER_FIXED_EPOCHS = 'fixed_epochs'  # JSON {"teacher": n, "student": m}: a refit
+TRAINER_POPULARITY_WEIGHTS = 'popularity_weights'  # JSON {scenario: tau_s}: a refit's
+# The training summary's {scenario: tau_s} (model.fitted_popularity_weight), the kept epoch's.
+POPULARITY_WEIGHTS_KEY = 'popularity_weights'
 TRAINER_RECALL_KS = 'recall_ks'  # JSON [k, ...]: the validation Recall@K it reports
 RANKER_SEED = 'ranker_seed'  # the RankerTrainer's seed (training.seed), alone: another
                              # training section must not retrain the ranker

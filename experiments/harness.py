@@ -117,6 +117,9 @@ def train(data: RunData, config: configs.PipelineConfig, directory: str,
   splits = [layout.TRAIN]
   if refit_of:
     custom_config[layout.TRAINER_FIXED_EPOCHS] = json.dumps(kept_epochs(refit_of))
+    weights = training_summary(refit_of).get(layout.POPULARITY_WEIGHTS_KEY)
+    if weights is not None:  # the refit serves the evaluated model's tau_s, as the pipeline's
+      custom_config[layout.TRAINER_POPULARITY_WEIGHTS] = json.dumps(weights)
     splits.append(layout.VALIDATION)
   if teacher and config.distillation.enabled:
     custom_config[layout.TRAINER_TEACHER_INPUT] = teacher

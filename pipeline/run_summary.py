@@ -10,6 +10,8 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 import tensorflow as tf
 
+from core import layout
+
 _STATES = {metadata_store_pb2.Execution.COMPLETE: 'ran',
            metadata_store_pb2.Execution.CACHED: 'cached',
            metadata_store_pb2.Execution.FAILED: 'FAILED',
@@ -92,6 +94,10 @@ def training_lines(gate_summary: Optional[dict], refit_summary: Optional[dict],
               if monitor.get('best') is not None else '')
       lines.append(f'  {phase}: kept epoch {part["epoch_kept"]} of {part["epochs_run"]} run '
                    f'(at most {part["epochs_max"]}){best}')
+    weights = gate_summary.get(layout.POPULARITY_WEIGHTS_KEY)
+    if weights:
+      lines.append('  popularity weight tau_s fitted on validation (served with the model): ' +
+                   ', '.join(f'{s} {tau:g}' for s, tau in weights.items()))
   if refit_summary:
     epochs = ', '.join(f'{phase} {refit_summary[phase]["epoch_kept"]} epochs'
                        for phase in ('teacher', 'student') if refit_summary.get(phase))

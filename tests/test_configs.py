@@ -64,6 +64,8 @@ def test_unregistered_student_or_teacher_is_refused_when_the_pipeline_is_defined
 def test_paper_preset_turns_off_everything_beyond_the_paper():
   paper = configs.load_config(preset='paper')
   assert paper.model.popularity_features == () and not paper.model.scenario_popularity_prior
+  assert not paper.model.fitted_popularity_weight and not paper.model.fits_popularity_weight
+  assert configs.load_config('', []).model.fits_popularity_weight  # on by default
   assert paper.training.in_batch_negatives == 0 and not paper.training.logq_correction
   assert paper.training.negative_sampling_power == 0 == paper.training.scenario_balance_power
   assert paper.output_dir == 'outputs/paper'
@@ -79,6 +81,7 @@ def test_paper_preset_turns_off_everything_beyond_the_paper():
     (['model.popularity_features=[scenario_recent_clicks]'],
      'reads scenario_recent_clicks, which the ingestion does not write'),
     (['model.popularity_features=[]'], 'scenario_popularity_prior needs a popularity'),
+    (['model.popularity_weight_grid=[0,-1]'], 'popularity_weight_grid must list values >= 0'),
 ])
 def test_popularity_features_must_be_known_and_written(overrides, message):
   with pytest.raises(configs.ConfigError, match=message):

@@ -309,13 +309,25 @@ def test_scenario_popularity_prior_adds_w_s_times_scenario_clicks(inputs):
   np.testing.assert_array_equal(u_full[:, 8:], np.eye(num_scenarios)[index])
   weights = np.arange((num_scenarios + 1) * num_scenarios, dtype=np.float32).reshape(
       num_scenarios + 1, num_scenarios) / 10
-  user.prior.set_weights([weights / user.prior.learning_rate_multiplier])
+  user.prior.set_weights([weights / user.prior.learning_rate_multiplier,
+                          np.zeros(num_scenarios + 1)])
   u_full = user(batch).numpy()
   np.testing.assert_allclose(u_full[:, 8:], weights[index])
   score = (u_full * v_full).sum(axis=1)
   by_hand = (u_full[:, :8] * v_full[:, :8]).sum(axis=1) + (
       weights[index] * batch['scenario_clicks'].numpy()).sum(axis=1)
   np.testing.assert_allclose(score, by_hand, rtol=1e-5, atol=1e-5)
+  # The fitted tau_s adds tau_s * log(1 + clicks in s) when serving, not in training.
+  tau = np.arange(1, num_scenarios + 1, dtype=np.float32) / 4
+  user.set_popularity_weights(tau)
+  assert user.popularity_weights() == pytest.approx(tau.tolist())
+  clicks = batch['scenario_clicks'].numpy()
+  served = (user(batch).numpy() * v_full).sum(axis=1)
+  np.testing.assert_allclose(
+      served, by_hand + tau[index] * clicks[np.arange(len(index)), index], rtol=1e-5,
+      atol=1e-5)
+  np.testing.assert_allclose(user(batch, training=True).numpy()[:, 8:], weights[index])
+  assert user.own_scenario_popularity_columns() == [8 + i for i in range(num_scenarios)]
   # Without the flag the towers are the paper's: output_dim entries.
   plain = dataclasses.replace(config, scenario_popularity_prior=False)
   assert build.build_user_tower(plain, space)(batch).shape[1] == 8

@@ -33,8 +33,14 @@ class Executor(trainer_executor.GenericExecutor):
     if not schedule:
       config[layout.TRAINER_VALIDATION_EVENTS] = layout.split_pattern(raw, layout.VALIDATION)
     else:
-      config[layout.TRAINER_FIXED_EPOCHS] = json.dumps(_kept_epochs(
-          path_utils.serving_model_path(artifact_utils.get_single_uri(schedule))))
+      summary = _training_summary(
+          path_utils.serving_model_path(artifact_utils.get_single_uri(schedule)))
+      config[layout.TRAINER_FIXED_EPOCHS] = json.dumps(
+          {phase: summary[phase]['epoch_kept'] for phase in ('teacher', 'student')
+           if summary.get(phase)})
+      if layout.POPULARITY_WEIGHTS_KEY in summary:  # the same tau_s as the evaluated model
+        config[layout.TRAINER_POPULARITY_WEIGHTS] = json.dumps(
+            summary[layout.POPULARITY_WEIGHTS_KEY])
     config[layout.TRAINER_SCENARIO_MAPPING] = artifact_utils.get_single_uri(
         input_dict['scenario_mapping'])
     teachers = input_dict.get('teacher') or []
@@ -61,9 +67,7 @@ class VertexExecutor(cloud_executor.GenericExecutor):
     return Executor
 
 
-def _kept_epochs(model_dir: str) -> dict:
-  """{'teacher': n, 'student': m}: the epochs a trained model kept (its training summary)."""
+def _training_summary(model_dir: str) -> dict:
+  """A trained model's training summary: the epochs it kept, its fitted tau_s."""
   with tf.io.gfile.GFile(os.path.join(model_dir, layout.TRAINING_SUMMARY_FILE)) as f:
-    summary = json.load(f)
-  return {phase: summary[phase]['epoch_kept'] for phase in ('teacher', 'student')
-          if summary.get(phase)}
+    return json.load(f)

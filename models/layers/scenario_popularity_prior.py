@@ -1,4 +1,5 @@
-"""ScenarioPopularityPrior: a learned per-scenario popularity term inside the dot product."""
+"""ScenarioPopularityPrior: a learned (and a fitted) per-scenario popularity term inside the
+dot product."""
 
 import tensorflow as tf
 
@@ -25,16 +26,28 @@ class ScenarioPopularityPrior(tf.keras.layers.Layer):
   must be able to move within a short schedule (on KuaiRand-Pure, at m = 1 the smallest
   tab's own weight went from 1.0 to 1.25 in 30 epochs).
 
+  Beyond the paper, a fitted term on top (post-hoc logit adjustment, Menon et al. 2021,
+  "Long-tail learning via logit adjustment"): a per-scenario weight tau_s, not trained but
+  set after training (retrieval/popularity_weights.py fits it on the validation window),
+  added to w_s's entry for the scenario's own clicks (signal `fitted_signal`, usually
+  log(1 + clicks in s)) when the layer is not training:
+
+      served:  w_s + tau_s * e_{fitted_signal * S + s}     training:  w_s
+
+  so the served score is <u, v> + w_s . c(i) + tau_s c_s(i) and the index, the Evaluator
+  and the release all score with the same tau_s, inside the dot product.
+
   Input: scenario index [B] (int; index S, a scenario outside the mapping, has its own
-  row). Output: w_s [B, S * P].
+  row, whose tau is 0). Output: w_s [B, S * P].
   """
 
   def __init__(self, num_scenarios: int, num_signals: int = 1,
-               learning_rate_multiplier: float = 10.0, **kwargs):
+               learning_rate_multiplier: float = 10.0, fitted_signal: int = 0, **kwargs):
     super().__init__(**kwargs)
     self.num_scenarios = num_scenarios
     self.num_signals = num_signals
     self.learning_rate_multiplier = learning_rate_multiplier
+    self.fitted_signal = fitted_signal
 
   def build(self, input_shape):
     m, s = self.learning_rate_multiplier, self.num_scenarios
@@ -45,6 +58,8 @@ class ScenarioPopularityPrior(tf.keras.layers.Layer):
     self.scaled_weights = self.add_weight(  # theta [S + 1, S * P]: row s is w_s / m
         name='scaled_weights', shape=(s + 1, s * self.num_signals),
         initializer=identity_blocks)
+    self.fitted = self.add_weight(  # tau [S + 1]; 0 until set_fitted
+        name='fitted_weights', shape=(s + 1,), initializer='zeros', trainable=False)
     super().build(input_shape)
 
   @property
@@ -52,11 +67,23 @@ class ScenarioPopularityPrior(tf.keras.layers.Layer):
     """w [S + 1, S * P]: row s is w_s."""
     return self.learning_rate_multiplier * self.scaled_weights
 
-  def call(self, scenario_index):
-    return tf.gather(self.weights_per_scenario, scenario_index)  # [B, S * P]
+  def set_fitted(self, tau) -> None:
+    """tau [S]: the fitted weight of each scenario (index order)."""
+    self.fitted.assign(tf.concat([tf.cast(tau, self.fitted.dtype), [0.0]], 0))
+
+  def call(self, scenario_index, training=None):
+    w = tf.gather(self.weights_per_scenario, scenario_index)  # [B, S * P]
+    if training:
+      return w
+    s = self.num_scenarios
+    # Row S (an unknown scenario) has tau 0; its position is clipped into range.
+    position = self.fitted_signal * s + tf.minimum(tf.cast(scenario_index, tf.int32), s - 1)
+    tau = tf.gather(self.fitted, scenario_index)  # [B]
+    return w + tau[:, None] * tf.one_hot(position, s * self.num_signals, dtype=w.dtype)
 
   def get_config(self):
     config = super().get_config()
     config.update({'num_scenarios': self.num_scenarios, 'num_signals': self.num_signals,
-                   'learning_rate_multiplier': self.learning_rate_multiplier})
+                   'learning_rate_multiplier': self.learning_rate_multiplier,
+                   'fitted_signal': self.fitted_signal})
     return config

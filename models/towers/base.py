@@ -67,6 +67,7 @@ class UserTower(Tower):
     if self.scenario_prior:
       self.prior = ScenarioPopularityPrior(len(feature_space.scenarios),
                                            len(feature_space.popularity_features),
+                                           fitted_signal=self.fitted_signal or 0,
                                            name='scenario_popularity_prior')
 
   @property
@@ -75,6 +76,26 @@ class UserTower(Tower):
 
   def embed(self, inputs, training=None) -> tf.Tensor:
     raise NotImplementedError
+
+  @property
+  def fitted_signal(self) -> Optional[int]:
+    """The index of `scenario_clicks` among the popularity features: the signal whose
+    own-scenario entry gets the fitted weight tau_s (None: no such feature)."""
+    names = self.feature_space.popularity_features
+    return names.index(fnames.SCENARIO_CLICKS) if fnames.SCENARIO_CLICKS in names else None
+
+  def own_scenario_popularity_columns(self) -> list[int]:
+    """Column of the item embedding [v; c(i)] holding c_s(i) = log(1 + clicks in s), per
+    scenario s in index order: what tau_s multiplies."""
+    s = len(self.feature_space.scenarios)
+    return [self.output_dim + self.fitted_signal * s + i for i in range(s)]
+
+  def set_popularity_weights(self, tau) -> None:
+    """Sets the fitted tau_s [S] (models/layers/scenario_popularity_prior.py)."""
+    self.prior.set_fitted(tau)
+
+  def popularity_weights(self) -> list[float]:
+    return [float(x) for x in self.prior.fitted.numpy()[:-1]]
 
   def scenario_profile(self) -> Optional[dict]:
     """What the tower does differently per scenario, for inspection (JSON-ready), or None
@@ -85,7 +106,8 @@ class UserTower(Tower):
     u = self.embed(inputs, training=training)  # [B, output_dim]
     if not self.scenario_prior:
       return u
-    return tf.concat([u, self.prior(self.encoder.scenario_index(inputs))], axis=1)
+    return tf.concat([u, self.prior(self.encoder.scenario_index(inputs), training=training)],
+                     axis=1)
 
 
 class ItemTower(Tower):
