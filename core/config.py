@@ -311,6 +311,10 @@ class TrainingConfig:
   # Beyond the paper: subtract log(N q(i)) from the logits in the loss, q the negatives'
   # sampling distribution, so the score does not learn it (models/data.py).
   logq_correction: bool = False
+  # The student's task loss: 'bce' (the paper: BCE on each anchor and negative) or, beyond
+  # the paper, 'sampled_softmax' (softmax over each anchor and its negatives; with
+  # logq_correction, the sampled softmax with logQ correction; models/losses.py).
+  loss: str = 'bce'
   # Validation (student: Recall@early_stopping_k; teacher: AUC) every N epochs.
   validation_every_epochs: int = 1
   # tf.distribute: 'default' (one device), 'mirrored' (all local GPUs/CPUs) or
@@ -336,6 +340,8 @@ class TrainingConfig:
                         'training.scenario_balance_power must be >= 0')
     if self.validation_every_epochs < 1:
       raise ConfigError('training.validation_every_epochs must be >= 1')
+    if self.loss not in ('bce', 'sampled_softmax'):
+      raise ConfigError(f"training.loss is {self.loss!r}; use 'bce' or 'sampled_softmax'")
     if self.strategy not in ('default', 'mirrored', 'multi_worker_mirrored'):
       raise ConfigError("training.strategy must be 'default', 'mirrored' or "
                         "'multi_worker_mirrored'")

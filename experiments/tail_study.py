@@ -29,6 +29,7 @@ _BOTH = 'model.popularity_features=[scenario_clicks,scenario_recent_clicks]'
 VARIANTS = {
     'default': ([], ''),
     'paper preset': ([], 'paper'),
+    'no fitted popularity weight': (['model.fitted_popularity_weight=false'], ''),
     'no popularity prior': (['model.scenario_popularity_prior=false'], ''),
     '+ recent clicks (decayed)': ([_BOTH], ''),
     'recent clicks only': (['model.popularity_features=[scenario_recent_clicks]'], ''),

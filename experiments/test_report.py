@@ -1,7 +1,7 @@
 """Test-window Recall@K of the defaults and of the paper preset, over several seeds.
 
     python -m experiments.test_report [--output-dir outputs/experiments]
-        [--seeds 42 43 44]
+        [--seeds 42 43 44] [--presets default 'paper preset']
 
 Needs the pipeline run the tail study needs (see experiments/tail_study.py). Each (preset,
 seed) is trained like a tail-study variant (early stopping on the validation window; the
@@ -32,6 +32,8 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--output-dir', default='outputs/experiments')
   parser.add_argument('--seeds', type=int, nargs='+', default=[42, 43, 44])
+  parser.add_argument('--presets', nargs='+', default=list(PRESETS), choices=list(PRESETS),
+                      help='which of the presets to report (default: all)')
   args = parser.parse_args(argv)
   harness.show_progress()
   base = [f'output_dir={args.output_dir}', 'ingestion.recent_click_features=true']
@@ -39,7 +41,8 @@ def main(argv=None) -> int:
   data = harness.RunData.latest(data_config)
   root = data_config.path(args.output_dir)
   results = {}
-  for name, preset in PRESETS.items():
+  for name in args.presets:
+    preset = PRESETS[name]
     for seed in args.seeds:
       config = configs.load_config('', base + [f'training.seed={seed}'], preset)
       model_dir = harness.train(data, config, harness.variant_directory(root, config, name))

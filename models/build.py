@@ -130,9 +130,9 @@ def build_teacher(config: configs.DistillationConfig, model: configs.ModelConfig
 
 def build_student(config: configs.ModelConfig, space: features.FeatureSpace,
                   teacher: Optional[RankingTeacher] = None,
-                  distillation_weight: float = 1.0) -> TwoTowerModel:
+                  distillation_weight: float = 1.0, loss: str = 'bce') -> TwoTowerModel:
   return TwoTowerModel(build_user_tower(config, space), build_item_tower(config, space),
-                       teacher, distillation_weight, name='student')
+                       teacher, distillation_weight, loss=loss, name='student')
 
 
 def _ranker(ranker_class: type[MultiTaskRanker], *fields: str):

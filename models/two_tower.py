@@ -11,12 +11,15 @@ from models.teachers import RankingTeacher
 from models.towers.base import ItemTower
 from models.towers.base import UserTower
 
+USER_ROW_KEY = features.USER_ROW  # (_loss_terms' argument `features` hides the module)
+
 
 class TwoTowerModel(tf.keras.Model):
   """score = <u, v>, p_student = sigmoid(score)   (section 3.4 of the DSMOE paper).
 
-  Loss: BCE(label, p_student), plus weight * KL(p_teacher || p_student) when a teacher is
-  given; batches may carry per-example loss weights (features, labels, weights) and a
+  Loss: BCE(label, p_student) (or, with loss='sampled_softmax', beyond the paper, the
+  softmax over each anchor and its negatives: losses.sampled_softmax), plus weight *
+  KL(p_teacher || p_student) when a teacher is given; batches may carry per-example loss weights (features, labels, weights) and a
   logit offset both logits lose in the loss (losses.LOGIT_OFFSET). The
   teacher is frozen (not trainable, run in inference mode); only the towers learn, and only
   the towers are exported and served.
@@ -24,8 +27,9 @@ class TwoTowerModel(tf.keras.Model):
 
   def __init__(self, user_tower: UserTower, item_tower: ItemTower,
                teacher: Optional[RankingTeacher] = None, distillation_weight: float = 1.0,
-               **kwargs):
+               loss: str = 'bce', **kwargs):
     super().__init__(**kwargs)
+    self.loss_name = loss
     self.user_tower = user_tower
     self.item_tower = item_tower
     self.teacher = teacher
@@ -76,13 +80,20 @@ class TwoTowerModel(tf.keras.Model):
                   training: bool) -> tuple[dict, tf.Tensor]:
     logits = self(features, training=training)
     student = losses.training_logits(logits, features)
+    if self.loss_name == 'sampled_softmax':
+      groups = features.get(USER_ROW_KEY) if isinstance(features, dict) else None
+      if groups is None:
+        raise ValueError(f'the sampled softmax needs training batches that group each '
+                         f'anchor with its negatives ({USER_ROW_KEY}, models/data.py)')
+      task = losses.sampled_softmax(labels, student, groups, sample_weight)
+    else:
+      task = losses.binary_cross_entropy(labels, student, sample_weight)
     if self.distills:
       teacher_logits = tf.stop_gradient(self.teacher(features, training=False))
       terms = losses.distillation_loss(labels, student,
                                        losses.training_logits(teacher_logits, features),
-                                       self.distillation_weight, sample_weight)
+                                       self.distillation_weight, sample_weight, task=task)
     else:
-      task = losses.binary_cross_entropy(labels, student, sample_weight)
       terms = {'loss': task, 'task_loss': task}
     if self.losses:
       terms['loss'] = terms['loss'] + tf.add_n(self.losses)

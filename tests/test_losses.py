@@ -91,3 +91,18 @@ def test_two_tower_model_distils_kl_teacher_to_student_in_that_order():
                              0.1046496 - 0.0915163, rtol=1e-3)
   # The total is BCE + weight * KL: -ln 0.6 + 0.5 * 0.0915163.
   np.testing.assert_allclose(right['loss'], -math.log(0.6) + 0.5 * 0.0915163, rtol=1e-4)
+
+
+def test_sampled_softmax_by_hand():
+  # Two anchors (rows 0, 1) with two negatives each; row 4 is an accidental hit (weight 0)
+  # and leaves anchor 1's denominator; anchor 1 weighs 2 (a scenario weight).
+  logits = np.array([2.0, 0.5, 1.0, -1.0, 3.0, 0.0], np.float32)
+  labels = np.array([1, 1, 0, 0, 0, 0], np.float32)
+  groups = np.array([0, 1, 0, 0, 1, 1], np.int32)
+  weights = np.array([1.0, 2.0, 1.0, 1.0, 0.0, 1.0], np.float32)
+  first = np.log(np.exp(2.0) + np.exp(1.0) + np.exp(-1.0)) - 2.0
+  second = np.log(np.exp(0.5) + np.exp(0.0)) - 0.5
+  expected = (1.0 * first + 2.0 * second) / 3.0
+  got = losses.sampled_softmax(tf.constant(labels), tf.constant(logits), tf.constant(groups),
+                               tf.constant(weights))
+  np.testing.assert_allclose(float(got), expected, rtol=1e-6)

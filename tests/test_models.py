@@ -190,6 +190,24 @@ def test_student_training_lowers_the_loss(inputs, model):
     np.testing.assert_allclose(after['loss'], after['task_loss'], rtol=1e-6)
 
 
+def test_sampled_softmax_trains_the_towers(inputs):
+  """training.loss=sampled_softmax: the task loss is the softmax over each anchor and its
+  negatives (tests/test_losses.py checks the number by hand) and it falls with training."""
+  space, batches = inputs
+  student = build.build_student(configs.ModelConfig(model='two_tower_dnn'), space,
+                                loss='sampled_softmax')
+  student.compile(tf.keras.optimizers.Adam(TRAINING.learning_rate))
+  signature = tf.nest.map_structure(
+      lambda t: tf.TensorSpec([None] + t.shape[1:], t.dtype), batches[0])
+  grouped = tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=signature)
+  before = student.evaluate(grouped, verbose=0, return_dict=True)
+  student.fit(grouped, epochs=3, verbose=0)
+  after = student.evaluate(grouped, verbose=0, return_dict=True)
+  with pytest.raises(ValueError, match='group each anchor'):
+    student.evaluate(_dataset(batches[:1]), verbose=0)
+  assert after['task_loss'] < 0.9 * before['task_loss']
+
+
 def _round_trip(tower, names, space, batch, tmp_path):
   signature = tf.function(lambda inputs: {'embedding': tower(inputs, training=False)})
   concrete = signature.get_concrete_function(space.tensor_specs(names))

@@ -61,9 +61,8 @@ class MeanValidationAUC(tf.keras.callbacks.Callback):
 def feature_space(spec: ds.DatasetSpec, tft_output: tft.TFTransformOutput,
                   num_oov_buckets: int, scenarios: Sequence[str],
                   schema: schema_pb2.Schema) -> features.FeatureSpace:
-  """The rankers' FeatureSpace: the Trainer's, without popularity features (the train
-  window's scenario_clicks leave out the example's own click: a label leak on exposures;
-  models/rankers/base.POPULARITY_FEATURES)."""
+  """The rankers' FeatureSpace: the Trainer's, with the rankers' popularity features
+  (models/rankers/base.POPULARITY_FEATURES)."""
   return features.FeatureSpace.build(
       spec, preprocessing.vocabulary_sizes(tft_output, spec, num_oov_buckets), scenarios,
       schema, rankers_base.POPULARITY_FEATURES)

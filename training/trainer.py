@@ -341,7 +341,7 @@ def _run(fn_args, strategy: tf.distribute.Strategy, outputs: distribution.Worker
       teacher = _teacher_phase(fn_args, setup, train, validation, backup_root, summary,
                                fixed, outputs)
     student = build.build_student(setup.model, setup.space, teacher,
-                                  setup.distillation.weight)
+                                  setup.distillation.weight, training.loss)
     student.compile(_optimizer(training))
     if not fixed:
       student(_features_batch(setup.space))  # build, for the validation functions

@@ -39,10 +39,11 @@ def multi_task_binary_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.
       labels=tf.cast(labels, logits.dtype), logits=logits), axis=-1)
 
 
-# The item popularity features the rankers read: none. The ingestion's scenario_clicks of a
-# training example counts the item's clicks over the whole train window less the example's
-# own click, so within one item a clicked exposure shows one count fewer than an unclicked
-# one: a label leak for a model trained on exposures with item ids.
+# The item popularity features the rankers read: none yet. The ingestion's scenario_clicks
+# are point in time (the clicks strictly before each exposure), so clicked and unclicked
+# exposures of an item at one moment show the same count and the feature no longer leaks
+# the label (it did when a training example's count was the train window's total less its
+# own click); whether it helps the rankers is not measured yet.
 POPULARITY_FEATURES: tuple[str, ...] = ()
 
 
