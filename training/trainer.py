@@ -343,8 +343,8 @@ def _run(fn_args, strategy: tf.distribute.Strategy, outputs: distribution.Worker
     student = build.build_student(setup.model, setup.space, teacher,
                                   setup.distillation.weight, training.loss)
     student.compile(_optimizer(training))
-    if not fixed:
-      student(_features_batch(setup.space))  # build, for the validation functions
+    # Build: for the validation functions, and for a refit's tau_s.
+    student(_features_batch(setup.space))
   before = []
   if not fixed:
     before.append(callbacks.ValidationRecall(
