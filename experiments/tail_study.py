@@ -43,6 +43,7 @@ VARIANTS = {
                                       'training.logq_correction=true'], ''),
     'scenario-balanced loss (0.5)': (['training.scenario_balance_power=0.5'], ''),
     '8 random negatives': (['training.negative_ratio=8'], ''),
+    'sampled softmax': (['training.loss=sampled_softmax'], ''),
     'batch 1024': (['training.batch_size=1024'], ''),
     'learning rate 3e-4': (['training.learning_rate=0.0003'], ''),
     'accidental hits kept': (['training.remove_accidental_hits=false'], ''),
