@@ -116,11 +116,10 @@ class ModelConfig:
   # (models/layers/scenario_popularity_prior.py) over popularity_features. Embeddings get
   # S entries per popularity feature more than output_dim.
   scenario_popularity_prior: bool = True
-  # Beyond the paper: post-hoc logit adjustment. After training, a weight tau_s per
-  # scenario of the item's log(1 + clicks in s), chosen from popularity_weight_grid on the
-  # validation window's Recall@training.early_stopping_k (at every validation, so early
-  # stopping watches the score that is served), is added inside the dot product
-  # (retrieval/popularity_weights.py). It sits in the prior, on scenario_clicks: with
+  # Beyond the paper: post-hoc logit adjustment. After training (on the kept epoch's
+  # model), a weight tau_s per scenario of the item's log(1 + clicks in s), chosen from
+  # popularity_weight_grid on the validation window's Recall@training.early_stopping_k, is
+  # added inside the dot product (retrieval/popularity_weights.py). It sits in the prior, on scenario_clicks: with
   # scenario_popularity_prior off or without scenario_clicks there is nothing to fit
   # (`fits_popularity_weight`); the paper preset turns it off explicitly.
   fitted_popularity_weight: bool = True

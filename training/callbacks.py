@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import time
-from typing import Callable, NamedTuple, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -42,62 +42,51 @@ class ProgressLogger(tf.keras.callbacks.Callback):
              self._epochs, metrics, seconds, f'{self._rows / seconds:,.0f}')
 
 
-class PopularityWeights(NamedTuple):
-  """What ValidationRecall needs to fit tau_s (retrieval/popularity_weights.py)."""
-  user_tower: object  # models/towers/base.UserTower: set_popularity_weights
-  scenarios: Sequence[str]  # index order
-  grid: Sequence[float]
-  fit_k: int
-
-
 class ValidationRecall(tf.keras.callbacks.Callback):
   """Recall@K per scenario over the full item corpus on the validation queries, computed
   by the Evaluator's code (retrieval/evaluation.py) through the exported towers' path
   (raw tf.Examples -> transform graph -> towers), every `every` epochs.
 
-  With `popularity`, it first fits the per-scenario popularity weight tau_s on these
-  queries (retrieval/popularity_weights.py), sets it in the user tower, and reports the
-  recall with it: the score that is served, so early stopping keeps the best epoch of the
-  model as served (the kept epoch's checkpoint holds its tau_s).
-
   Adds logs['val_recall@K'] (all queries) for each K, so KeepBestEpoch can monitor it,
-  and keeps every scenario's value in `per_epoch` (and tau_s in `popularity_per_epoch`).
+  and keeps every scenario's value in `per_epoch`. After training,
+  `fit_popularity_weights` fits tau_s on the same queries.
   """
 
   def __init__(self, user_examples_fn: Callable, item_examples_fn: Callable,
                queries: evaluation.Queries, corpus_pattern: str, ks: Sequence[int],
-               every: int = 1, popularity: Optional[PopularityWeights] = None):
+               every: int = 1):
     super().__init__()
     self._user, self._item = user_examples_fn, item_examples_fn
     self._queries, self._corpus, self._ks, self._every = queries, corpus_pattern, ks, every
-    self._popularity = popularity
     self.per_epoch = {}  # epoch (1-based) -> {scenario: {k: recall}}
-    self.popularity_per_epoch = {}  # epoch -> {scenario: tau_s}
 
   def on_epoch_end(self, epoch, logs=None):
     if (epoch + 1) % self._every:
       return
     item_ids, item_embeddings = evaluation.corpus_embeddings(self._item, self._corpus)
-    fit = self._popularity
-    if fit:
-      fit.user_tower.set_popularity_weights(np.zeros(len(fit.scenarios)))
-      result = popularity_weights.fit(
-          evaluation.embed(self._user, self._queries.examples), self._queries.scenario,
-          self._queries.clicked, item_ids, item_embeddings,
-          fit.user_tower.own_scenario_popularity_columns(), fit.scenarios, fit.grid,
-          self._ks, fit.fit_k)
-      fit.user_tower.set_popularity_weights([result.weights[s] for s in fit.scenarios])
-      self.popularity_per_epoch[epoch + 1] = result.weights
-      log.info('fitted popularity weights tau_s: %s', ', '.join(
-          f'{s} {tau:g}' for s, tau in result.weights.items()))
-      recall = result.recall
-    else:
-      recall = evaluation.model_recall(self._user, self._queries, item_ids, item_embeddings,
-                                       self._ks)
+    recall = evaluation.model_recall(self._user, self._queries, item_ids, item_embeddings,
+                                     self._ks)
     self.per_epoch[epoch + 1] = recall
     if logs is not None:
       for k in self._ks:
         logs[f'val_recall@{k}'] = recall['all'][str(k)]
+
+  def fit_popularity_weights(self, user_tower, scenarios: Sequence[str],
+                             grid: Sequence[float], fit_k: int) -> popularity_weights.Fit:
+    """Post-hoc: fits the per-scenario popularity weight tau_s of the trained model on
+    these queries (retrieval/popularity_weights.py) and sets it in `user_tower`
+    (models/towers/base.UserTower, from tau = 0)."""
+    user_tower.set_popularity_weights(np.zeros(len(scenarios)))
+    item_ids, item_embeddings = evaluation.corpus_embeddings(self._item, self._corpus)
+    result = popularity_weights.fit(
+        evaluation.embed(self._user, self._queries.examples), self._queries.scenario,
+        self._queries.clicked, item_ids, item_embeddings,
+        user_tower.own_scenario_popularity_columns(), scenarios, grid, self._ks, fit_k)
+    user_tower.set_popularity_weights([result.weights[s] for s in scenarios])
+    log.info('popularity weights tau_s fitted on validation: %s; Recall@%d %s', ', '.join(
+        f'{s} {tau:g}' for s, tau in result.weights.items()), fit_k, ', '.join(
+            f'{s} {r[str(fit_k)]:.4f}' for s, r in result.recall.items()))
+    return result
 
 
 class KeepBestEpoch(tf.keras.callbacks.Callback):

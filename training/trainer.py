@@ -357,10 +357,7 @@ def _run(fn_args, strategy: tf.distribute.Strategy, outputs: distribution.Worker
         config[layout.TRAINER_ITEM_CORPUS],
         sorted({training.early_stopping_k,
                 *json.loads(config.get(layout.TRAINER_RECALL_KS, '[]'))}),
-        every=training.validation_every_epochs,
-        popularity=callbacks.PopularityWeights(
-            student.user_tower, setup.space.scenarios, setup.model.popularity_weight_grid,
-            training.early_stopping_k) if setup.model.fits_popularity_weight else None))
+        every=training.validation_every_epochs))
   elif setup.model.fits_popularity_weight:  # a refit serves the evaluated model's tau_s
     weights = json.loads(config[layout.TRAINER_POPULARITY_WEIGHTS])
     student.user_tower.set_popularity_weights([weights[s] for s in setup.space.scenarios])
@@ -372,10 +369,13 @@ def _run(fn_args, strategy: tf.distribute.Strategy, outputs: distribution.Worker
   if before:
     summary['student']['validation_recall'] = {str(epoch): recall for epoch, recall in
                                                before[0].per_epoch.items()}
-    if before[0].popularity_per_epoch:
-      summary['student']['popularity_weights_per_epoch'] = {
-          str(epoch): w for epoch, w in before[0].popularity_per_epoch.items()}
-  if setup.model.fits_popularity_weight:  # the kept epoch's (restored with its weights)
+    if setup.model.fits_popularity_weight:  # post hoc, on the kept epoch's model
+      fit = before[0].fit_popularity_weights(
+          student.user_tower, setup.space.scenarios, setup.model.popularity_weight_grid,
+          training.early_stopping_k)
+      summary['student']['validation_recall_with_popularity_weights'] = fit.recall
+      summary['student']['popularity_weight_grid_recall'] = fit.grid_recall
+  if setup.model.fits_popularity_weight:  # fitted above, or the evaluated model's (refit)
     summary[layout.POPULARITY_WEIGHTS_KEY] = dict(zip(
         setup.space.scenarios, student.user_tower.popularity_weights()))
   profile = student.user_tower.scenario_profile()  # e.g. DSMOE's gates and SAP b_s
