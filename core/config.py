@@ -48,7 +48,9 @@ class IngestionConfig:
   scenario_click_features: bool = True
   # Beyond the paper: add the item feature `scenario_recent_clicks`, the same clicks
   # exponentially decayed with this half-life, as of the example (recent popularity).
-  recent_click_features: bool = False
+  # On by default: with point-in-time counts, the all-time clicks grow with the log's age
+  # (small in the first training days, largest when serving), the decayed ones do not.
+  recent_click_features: bool = True
   recent_clicks_half_life_days: float = 1.0
 
   def __post_init__(self):
@@ -111,7 +113,8 @@ class ModelConfig:
   hidden_units: tuple[int, ...] = (256, 128)  # MLP towers (item tower, DNN baseline)
   # Beyond the paper: the item popularity features (written by the ingestion flags of the
   # same names) the item tower reads; () for none, the paper's item tower.
-  popularity_features: tuple[str, ...] = (feature_names.SCENARIO_CLICKS,)
+  popularity_features: tuple[str, ...] = (feature_names.SCENARIO_CLICKS,
+                                          feature_names.SCENARIO_RECENT_CLICKS)
   # Beyond the paper: a learned per-scenario popularity term inside the dot product
   # (models/layers/scenario_popularity_prior.py) over popularity_features. Embeddings get
   # S entries per popularity feature more than output_dim.

@@ -78,7 +78,8 @@ def test_paper_preset_turns_off_everything_beyond_the_paper():
 
 @pytest.mark.parametrize('overrides,message', [
     (['model.popularity_features=[clicks]'], 'model.popularity_features lists clicks'),
-    (['model.popularity_features=[scenario_recent_clicks]'],
+    (['model.popularity_features=[scenario_recent_clicks]',
+      'ingestion.recent_click_features=false'],
      'reads scenario_recent_clicks, which the ingestion does not write'),
     (['model.popularity_features=[]'], 'scenario_popularity_prior needs a popularity'),
     (['model.popularity_weight_grid=[0,-1]'], 'popularity_weight_grid must list values >= 0'),

