@@ -184,7 +184,8 @@ def test_recent_clicks_are_decayed_as_of_each_example(tmp_path):
 def test_popularity_features_can_be_turned_off(tmp_path):
   spec = mini.write_dataset(str(tmp_path / 'data'), mini.DEFAULT_LOGS)
   mini.run_ingestion(str(tmp_path / 'data'), spec, str(tmp_path / 'out'),
-                     configs.IngestionConfig(num_scenarios=3, scenario_click_features=False))
+                     configs.IngestionConfig(num_scenarios=3, scenario_click_features=False,
+                                             recent_click_features=False))
   for output, split in (('examples', 'train'), ('examples', 'all'), ('item_corpus', 'test')):
     assert all('scenario_clicks' not in e and 'scenario_recent_clicks' not in e
                for e in mini.read_output(str(tmp_path / 'out'), output, split))

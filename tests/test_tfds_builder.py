@@ -35,4 +35,5 @@ def test_item_corpus(tmp_path):
   example = next(iter(items.take(1).as_numpy_iterator()))
   assert set(example) == {'item_id', 'author_id', 'video_type', 'upload_dt', 'upload_type',
                           'video_duration', 'server_width', 'server_height', 'music_id',
-                          'music_type', 'tag', 'scenario_clicks'}
+                          'music_type', 'tag', 'scenario_clicks',
+                          'scenario_recent_clicks'}
