@@ -56,10 +56,6 @@ class ItemClickTable:
     growth = np.exp2((times_ms[order] - self._t0) / self._half_life_ms)
     self._prefix = tf.constant(np.concatenate([[0.0], np.cumsum(growth)]), tf.float64)
 
-  @property
-  def num_clicks(self) -> int:
-    return int(self._keys.shape[0])
-
   def _lookup(self, rows: tf.Tensor, t_ms: tf.Tensor):
     """(n [M, S] float32, d [M, S] float32) for corpus rows [M] as of t_ms [M]."""
     scenarios = tf.range(self._num_scenarios, dtype=tf.int64)
