@@ -64,8 +64,8 @@ def _trainer_run(root, fixture_ingestion, fixture_transformed, small_setup, stra
       'validation': os.path.join(transformed, 'validation')})
   corpus = _split_artifact(root, 'corpus', {'train': os.path.join(ingested, 'item_corpus',
                                                                   'train')})
-  raw = _split_artifact(root, 'raw', {'validation': os.path.join(ingested, 'examples',
-                                                                 'validation')})
+  raw = _split_artifact(root, 'raw', {
+      split: os.path.join(ingested, 'examples', split) for split in ('train', 'validation')})
   (root / 'schema').mkdir()
   shutil.copy(small_setup.events_schema, root / 'schema' / 'schema.pbtxt')
   ScenarioMapping(tuple(Scenario(**s) for s in summary['scenarios']), 'fixture').save(
