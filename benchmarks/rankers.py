@@ -86,7 +86,7 @@ def run_inputs(config: configs.PipelineConfig):
       spec, preprocessing.vocabulary_sizes(tft_output, spec, config.transform.num_oov_buckets),
       ScenarioMapping.load(gen['scenario_mapping'].uri).values,
       schemas.read(os.path.join(schema['schema'].uri, 'schema.pbtxt')),
-      rankers_base.POPULARITY_FEATURES)
+      rankers_base.POPULARITY_FEATURES, config.ranker.item_outcome_features)
   records = next(example_files.record_batches(
       layout.split_pattern(gen['examples'].uri, layout.TEST))).numpy()
   return space, tft_output, spec.logs.task_names, list(records)

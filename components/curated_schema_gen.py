@@ -2,7 +2,8 @@
 run may turn off.
 
 The curated schema lists every feature the ingestion can write, those beyond the paper
-included (core/feature_names.py POPULARITY_FEATURES, each behind an ingestion flag). A run
+included (core/feature_names.py POPULARITY_FEATURES and ITEM_OUTCOMES, each behind an
+ingestion flag). A run
 that turns a flag off (the paper preset) does not write that feature; this component
 leaves it out of the schema the run validates and trains with, so one curated file serves
 every preset. `schema_sha256` (the file's content hash) is a parameter so that an edit of

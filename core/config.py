@@ -52,6 +52,10 @@ class IngestionConfig:
   # (small in the first training days, largest when serving), the decayed ones do not.
   recent_click_features: bool = True
   recent_clicks_half_life_days: float = 1.0
+  # Beyond the papers: add the item feature `item_outcomes`, the item's exposures and the
+  # positives of each ranking task strictly before the example's moment (all scenarios),
+  # for the rankers (ranker.item_outcome_features). Needs logs.tasks in the dataset spec.
+  item_outcome_features: bool = True
 
   def __post_init__(self):
     if self.num_scenarios < 1:
@@ -73,9 +77,11 @@ class IngestionConfig:
     return tuple(name for name in feature_names.POPULARITY_FEATURES if on[name])
 
   @property
-  def popularity_features_left_out(self) -> tuple[str, ...]:
-    return tuple(name for name in feature_names.POPULARITY_FEATURES
-                 if name not in self.popularity_features)
+  def derived_features_left_out(self) -> tuple[str, ...]:
+    """The derived item features (beyond the paper) this ingestion does not write."""
+    left_out = tuple(name for name in feature_names.POPULARITY_FEATURES
+                     if name not in self.popularity_features)
+    return left_out + (() if self.item_outcome_features else (feature_names.ITEM_OUTCOMES,))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,6 +217,15 @@ class RankerConfig:
   use_global_token: bool = True
   use_domain_attention: bool = True
   dropout: float = 0.0
+  # Beyond the papers (which mean-pool the behaviour sequence): the candidate attends over
+  # the user's last clicks (DIN's activation unit, models/rankers/layers/
+  # target_attention.py), a candidate-aware history beside the pooled one.
+  history_attention: bool = True
+  # Beyond the papers: the rankers read the item's outcomes as of each exposure
+  # (`item_outcomes`: exposures and each task's positives before it, log(1 + n); written
+  # by ingestion.item_outcome_features), so they can weigh an item's rate of each task
+  # against the user's own taste.
+  item_outcome_features: bool = True
   learning_rate: float = 1e-3
   batch_size: int = 1024
   # At most this many epochs; early stopping on the validation split's mean AUC over the
@@ -240,7 +255,7 @@ class RankerConfig:
     what a ranker teacher (distillation.teacher naming a ranker) takes from this section."""
     return {k: v for k, v in dataclasses.asdict(self).items()
             if k not in ('enabled', 'model', 'learning_rate', 'batch_size', 'epochs',
-                         'patience')}
+                         'patience', 'item_outcome_features')}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -566,6 +581,11 @@ class PipelineConfig:
                         f'the ingestion does not write: turn on its ingestion flag '
                         f'(ingestion.scenario_click_features, recent_click_features) or take '
                         f'it out of model.popularity_features')
+    if (self.ranker.enabled and self.ranker.item_outcome_features and
+        not self.ingestion.item_outcome_features):
+      raise ConfigError('ranker.item_outcome_features reads item_outcomes, which the '
+                        'ingestion does not write: set ingestion.item_outcome_features: '
+                        'true, or ranker.item_outcome_features: false')
     if self.model.scenario_popularity_prior and not self.model.popularity_features:
       raise ConfigError('model.scenario_popularity_prior needs a popularity feature in '
                         'model.popularity_features (and its ingestion flag on: '

@@ -21,6 +21,11 @@ SCENARIO_CLICKS = 'scenario_clicks'
 # ...and the same clicks exponentially decayed (recent popularity), as of the example.
 SCENARIO_RECENT_CLICKS = 'scenario_recent_clicks'
 POPULARITY_FEATURES = (SCENARIO_CLICKS, SCENARIO_RECENT_CLICKS)
+# The item's outcomes strictly before the example's moment, over every scenario (beyond
+# the papers; for the rankers, behind an ingestion flag): [exposures, positives of each
+# ranking task of the spec, in its order], so a ranker can read the item's rate of each
+# task as of the example (its own exposure never counts).
+ITEM_OUTCOMES = 'item_outcomes'
 
 # The ranking tasks of the dataset spec (logs.tasks): int64 0/1 on every exposure, named
 # task_<task name> (task_click, task_long_view, ...).
@@ -34,4 +39,4 @@ def task_label(task: str) -> str:
 
 # A user or item feature of the dataset spec may not take one of these names.
 RESERVED = (USER_ID, ITEM_ID, SCENARIO, LABEL, TIMESTAMP, RAW_ITEM_ID, HISTORY_ITEM_ID,
-            HISTORY_SCENARIO) + POPULARITY_FEATURES  # and no name starts with TASK_PREFIX
+            HISTORY_SCENARIO, ITEM_OUTCOMES) + POPULARITY_FEATURES  # and no name starts with TASK_PREFIX

@@ -3,18 +3,22 @@
     python -m experiments.rankers [--seeds 42 43 44] [--variants MDL MTmixAtt ...]
                                   [--output-dir outputs] [--results-dir DIR] [--workers 2]
                                   [--set KEY=VALUE ...] [--quick] [--report-only]
+                                  [--window test|validation]
 
 1. Data: the pipeline's ingestion, validation and Transform (data_only; TFX's cache when
    `make run` ran with the same output directory). Exposures carry the dataset spec's
    ranking tasks (logs.tasks).
 2. Jobs: each (variant, seed) trains with training/ranking.py (train window; early
    stopping on the validation window's mean AUC over the tasks) in a process of its own
-   with one TensorFlow thread, `--workers` side by side, and scores the test window's raw
-   exposures through the Transform graph. A finished job (its test_scores.npz exists) is
-   not trained again.
-3. Report (results.md, results.csv): per scenario and task, AUC and GAUC (users with both
-   classes, exposure-weighted) as mean +- std over the seeds, next to the popularity
-   baseline (each item's positive rate per task before the test window, smoothed); and
+   with one TensorFlow thread, `--workers` side by side, and scores the validation and
+   the test window's raw exposures through the Transform graph. A finished job (its
+   <window>_scores.npz exist) is not trained again.
+3. Report of `--window`: results.md, results.csv, paired.md of the test window (the
+   default), validation_results.md etc. of the validation window (to choose a variant
+   without looking at the test window): per scenario and task, AUC and GAUC
+   (users with both classes, exposure-weighted) as mean +- std over the seeds, next to
+   the popularity baseline (each item's positive rate per task in the windows before the
+   reported one, smoothed); and
    each ranker's paired difference to the popularity baseline and to MDL, bootstrapped
    over users (ranking/evaluation.py), on the seeds' mean scores.
 """
@@ -46,7 +50,16 @@ VARIANTS = {
     'MDL w/o global token': ('ranker.model=mdl', 'ranker.use_global_token=false'),
     'MDL w/o domain attention': ('ranker.model=mdl', 'ranker.use_domain_attention=false'),
     'MTmixAtt': ('ranker.model=mtmixatt',),
+    'MDL w/o item outcomes': ('ranker.model=mdl', 'ranker.item_outcome_features=false'),
+    'MDL w/o history attention': ('ranker.model=mdl', 'ranker.history_attention=false'),
+    'MDL as in the paper': ('ranker.model=mdl', 'ranker.item_outcome_features=false',
+                            'ranker.history_attention=false'),
 }
+WINDOWS = (layout.VALIDATION, layout.TEST)  # the windows every job scores
+
+
+def scores_file(directory: str, window: str) -> str:
+  return os.path.join(directory, f'{window}_scores.npz')
 POPULARITY = 'popularity'
 WEIGHTS = 'weights/ranker'  # Keras checkpoint prefix of a job's kept epoch
 REFERENCE = 'MDL'
@@ -75,7 +88,8 @@ def _space(data, config: configs.PipelineConfig):
   tft_output = tft.TFTransformOutput(data.transform_graph)
   space = ranking.feature_space(data.spec, tft_output, config.transform.num_oov_buckets,
                                 ScenarioMapping.load(data.scenario_mapping).values,
-                                schemas.read(os.path.join(data.schema, 'schema.pbtxt')))
+                                schemas.read(os.path.join(data.schema, 'schema.pbtxt')),
+                                config.ranker.item_outcome_features)
   return space, tft_output
 
 
@@ -98,17 +112,19 @@ def run_job(directory: str, data_dict: dict, overrides: list) -> str:
       layout.split_pattern(data.transformed_examples, layout.VALIDATION),
       os.path.join(directory, 'work'))
   summary['train_seconds'] = time.time() - started
-  scored = ranking.score_raw(model, tft_output, space,
-                             layout.split_pattern(data.examples, layout.TEST), tasks)
+  scored = {window: ranking.score_raw(model, tft_output, space,
+                                      layout.split_pattern(data.examples, window), tasks)
+            for window in WINDOWS}
   summary['wall_seconds'] = time.time() - started
   summary['overrides'] = list(overrides)
   summary['data'] = data_dict  # the run it trained on (figures rebuild the model on it)
-  summary['test_exposures'] = int(len(scored.probabilities))
+  summary['test_exposures'] = int(len(scored[layout.TEST].probabilities))
   model.save_weights(os.path.join(directory, WEIGHTS))
   with open(os.path.join(directory, 'summary.json'), 'w') as f:
     json.dump(summary, f, indent=1)
-  np.savez_compressed(os.path.join(directory, 'test_scores.npz'),
-                      probabilities=scored.probabilities)
+  for window, window_scores in scored.items():
+    np.savez_compressed(scores_file(directory, window),
+                        probabilities=window_scores.probabilities)
   return directory
 
 
@@ -123,6 +139,8 @@ def main(argv=None) -> int:
   parser.add_argument('--quick', action='store_true', help='2 epochs: checks the outputs')
   parser.add_argument('--report-only', action='store_true',
                       help='train nothing: the report of the finished jobs')
+  parser.add_argument('--window', choices=WINDOWS, default=layout.TEST,
+                      help='the window reported (validation: to choose a variant)')
   args = parser.parse_args(argv)
   started = time.time()
   from experiments import harness  # pylint: disable=g-import-not-at-top
@@ -144,7 +162,7 @@ def main(argv=None) -> int:
                                 data.to_dict())
       jobs[(name, seed)] = (directory, overrides)
   todo = [(d, o) for d, o in jobs.values()
-          if not os.path.exists(os.path.join(d, 'test_scores.npz'))]
+          if not all(os.path.exists(scores_file(d, w)) for w in WINDOWS)]
   if args.report_only and todo:
     raise SystemExit(f'error: {len(todo)} jobs not finished; run without --report-only')
   print(f'{len(jobs)} jobs, {len(todo)} to train with {args.workers} workers', flush=True)
@@ -170,22 +188,23 @@ def report(data, jobs: dict, args, results_dir: str, grid_seconds: float) -> Non
   from ranking import report as ranking_report  # pylint: disable=g-import-not-at-top
   from training import ranking  # pylint: disable=g-import-not-at-top
   tasks = data.spec.logs.task_names
-  test = exposures.read(layout.split_pattern(data.examples, layout.TEST), tasks)
+  window = args.window
+  test = exposures.read(layout.split_pattern(data.examples, window), tasks)
   before = [exposures.read(layout.split_pattern(data.examples, w), tasks)
-            for w in (layout.TRAIN, layout.VALIDATION)]
+            for w in (layout.TRAIN, layout.VALIDATION)[:1 + (window == layout.TEST)]]
   popularity = evaluation.popularity_scores(
       np.concatenate([b.items for b in before]), np.concatenate([b.labels for b in before]),
       test.items)
   per_seed, summaries = {}, {}
   for (name, seed), (directory, _) in jobs.items():
-    with np.load(os.path.join(directory, 'test_scores.npz')) as scores:
+    with np.load(scores_file(directory, window)) as scores:
       per_seed.setdefault(name, {})[seed] = scores['probabilities']
     with open(os.path.join(directory, 'summary.json')) as f:
       summaries[(name, seed)] = json.load(f)
     if (summaries[(name, seed)]['tasks'] != list(tasks) or
         per_seed[name][seed].shape != test.labels.shape):
       raise SystemExit(f'error: {directory} scored other exposures or tasks than this '
-                       f'run\'s test window; delete it to train again')
+                       f'run\'s {window} window; delete it to train again')
   def point(result, system, scenario, task, metric):
     value = result['metrics'][system][scenario][task][metric]
     return None if value is None else value['point']
@@ -204,7 +223,7 @@ def report(data, jobs: dict, args, results_dir: str, grid_seconds: float) -> Non
   rows, lines = [], []
   names = [POPULARITY] + list(per_seed)
   for metric in ('auc', 'gauc'):
-    lines += [f'\n### {metric.upper()} on the test window (mean ± std over seeds '
+    lines += [f'\n### {metric.upper()} on the {window} window (mean ± std over seeds '
               f'{", ".join(map(str, args.seeds))})\n',
               '| scenario | task | ' + ' | '.join(names) + ' |',
               '|---|---|' + '---|' * len(names)]
@@ -220,7 +239,8 @@ def report(data, jobs: dict, args, results_dir: str, grid_seconds: float) -> Non
           cells.append(f'{100 * np.mean(values):.2f} ± {100 * np.std(values):.2f}'
                        if values else 'n/a')
         lines.append(f'| {scenario} | {task} | ' + ' | '.join(cells) + ' |')
-  with open(os.path.join(results_dir, 'results.csv'), 'w', newline='') as f:
+  prefix = '' if window == layout.TEST else f'{window}_'  # the test report keeps its names
+  with open(os.path.join(results_dir, f'{prefix}results.csv'), 'w', newline='') as f:
     writer = csv.DictWriter(f, ['metric', 'scenario', 'task', 'system', 'seed', 'value'])
     writer.writeheader()
     writer.writerows(rows)
@@ -236,18 +256,20 @@ def report(data, jobs: dict, args, results_dir: str, grid_seconds: float) -> Non
       '# Rankers on KuaiRand-Pure (experiments/rankers.py)', '',
       f'{datetime.datetime.now().isoformat(timespec="seconds")}; '
       f'{os.cpu_count()} cores; {len(jobs)} jobs; {grid_seconds / 60:.0f} min wall.',
-      f'Test window: {len(test.users):,} exposures of {len(set(test.users.tolist())):,} '
-      f'users. AUC over exposures; GAUC: mean of the users\' AUCs (users with both classes),'
-      f' weighted by their exposures. Popularity: each item\'s positive rate per task over'
-      f' the train and validation windows, smoothed toward the task\'s rate.',
+      f'{window.capitalize()} window: {len(test.users):,} exposures of '
+      f'{len(set(test.users.tolist())):,} users. AUC over exposures; GAUC: mean of the '
+      f'users\' AUCs (users with both classes), weighted by their exposures. Popularity: '
+      f'each item\'s positive rate per task over the windows before it '
+      f'({", ".join(w for w in (layout.TRAIN, layout.VALIDATION)[:len(before)])}), '
+      f'smoothed toward the task\'s rate.',
       *lines, '', '### Training', '', *cost, '',
       f'### Paired differences over all scenarios, seed {args.seeds[0]}', '',
       'AUC difference in points, 95% Poisson bootstrap over users (paired: the same '
       'resampled users for both); * = the interval excludes 0. Every scenario and GAUC: '
       'paired.md.', '', *_difference_table(paired, tasks)])
-  with open(os.path.join(results_dir, 'results.md'), 'w') as f:
+  with open(os.path.join(results_dir, f'{prefix}results.md'), 'w') as f:
     f.write(text + '\n')
-  with open(os.path.join(results_dir, 'paired.md'), 'w') as f:
+  with open(os.path.join(results_dir, f'{prefix}paired.md'), 'w') as f:
     f.write('\n'.join(ranking_report.format_table(result) + '\n' for result in paired))
   print(text)
 

@@ -148,7 +148,8 @@ def build_ingestion(pipeline: beam.Pipeline, spec: ds.DatasetSpec, files: InputF
        'features': items.rows | 'KeyItemRows' >> beam.Map(lambda r: (r.id, r))}
       | 'JoinItems' >> beam.CoGroupByKey()
       | 'AttachItemFeatures' >> beam.ParDo(
-          _AttachItemFeatures(spec.items, options), bounds_side, end_side,
+          _AttachItemFeatures(spec.items, options, len(spec.logs.task_names)), bounds_side,
+          end_side,
           scenarios_side).with_outputs(_BAD, _COUNT, *_corpus_tags(), main='events'))
 
   examples = (
@@ -277,19 +278,24 @@ class _AttachItemFeatures(beam.DoFn):
   ingestion flag) are point in time, as of records.as_of_ms of the view (a training event's
   own moment, an evaluation window's start), counting clicks strictly before it:
     scenario_clicks         the item's clicks per served scenario;
-    scenario_recent_clicks  the same clicks exponentially decayed (records.ItemClicks).
+    scenario_recent_clicks  the same clicks exponentially decayed (records.ItemClicks);
+    item_outcomes           the item's exposures and each ranking task's positives, all
+                            scenarios (records.ItemOutcomes), for the rankers.
   So a training click never counts itself, and the random negatives the Trainer draws for
   it get the same features as of the same moment (models/item_clicks.py).
   The corpus gets one example per corpus split, as of the end of the training window
   (train), the start of the test window (test) and the last event (all).
   """
 
-  def __init__(self, spec: ds.FeatureTableSpec, options: configs.IngestionConfig):
+  def __init__(self, spec: ds.FeatureTableSpec, options: configs.IngestionConfig,
+               num_tasks: int):
     self._spec = spec
+    self._num_tasks = num_tasks
     self._defaults = records.default_feature_values(spec)
     self._clicks = options.scenario_click_features
     self._recent = options.recent_click_features
     self._half_life_ms = options.recent_clicks_half_life_days * 86_400_000
+    self._outcomes = options.item_outcome_features
 
   def process(self, element, bounds: ds.SplitBoundaries, end_ms: int,
               scenarios: Sequence[records.ScenarioCount]) -> Iterator:
@@ -303,6 +309,7 @@ class _AttachItemFeatures(beam.DoFn):
     served = [s.value for s in scenarios]
     clicks = (records.ItemClicks(events, served, self._half_life_ms)
               if self._clicks or self._recent else None)
+    outcomes = records.ItemOutcomes(events, self._num_tasks) if self._outcomes else None
 
     def popularity(as_of_ms: int) -> bytes:
       values = {}
@@ -310,6 +317,8 @@ class _AttachItemFeatures(beam.DoFn):
         values[fnames.SCENARIO_CLICKS] = clicks.counts(as_of_ms)
       if self._recent:
         values[fnames.SCENARIO_RECENT_CLICKS] = clicks.decayed(as_of_ms)
+      if self._outcomes:
+        values[fnames.ITEM_OUTCOMES] = outcomes.counts(as_of_ms)
       return records.float_lists_proto(values) if values else b''
 
     corpus_as_of = {layout.TRAIN: bounds.validation_start_ms,

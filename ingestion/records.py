@@ -268,6 +268,31 @@ class ItemClicks:
             for times, prefix in zip(self._times, self._prefix)]
 
 
+class ItemOutcomes:
+  """One item's exposures and task positives over every scenario as of any moment t,
+  counting only exposures strictly before t (ItemClicks' point-in-time rule):
+
+      o(t) = [#{exposures e : t_e < t}, #{e : t_e < t, task_1(e) = 1}, ...]   [1 + T]
+
+  Each query is one bisection in the time-sorted exposures and a prefix-sum lookup.
+  """
+
+  def __init__(self, events: Iterable[Event], num_tasks: int):
+    ordered = sorted(events, key=lambda e: e.timestamp_ms)
+    self._times = [e.timestamp_ms for e in ordered]
+    totals = [0.0] * (1 + num_tasks)
+    self._prefix = [list(totals)]
+    for event in ordered:
+      totals[0] += 1.0
+      for t, value in enumerate(event.tasks):
+        totals[1 + t] += value
+      self._prefix.append(list(totals))
+
+  def counts(self, t_ms: int) -> list[float]:
+    """o(t): [exposures, positives of each task] before t."""
+    return list(self._prefix[bisect.bisect_left(self._times, t_ms)])
+
+
 def float_lists_proto(values: dict) -> bytes:
   """A serialized tf.train.Features with float lists by name (e.g. `scenario_clicks`);
   appended to a serialized Features message it adds them (protobuf merges concatenated

@@ -136,10 +136,12 @@ def build_student(config: configs.ModelConfig, space: features.FeatureSpace,
 
 
 def _ranker(ranker_class: type[MultiTaskRanker], *fields: str):
-  """A builder passing the ranker section's `fields` (embedding_dim, dropout always)."""
+  """A builder passing the ranker section's `fields` (embedding_dim, dropout and
+  history_attention always)."""
   def build(config: configs.RankerConfig, space: features.FeatureSpace,
             tasks) -> MultiTaskRanker:
-    arguments = {name: getattr(config, name) for name in ('embedding_dim', 'dropout') + fields}
+    arguments = {name: getattr(config, name)
+                 for name in ('embedding_dim', 'dropout', 'history_attention') + fields}
     return ranker_class(space, tuple(tasks), name='ranker', **arguments)
   return build
 

@@ -9,6 +9,7 @@ length; `dense_model_inputs` gives the models dense tensors of exactly those sha
     multi-valued            int64   [B, M]   indices, padded with -1
     numeric                 float32 [B]      scaled value
     numeric list            float32 [B, S]   e.g. scenario_clicks, one value per scenario
+                                             (item_outcomes: [B, 1 + T])
     history_item_id         int64   [B, L]   item vocabulary indices, padded with -1
     history_scenario        string  [B, L]   raw scenario values, padded with ''
     scenario                string  [B]      raw scenario value (mapped inside the model)
@@ -122,13 +123,16 @@ class FeatureSpace:
   @classmethod
   def build(cls, spec: ds.DatasetSpec, vocab_sizes: Mapping[str, int],
             scenarios: tuple[str, ...], schema: schema_pb2.Schema,
-            popularity_features: Sequence[str] = ()) -> 'FeatureSpace':
+            popularity_features: Sequence[str] = (),
+            item_outcomes: bool = False) -> 'FeatureSpace':
     """From the dataset spec, the vocabulary sizes (OOV included) and the curated schema.
 
     List lengths are the schema's value_count.max: the curated schema is the contract that
     no longer list passes validation. The item tower reads the `popularity_features`
     (model.popularity_features: `scenario_clicks`, `scenario_recent_clicks`), one value per
-    served scenario each.
+    served scenario each; with `item_outcomes` (the rankers' ranker.item_outcome_features)
+    it also reads `item_outcomes`, one value for the exposures and one per task of the
+    spec (logs.tasks).
     """
     max_values = {f.name: f.value_count.max for f in schema.feature
                   if f.HasField('value_count')}
@@ -146,6 +150,8 @@ class FeatureSpace:
       if id_name == fnames.ITEM_ID:
         lists = tuple(NumericList(name, len(scenarios)) for name in
                       fnames.POPULARITY_FEATURES if name in popularity_features)
+        if item_outcomes:
+          lists += (NumericList(fnames.ITEM_OUTCOMES, 1 + len(spec.logs.task_names)),)
       return TowerInputs(tuple(categorical), numeric, lists)
 
     return cls(user=tower(fnames.USER_ID, spec.users), item=tower(fnames.ITEM_ID, spec.items),

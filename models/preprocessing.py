@@ -8,7 +8,8 @@
 - categorical, bucketed-range and multi-valued features: vocabularies with OOV buckets;
 - numeric features: sign(x) * log(1 + |x|), then z-score (counts and durations are
   heavy-tailed); the item's clicks per scenario (`scenario_clicks`, when the ingestion
-  writes it): log(1 + clicks), one value per served scenario;
+  writes it): log(1 + clicks), one value per served scenario; the item's outcomes
+  (`item_outcomes`: exposures and each task's positives): log(1 + n) too;
 - the scenario and history scenarios stay raw strings (the model maps them with the
   ingestion's scenario mapping); the label and the ranking tasks' labels pass
   through; so do the timestamp and the raw item id (`raw_item_id`), which only the
@@ -47,7 +48,7 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     else:
       outputs[feature.name] = tft.compute_and_apply_vocabulary(
           value, num_oov_buckets=oov, vocab_filename=feature.name)
-  for name in fnames.POPULARITY_FEATURES:
+  for name in fnames.POPULARITY_FEATURES + (fnames.ITEM_OUTCOMES,):
     if name in inputs:
       outputs[name] = tf.sparse.map_values(popularity_transform, inputs[name])
   outputs[fnames.SCENARIO] = inputs[fnames.SCENARIO]

@@ -87,7 +87,7 @@ def create_pipeline(
   example_gen = InteractionExampleGen(data_dir=config.path(config.data_dir),
                                       dataset_spec=spec,
                                       ingestion_config=config.ingestion)
-  left_out = config.ingestion.popularity_features_left_out
+  left_out = config.ingestion.derived_features_left_out
   events_checks = _validation(
       example_gen.outputs['examples'], config, config.events_schema,
       left_out + schemas.task_labels_left_out(

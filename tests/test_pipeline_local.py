@@ -235,7 +235,7 @@ def test_ranker_is_trained_evaluated_blessed_and_released(first_run):
   with open(os.path.join(model, layout.TRAINING_SUMMARY_FILE)) as f:
     summary = json.load(f)
   assert summary['model'] == 'mdl' and summary['tasks'] == ['click', 'long_view', 'like']
-  history = summary['history']['val_mean_auc']
+  history = summary['history']['val_mean_gauc']
   assert summary['epochs_max'] == 2 and len(history) == summary['epochs_run']
   assert summary['epoch_kept'] == 1 + history.index(max(history))
   assert not os.path.exists(os.path.join(ranker_trainer, 'backup')) or not os.listdir(

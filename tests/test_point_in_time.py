@@ -114,3 +114,36 @@ def test_clicks_outside_the_corpus_or_the_served_scenarios_are_counted(fixture_t
   assert tab1['not_in_corpus'] == 0
   assert tab1['clicks'] + tab1['scenario_not_served'] == train_clicks
   assert 0 < tab1['clicks'] < train_clicks
+
+
+def test_item_outcomes_count_the_exposures_before_each_examples_moment(fixture_ingestion):
+  """`item_outcomes` of every ingested example and corpus row equals, computed from the raw
+  CSV log, its item's exposures and task positives (click, long_view, like; every
+  scenario) strictly before the example's moment: a training event's own, a validation or
+  test window's start; the corpus's train split as of the validation start."""
+  from tests import mini_dataset
+  summary, out = fixture_ingestion
+  path = os.path.join(conftest.FIXTURE_DIR, 'log_standard_fixture.csv')
+  with open(path, newline='') as f:
+    log = [(row['video_id'], int(row['time_ms']), int(row['is_click']),
+            int(row['long_view']), int(row['is_like'])) for row in csv.DictReader(f)]
+
+  def expected(item, moment):
+    rows = [r for r in log if r[0] == item and r[1] < moment]
+    return [float(len(rows))] + [float(sum(r[k] for r in rows)) for k in (2, 3, 4)]
+
+  as_of = {'train': None, 'validation': summary['validation_start_ms'],
+           'test': summary['test_start_ms']}
+  checked = stale = 0
+  for split, moment in as_of.items():
+    for example in mini_dataset.read_output(out, 'examples', split):
+      item, own = example[fnames.ITEM_ID][0], example[fnames.TIMESTAMP][0]
+      want = expected(item, own if moment is None else moment)
+      assert example[fnames.ITEM_OUTCOMES] == want, (split, item, own)
+      checked += 1
+      stale += want != expected(item, 2 ** 62)
+  for example in mini_dataset.read_output(out, 'item_corpus', 'train'):
+    assert example[fnames.ITEM_OUTCOMES] == expected(example[fnames.ITEM_ID][0],
+                                                     summary['validation_start_ms'])
+  # The check has teeth: counts over the whole log differ for most examples.
+  assert checked > 1000 and stale > checked // 2, (checked, stale)

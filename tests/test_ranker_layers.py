@@ -532,3 +532,31 @@ def test_mtmixatt_router_learns_with_top_1():
   table, kernel = tape.gradient(loss, [block.router_table, block.router_kernel])
   table = tf.convert_to_tensor(table)  # gathered rows: IndexedSlices
   assert np.abs(table.numpy()).sum() > 0 and np.abs(kernel.numpy()).sum() > 0
+
+
+def test_target_attention_weights_each_click_by_the_activation_unit():
+  rng = np.random.default_rng(3)
+  query = rng.normal(size=(2, 4)).astype(np.float32)
+  values = rng.normal(size=(2, 3, 4)).astype(np.float32)
+  mask = np.array([[True, True, False], [False, False, False]])
+  layer = layers.TargetAttention(hidden_units=(5,))
+  got = layer([query, values, mask]).numpy()
+  (w0, b0), alpha, (w1, b1) = (layer.unit.layers[0].get_weights(),
+                               layer.unit.layers[1].get_weights()[0][0],
+                               layer.unit.layers[2].get_weights())
+  expected = np.zeros((2, 4))
+  for b in range(2):
+    for l in range(3):
+      if not mask[b, l]:
+        continue
+      v, q = values[b, l], query[b]
+      hidden = np.concatenate([v, q, v - q, v * q]) @ w0 + b0
+      hidden = np.where(hidden > 0, hidden, alpha * hidden)  # PReLU
+      expected[b] += float(hidden @ w1[:, 0] + b1[0]) * v
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+  assert not got[1].any()  # no history: h = 0
+
+
+def test_target_attention_config_round_trip():
+  layer = layers.TargetAttention(hidden_units=(7, 3))
+  assert layers.TargetAttention.from_config(layer.get_config()).hidden_units == (7, 3)

@@ -157,13 +157,25 @@ def test_semantic_groups_are_the_fields_embeddings():
   groups = dict(zip(net.group_names(), net.feature_groups(encoded)))
   assert tuple(groups) == base.FEATURE_GROUPS
   e = CONFIG.embedding_dim
+  # The history group: the pooled sequence and the candidate's attention over it
+  # (ranker.history_attention, on in CONFIG).
   assert {k: int(v.shape[1]) for k, v in groups.items()} == {
-      'user_id': e, 'user_fields': 3 * e, 'history': e, 'item_id': e, 'item_fields': 3 * e,
-      'scenario': e}
+      'user_id': e, 'user_fields': 3 * e, 'history': 2 * e, 'item_id': e,
+      'item_fields': 3 * e, 'scenario': e}
   user_id = net.user_encoder._user._embeddings['user_id'](batch['user_id'])  # pylint: disable=protected-access
   np.testing.assert_array_equal(groups['user_id'].numpy(), user_id.numpy())
   np.testing.assert_array_equal(groups['item_fields'].numpy(),
                                 tf.reshape(encoded['item_fields'][:, 1:], [B, -1]).numpy())
+  _, values, mask = net.user_encoder._history(  # pylint: disable=protected-access
+      [batch['history_item_id'], net.user_encoder.scenario_index(
+          {'scenario': batch['history_scenario']})], return_sequence=True)
+  attended = net.target_attention([groups['item_id'], values, mask])
+  np.testing.assert_allclose(groups['history'].numpy(),
+                             tf.concat([encoded['history'], attended], axis=1).numpy(),
+                             rtol=1e-6)
+  paper = ranker('rankmixer', history_attention=False)
+  groups = paper.feature_groups(paper.encode(batch))
+  assert int(groups[paper.group_names().index('history')].shape[1]) == e
 
 
 def _perturb_scenario_token(net: MDLRanker, s: int):

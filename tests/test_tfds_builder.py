@@ -36,4 +36,4 @@ def test_item_corpus(tmp_path):
   assert set(example) == {'item_id', 'author_id', 'video_type', 'upload_dt', 'upload_type',
                           'video_duration', 'server_width', 'server_height', 'music_id',
                           'music_type', 'tag', 'scenario_clicks',
-                          'scenario_recent_clicks'}
+                          'scenario_recent_clicks', 'item_outcomes'}

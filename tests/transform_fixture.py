@@ -42,7 +42,7 @@ def load_schema(path: str = EVENTS_SCHEMA,
   schema = schemas.read(path)
   if popularity_too:
     return schema
-  return schemas.without_features(schema, config.popularity_features_left_out)
+  return schemas.without_features(schema, config.derived_features_left_out)
 
 
 def transform(ingested_dir: str, spec: ds.DatasetSpec, scenarios: tuple[str, ...],

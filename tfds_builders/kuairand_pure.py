@@ -71,7 +71,8 @@ class KuairandPure(tfds.core.GeneratorBasedBuilder):
     features.update(_feature_types(spec.items))
     config = configs.IngestionConfig()
     for flag, name in ((config.scenario_click_features, fnames.SCENARIO_CLICKS),
-                       (config.recent_click_features, fnames.SCENARIO_RECENT_CLICKS)):
+                       (config.recent_click_features, fnames.SCENARIO_RECENT_CLICKS),
+                       (config.item_outcome_features, fnames.ITEM_OUTCOMES)):
       if flag:
         features[name] = tfds.features.Sequence(tf.float32)
     return self.dataset_info_from_configs(

@@ -6,7 +6,7 @@ with training_summary.json. experiments/rankers.py calls train_ranker and score_
 
     transformed train exposures (every shown item with its task labels, models/data.py)
     -> the ranker of `ranker.model`, BCE averaged over the tasks (Adam, ranker.learning_rate)
-    -> early stopping on the validation exposures' mean AUC over the tasks (each epoch;
+    -> early stopping on the validation exposures' mean GAUC over the tasks (each epoch;
        ranker.patience epochs without a gain stop it), the best epoch kept
 
 Scoring reads raw tf.Examples (any window: the test window is never transformed by the
@@ -29,6 +29,7 @@ import tensorflow_transform as tft
 from core import config as configs
 from core import dataset_spec as ds
 from core import examples as example_files
+from core import feature_names as fnames
 from core import layout
 from core.scenario_mapping import ScenarioMapping
 from models import build
@@ -38,34 +39,61 @@ from models import features
 from models import preprocessing
 from models.rankers import base as rankers_base
 from ranking import exposures
+from ranking import metrics
 from training import callbacks
 
 log = logging.getLogger('dsmoe.trainer')
 
-MEAN_AUC = 'val_mean_auc'  # the monitored metric: validation AUC averaged over the tasks
+MEAN_GAUC = 'val_mean_gauc'  # the monitored metric: validation GAUC averaged over the tasks
 _SCORE_BATCH = 4096
 
 
-class MeanValidationAUC(tf.keras.callbacks.Callback):
-  """Adds logs[MEAN_AUC], the mean of the tasks' validation AUCs (val_auc_<task>)."""
+class MeanValidationGAUC(tf.keras.callbacks.Callback):
+  """Scores the validation exposures after each epoch and adds, for each task,
+  logs['val_gauc_<task>'] (ranking/metrics.gauc: each user's AUC, weighted by the user's
+  exposures, over the users with both classes) and logs[MEAN_GAUC], their mean over the
+  tasks a user with both classes defines.
 
-  def __init__(self, tasks: Sequence[str]):
+  Within-user order is what a ranker adds over item popularity (which orders every user's
+  candidates alike), so early stopping watches GAUC, not the AUC over all exposures. Users
+  are grouped by their vocabulary id: users out of the training vocabulary share their OOV
+  bucket's group (the blessing, on raw ids, does not).
+  """
+
+  def __init__(self, validation: tf.data.Dataset, tasks: Sequence[str]):
     super().__init__()
-    self._names = [f'val_auc_{t}' for t in tasks]
+    self._validation = validation
+    self._tasks = tuple(tasks)
 
   def on_epoch_end(self, epoch, logs=None):
-    if logs is not None and all(n in logs for n in self._names):
-      logs[MEAN_AUC] = float(np.mean([logs[n] for n in self._names]))
+    if logs is None:
+      return
+    users, labels, scores = [], [], []
+    for inputs, batch_labels in self._validation:
+      scores.append(self.model(inputs, training=False).numpy())
+      users.append(inputs[fnames.USER_ID].numpy())
+      labels.append(batch_labels.numpy())
+    users, labels, scores = (np.concatenate(users), np.concatenate(labels),
+                             np.concatenate(scores))
+    defined = []
+    for t, task in enumerate(self._tasks):
+      value, _ = metrics.gauc(labels[:, t], scores[:, t], users)
+      logs[f'val_gauc_{task}'] = value
+      if np.isfinite(value):
+        defined.append(value)
+    logs[MEAN_GAUC] = float(np.mean(defined)) if defined else float('nan')
 
 
 def feature_space(spec: ds.DatasetSpec, tft_output: tft.TFTransformOutput,
                   num_oov_buckets: int, scenarios: Sequence[str],
-                  schema: schema_pb2.Schema) -> features.FeatureSpace:
+                  schema: schema_pb2.Schema,
+                  item_outcomes: bool) -> features.FeatureSpace:
   """The rankers' FeatureSpace: the Trainer's, with the rankers' popularity features
-  (models/rankers/base.POPULARITY_FEATURES)."""
+  (models/rankers/base.POPULARITY_FEATURES) and, with `item_outcomes`
+  (ranker.item_outcome_features), the item's outcomes as of the exposure."""
   return features.FeatureSpace.build(
       spec, preprocessing.vocabulary_sizes(tft_output, spec, num_oov_buckets), scenarios,
-      schema, rankers_base.POPULARITY_FEATURES)
+      schema, rankers_base.POPULARITY_FEATURES, item_outcomes)
 
 
 def run_fn(fn_args) -> None:
@@ -83,7 +111,8 @@ def run_fn(fn_args) -> None:
   with tf.io.gfile.GFile(fn_args.schema_path) as f:
     schema = text_format.Parse(f.read(), schema_pb2.Schema())
   scenarios = ScenarioMapping.load(config[layout.TRAINER_SCENARIO_MAPPING]).values
-  space = feature_space(spec, tft_output, transform.num_oov_buckets, scenarios, schema)
+  space = feature_space(spec, tft_output, transform.num_oov_buckets, scenarios, schema,
+                        ranker.item_outcome_features)
   tasks = spec.logs.task_names
   backup = config[layout.TRAINER_BACKUP_DIR]
   model, summary = train_ranker(ranker, int(config[layout.RANKER_SEED]), space, tasks,
@@ -92,7 +121,7 @@ def run_fn(fn_args) -> None:
   with tf.io.gfile.GFile(os.path.join(fn_args.serving_model_dir,
                                       layout.TRAINING_SUMMARY_FILE), 'w') as f:
     json.dump(summary, f, indent=2)
-  log.info('ranker %s: kept epoch %d of %d run (validation mean AUC %.4f)', ranker.model,
+  log.info('ranker %s: kept epoch %d of %d run (validation mean GAUC %.4f)', ranker.model,
            summary['epoch_kept'], summary['epochs_run'], summary['monitor']['best'])
   if tf.io.gfile.exists(backup):
     tf.io.gfile.rmtree(backup)  # done: nothing to resume
@@ -116,16 +145,16 @@ def train_ranker(config: configs.RankerConfig, seed: int, space: features.Featur
       data.ranking_examples(validation_pattern, tft_output, space, tasks),
       _SCORE_BATCH, shuffle_seed=None)
   progress = callbacks.ProgressLogger(f'ranker {config.model}', config.epochs, rows)
-  keep = callbacks.KeepBestEpoch(MEAN_AUC, config.patience, os.path.join(work_dir, 'best'))
+  keep = callbacks.KeepBestEpoch(MEAN_GAUC, config.patience, os.path.join(work_dir, 'best'))
   history = model.fit(
       train, epochs=config.epochs, validation_data=validation, verbose=0,
-      callbacks=[MeanValidationAUC(tasks), keep,
+      callbacks=[MeanValidationGAUC(validation, tasks), keep,
                  tf.keras.callbacks.BackupAndRestore(os.path.join(work_dir, 'backup')),
                  progress])
   summary = {'model': config.model, 'tasks': list(tasks), 'seed': seed,
              'train_examples': rows, 'epochs_max': config.epochs,
              'epochs_run': progress.last_epoch, 'epoch_kept': keep.best_epoch,
-             'monitor': {'metric': MEAN_AUC, 'best': keep.best, 'patience': config.patience},
+             'monitor': {'metric': MEAN_GAUC, 'best': keep.best, 'patience': config.patience},
              'history': {k: [float(x) for x in v] for k, v in history.history.items()},
              'examples_per_second': progress.examples_per_second,
              'parameters': int(model.count_params())}

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from core import feature_names as fnames
 from models import features
+from models.rankers.layers.target_attention import TargetAttention
 from models.towers.encoders import flatten_fields
 from models.towers.encoders import ItemEncoder
 from models.towers.encoders import UserEncoder
@@ -123,6 +124,12 @@ class MultiTaskRanker(tf.keras.Model):
       user fields [B, F_u, e] (user id among them), pooled history [B, e], e_s [B, e],
       item fields [B, F_i, e] (item id among them)
 
+  With `history_attention` (beyond the papers' mean-pooled sequence; ranker.
+  history_attention) the candidate also attends over the sequence (DIN's activation unit,
+  layers/target_attention.py, the candidate's item id embedding as the query), and that
+  candidate-aware history h [B, e] joins the pooled one: one more field in `all_fields`,
+  and group (3) becomes [pooled ; h] [B, 2e] (the number of tokens stays).
+
   `encode` gives them by name; `all_fields` stacks them [B, F_u + 2 + F_i, e] (the
   input of the MLP rankers and of MTmixAtt's AutoToken); `feature_groups` gives the
   token rankers' semantic groups (FEATURE_GROUPS):
@@ -142,7 +149,8 @@ class MultiTaskRanker(tf.keras.Model):
   """
 
   def __init__(self, feature_space: features.FeatureSpace, tasks: Sequence[str],
-               embedding_dim: int = 16, history_pooling: str = 'mean', **kwargs):
+               embedding_dim: int = 16, history_pooling: str = 'mean',
+               history_attention: bool = False, **kwargs):
     super().__init__(**kwargs)
     tasks = tuple(tasks)
     if not tasks or len(set(tasks)) != len(tasks):
@@ -155,6 +163,9 @@ class MultiTaskRanker(tf.keras.Model):
     self.tasks = tasks
     self.embedding_dim = embedding_dim
     self.history_pooling = history_pooling
+    self.history_attention = history_attention
+    if history_attention:
+      self.target_attention = TargetAttention(name='target_attention')
     space_json = feature_space.to_json()
     self.user_encoder = UserEncoder(space_json, embedding_dim, history_pooling,
                                     name='user_encoder')
@@ -196,22 +207,33 @@ class MultiTaskRanker(tf.keras.Model):
 
         user_fields [B, F_u, e], history [B, e], scenario_embedding [B, e],
         item_fields [B, F_i, e], scenario_index [B] int (len(scenarios) for a value the
-        mapping does not know), and with return_sequence `sequence`: (v [B, L, e],
-        mask [B, L], the clicks' scenario index [B, L]).
+        mapping does not know), with return_sequence `sequence`: (v [B, L, e],
+        mask [B, L], the clicks' scenario index [B, L]), and with history_attention
+        `attended_history` [B, e].
     """
-    encoded = self.user_encoder(inputs, return_sequence=return_sequence)
+    encoded = self.user_encoder(inputs, return_sequence=(return_sequence or
+                                                         self.history_attention))
     fields, e_s, scenario_index = encoded[:3]
     result = {'user_fields': fields[:, :-2], 'history': fields[:, -2],
               'scenario_embedding': e_s, 'scenario_index': scenario_index,
               'item_fields': self.item_encoder(inputs)}
+    if self.history_attention:
+      values, mask, _ = encoded[3]
+      item_id = self.feature_space.item.names.index(fnames.ITEM_ID)
+      result['attended_history'] = self.target_attention(
+          [result['item_fields'][:, item_id], values, mask])
     if return_sequence:
       result['sequence'] = encoded[3]
     return result
 
   @staticmethod
   def all_fields(encoded: dict) -> tf.Tensor:
-    """[B, F_u + 2 + F_i, e]: user fields, pooled history, e_s, item fields."""
-    return tf.concat([encoded['user_fields'], encoded['history'][:, None],
+    """[B, F_u + 2 (+ 1) + F_i, e]: user fields, pooled history (and the attended one),
+    e_s, item fields."""
+    history = [encoded['history'][:, None]]
+    if 'attended_history' in encoded:
+      history.append(encoded['attended_history'][:, None])
+    return tf.concat([encoded['user_fields'], *history,
                       encoded['scenario_embedding'][:, None], encoded['item_fields']],
                      axis=1)
 
@@ -244,7 +266,8 @@ class MultiTaskRanker(tf.keras.Model):
       elif name == USER_FIELDS:
         groups.append(others(user, user_id))  # [B, (F_u - 1) e]
       elif name == HISTORY:
-        groups.append(encoded['history'])  # [B, e]
+        groups.append(tf.concat([encoded['history'], encoded['attended_history']], axis=1)
+                      if 'attended_history' in encoded else encoded['history'])  # [B, (2)e]
       elif name == ITEM_ID:
         groups.append(item[:, item_id])  # [B, e]
       elif name == ITEM_FIELDS:
@@ -258,7 +281,8 @@ class MultiTaskRanker(tf.keras.Model):
   def get_config(self):
     return {'name': self.name, 'feature_space': self.feature_space.to_json(),
             'tasks': list(self.tasks), 'embedding_dim': self.embedding_dim,
-            'history_pooling': self.history_pooling}
+            'history_pooling': self.history_pooling,
+            'history_attention': self.history_attention}
 
   @classmethod
   def from_config(cls, config):

@@ -11,4 +11,5 @@ from models.rankers.layers.mtmixatt_block import MTmixAttBlock
 from models.rankers.layers.per_token_dense import PerTokenDense
 from models.rankers.layers.per_token_ffn import PerTokenFFN
 from models.rankers.layers.rankmixer_block import RankMixerBlock
+from models.rankers.layers.target_attention import TargetAttention
 from models.rankers.layers.token_mixing import TokenMixing
