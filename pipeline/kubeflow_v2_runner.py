@@ -11,7 +11,9 @@ Compiling needs no cluster and no network; submit the JSON with the KFP client o
 
 import argparse
 import dataclasses
+import json
 import os
+import re
 import sys
 
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
@@ -21,6 +23,9 @@ from core import errors
 from pipeline import pipeline as dsmoe_pipeline
 
 IMAGE_REPO_ROOT = '/pipeline'  # WORKDIR of the Dockerfile
+_EXECUTOR_SUFFIX = '_executor'  # the compiler's executor label: <component>_executor
+_TITLE = re.compile(r'^title: (\S+)$', re.MULTILINE)
+_SCHEMA_TITLE = re.compile(r'schema_title="[^"]*"')
 
 
 def compile_pipeline(config: configs.PipelineConfig, image: str, output_file: str) -> str:
@@ -36,7 +41,31 @@ def compile_pipeline(config: configs.PipelineConfig, image: str, output_file: st
       output_dir=os.path.dirname(os.path.abspath(output_file)),
       output_filename=os.path.basename(output_file))
   runner.run(dsmoe_pipeline.create_pipeline(config), write_out=True)
+  with open(output_file) as f:
+    compiled = json.load(f)
+  query_declared_types(compiled['pipelineSpec'])
+  with open(output_file, 'w') as f:
+    json.dump(compiled, f, indent=2, sort_keys=True)
   return output_file
+
+
+def query_declared_types(spec: dict) -> None:
+  """Makes every resolver query ask for the artifact type its output declares.
+
+  TFX's KFP v2 compiler writes the queries of LatestBlessedModelStrategy with the standard
+  types' titles (tfx.Model, tfx.ModelBlessing) whatever the resolver's channels are, so the
+  ranker's resolver (dsmoe.RankerModel, dsmoe.RankerBlessing) would resolve the latest
+  blessed retrieval model. Each query's schema_title becomes the title its output
+  artifact declares (the instanceSchema's, or schemaTitle), in place.
+  """
+  for label, executor in spec['deploymentSpec']['executors'].items():
+    queries = executor.get('resolver', {}).get('outputArtifactQueries', {})
+    component = spec['components'][label[:-len(_EXECUTOR_SUFFIX)]]
+    outputs = component.get('outputDefinitions', {}).get('artifacts', {})
+    for key, query in queries.items():
+      declared = outputs[key]['artifactType']
+      title = declared.get('schemaTitle') or _TITLE.search(declared['instanceSchema'])[1]
+      query['filter'] = _SCHEMA_TITLE.sub(f'schema_title="{title}"', query['filter'])
 
 
 def main(argv=None) -> int:

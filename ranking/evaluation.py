@@ -93,8 +93,9 @@ def evaluate_exported(ranker_dir: str, history_patterns: Sequence[str], test_pat
   previous_note = None
   if previous_dir and not tf.io.gfile.exists(
       os.path.join(previous_dir, layout.RANKER_TASKS_FILE)):
-    # Kubeflow v2 compiles LatestBlessedModelStrategy to queries of the standard Model
-    # and ModelBlessing types, which resolve the retrieval model, not a ranker.
+    # A resolver that hands over another kind of model (a spec compiled without
+    # pipeline/kubeflow_v2_runner.query_declared_types queries the retrieval model's types)
+    # is said so, not compared.
     previous_note = (f'the previous blessed model in {previous_dir} is not a ranker export '
                      f'(no {layout.RANKER_TASKS_FILE}): not compared')
   elif previous_dir:

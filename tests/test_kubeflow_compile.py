@@ -124,3 +124,20 @@ def test_model_code_changes_change_the_trainer_inputs(tmp_path):
     custom = json.loads(tasks[task]['inputs']['parameters']['custom_config'][
         'runtimeValue']['constantValue']['stringValue'])
     assert custom[configs.CODE_FINGERPRINT_KEY] == dsmoe_pipeline.code_fingerprint()
+
+
+def test_each_blessed_model_resolver_queries_its_own_types(tmp_path):
+  """The compiler queries tfx.Model and tfx.ModelBlessing for every LatestBlessedModel
+  resolver; the ranker's must ask for the ranker's types, or it resolves the latest
+  blessed retrieval model."""
+  executors = _compile(tmp_path)['deploymentSpec']['executors']
+  query = lambda resolver, part, key: executors[
+      f'latest_blessed_{resolver}_resolver-{part}-resolver_executor']['resolver'][
+          'outputArtifactQueries'][key]['filter']
+  assert query('ranker', 'model-blessing', 'model_blessing').startswith(
+      'schema_title="dsmoe.RankerBlessing" AND state=LIVE AND metadata.blessed.number_value=1')
+  assert query('ranker', 'model', 'model').startswith(
+      'schema_title="dsmoe.RankerModel" AND state=LIVE AND name=')
+  assert query('model', 'model-blessing', 'model_blessing').startswith(
+      'schema_title="tfx.ModelBlessing" AND')
+  assert query('model', 'model', 'model').startswith('schema_title="tfx.Model" AND')
