@@ -193,7 +193,9 @@ class RankerConfig:
   # needs logs.tasks in the dataset spec). Beyond the DSMOE paper: the ranking stage is
   # MDL's and MTmixAtt's; turning it off leaves the retrieval pipeline as it was.
   enabled: bool = True
-  model: str = 'mdl'  # one of RANKERS
+  # One of RANKERS. MMoE (the MDL paper's multi-task baseline) since 2026-12-02, chosen on
+  # the validation window's mean GAUC (README, Ranking stage); MDL keeps its flags.
+  model: str = 'mmoe'
   embedding_dim: int = 16  # every feature field
   # d of every token (feature, scenario, task). Token mixing needs the token count to
   # divide d: 42 fits the 6 feature tokens and, in MDL without domain-aware attention on

@@ -54,6 +54,10 @@ VARIANTS = {
     'MDL w/o history attention': ('ranker.model=mdl', 'ranker.history_attention=false'),
     'MDL as in the paper': ('ranker.model=mdl', 'ranker.item_outcome_features=false',
                             'ranker.history_attention=false'),
+    'MMoE w/o item outcomes': ('ranker.model=mmoe', 'ranker.item_outcome_features=false'),
+    'MMoE w/o history attention': ('ranker.model=mmoe', 'ranker.history_attention=false'),
+    'MMoE as in the paper': ('ranker.model=mmoe', 'ranker.item_outcome_features=false',
+                             'ranker.history_attention=false'),
 }
 WINDOWS = (layout.VALIDATION, layout.TEST)  # the windows every job scores
 

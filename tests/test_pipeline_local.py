@@ -20,6 +20,7 @@ import pytest
 from sklearn import metrics as sk_metrics
 import tensorflow as tf
 
+from core import config as configs
 from core import layout
 from core import release_format
 from core import scenario_mapping
@@ -234,7 +235,7 @@ def test_ranker_is_trained_evaluated_blessed_and_released(first_run):
   model = _one(os.path.join(ranker_trainer, 'model', '*', 'Format-Serving'))
   with open(os.path.join(model, layout.TRAINING_SUMMARY_FILE)) as f:
     summary = json.load(f)
-  assert summary['model'] == 'mdl' and summary['tasks'] == ['click', 'long_view', 'like']
+  assert summary['model'] == configs.RankerConfig().model and summary['tasks'] == ['click', 'long_view', 'like']
   history = summary['history']['val_mean_gauc']
   assert summary['epochs_max'] == 2 and len(history) == summary['epochs_run']
   assert summary['epoch_kept'] == 1 + history.index(max(history))
@@ -250,7 +251,7 @@ def test_ranker_is_trained_evaluated_blessed_and_released(first_run):
   release = os.path.join(first_run, 'releases', 'latest')
   with open(os.path.join(release, release_format.MANIFEST)) as f:
     manifest = json.load(f)
-  assert manifest['ranker']['included'] and manifest['ranker']['model'] == 'mdl'
+  assert manifest['ranker']['included'] and manifest['ranker']['model'] == configs.RankerConfig().model
   assert manifest['ranker']['fingerprint'] == layout.directory_fingerprint(
       os.path.join(release, 'ranker'))
   assert os.path.exists(os.path.join(release, 'ranker_evaluation',

@@ -23,6 +23,7 @@ import pytest
 
 import tensorflow as tf
 
+from core import config as configs
 from core import examples as example_files
 from core import layout
 from core import release_format
@@ -506,7 +507,7 @@ def test_cli_recommend_one_and_a_batch(capsys, recommender, release_dir, tmp_pat
   [expected] = recommender.recommend([recommender_lib.parse_recommend_request(
       {'user_id': user, 'scenario': s1, 'weights': {'like': 3}})], k=4, candidates=50)
   assert answer['release'] == recommender.version and answer['candidates'] == 50
-  assert answer['ranker'].startswith('mdl-')
+  assert answer['ranker'].startswith(f'{configs.RankerConfig().model}-')
   assert _same_result(answer, expected.to_json())
 
   requests = tmp_path / 'requests.csv'
@@ -872,7 +873,7 @@ def test_service_recommends_as_the_library_does(service, recommender):
   assert answer['candidates'] == 20
   status, info = _call(base, '/v1/release')
   assert info['recommend']['blend']['default']['click'] == 1.0
-  assert info['ranker']['included'] and info['ranker']['model'] == 'mdl'
+  assert info['ranker']['included'] and info['ranker']['model'] == configs.RankerConfig().model
 
 
 @pytest.mark.parametrize('body,field', [
