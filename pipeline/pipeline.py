@@ -133,8 +133,8 @@ def create_pipeline(
       config=config.evaluation,
       baseline_model=previous_blessed.outputs['model'])
 
-  ranking = _ranking_stage(example_gen, transform, schema, spec, config,
-                           code_fingerprint(packages=RANKER_CODE_PACKAGES))
+  ranker_fingerprint = code_fingerprint(packages=RANKER_CODE_PACKAGES)
+  ranking = _ranking_stage(example_gen, transform, schema, spec, config, ranker_fingerprint)
   ranker_outputs = {}
   if ranking:
     ranker_outputs = dict(ranker=ranking[0].outputs['model'],
@@ -150,6 +150,19 @@ def create_pipeline(
       evaluator.outputs['blessing'].future()[0].custom_property('blessed') == 1):
     refit_transform = _transform(example_gen, schema, spec, config, fingerprint, layout.ALL,
                                  (layout.ALL,), gates).with_id('refit_transform')
+    # The ranker too is refit on every day for the epochs it kept, with the refit
+    # Transform's vocabularies (users and items of the last days); its blessing and
+    # evaluation stay the evaluated ranker's.
+    ranker_refit = [RankerTrainer(
+        examples=refit_transform.outputs['transformed_examples'],
+        transform_graph=refit_transform.outputs['transform_graph'],
+        schema=schema.outputs['schema'],
+        scenario_mapping=example_gen.outputs['scenario_mapping'],
+        run_fn=RANKER_RUN_FN, dataset_spec=spec, config=config,
+        code_fingerprint=ranker_fingerprint, schedule_model=ranking[0].outputs['model']
+    ).with_id('refit_ranker_trainer')] if ranking else []
+    if ranker_refit:
+      ranker_outputs['ranker'] = ranker_refit[0].outputs['model']
     refit = DistillationTrainer(
         examples=refit_transform.outputs['transformed_examples'],
         transform_graph=refit_transform.outputs['transform_graph'],
@@ -176,7 +189,7 @@ def create_pipeline(
 
   components += [teacher_source] if teacher_source else []
   components += [trainer, previous_blessed, evaluator, comparison, *ranking, refit_transform,
-                 refit, index, pusher]
+                 refit, *ranker_refit, index, pusher]
   return _pipeline(config, components, metadata_connection_config)
 
 

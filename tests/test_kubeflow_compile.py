@@ -12,7 +12,7 @@ COMPONENTS = {
     'events_validation_gate', 'item_corpus_statistics', 'item_corpus_schema',
     'item_corpus_validator', 'item_corpus_validation_gate', 'Transform',
     'DistillationTrainer', 'RecallEvaluator', 'BlessedModelComparison', 'refit_transform',
-    'refit_trainer',
+    'refit_trainer', 'refit_ranker_trainer',
     'IndexBuilder', 'ReleasePusher', 'RankerTrainer', 'RankingEvaluator', 'SystemEvaluator',
     # The KFP v2 compiler turns each latest-blessed-model resolver into two query tasks.
     'latest_blessed_model_resolver-model-resolver',
@@ -77,7 +77,8 @@ def test_compiles_every_component_with_its_inputs(tmp_path):
   assert _producer(tasks, 'ReleasePusher', 'artifacts', 'item_corpus') == \
       'InteractionExampleGen'
   # Only a blessed model is refit on every day, indexed and released.
-  for name in ('refit_transform', 'refit_trainer', 'IndexBuilder', 'ReleasePusher'):
+  for name in ('refit_transform', 'refit_trainer', 'refit_ranker_trainer', 'IndexBuilder',
+               'ReleasePusher'):
     assert "metadata['blessed'] == 1.0" in tasks[name]['triggerPolicy']['condition']
   assert _producer(tasks, 'refit_trainer', 'artifacts', 'schedule_model') == \
       'DistillationTrainer'
@@ -93,7 +94,16 @@ def test_compiles_every_component_with_its_inputs(tmp_path):
   assert constant('RankerTrainer', 'run_fn') == 'training.ranking.run_fn'
   assert _producer(tasks, 'RankerTrainer', 'artifacts', 'examples') == 'Transform'
   assert _producer(tasks, 'RankingEvaluator', 'artifacts', 'model') == 'RankerTrainer'
-  for name, producer in (('ranker', 'RankerTrainer'), ('ranker_blessing', 'RankingEvaluator'),
+  # The release serves the ranker's refit on every day; blessing and evaluation are the
+  # evaluated ranker's.
+  assert _producer(tasks, 'refit_ranker_trainer', 'artifacts', 'schedule_model') == \
+      'RankerTrainer'
+  assert _producer(tasks, 'refit_ranker_trainer', 'artifacts', 'examples') == \
+      'refit_transform'
+  assert constant('refit_ranker_trainer', 'train_args') == constant('refit_trainer',
+                                                                    'train_args')
+  for name, producer in (('ranker', 'refit_ranker_trainer'),
+                         ('ranker_blessing', 'RankingEvaluator'),
                          ('ranker_evaluation', 'RankingEvaluator')):
     assert _producer(tasks, 'ReleasePusher', 'artifacts', name) == producer
 

@@ -246,21 +246,33 @@ def test_ranker_is_trained_evaluated_blessed_and_released(first_run):
     metrics = json.load(f)
   assert metrics['systems'] == ['ranker', 'popularity'] and metrics['blessing']['blessed']
   assert set(metrics['counts']) == {'0', '1', '2', '4', 'all'}
-  # The release serves the evaluated ranker; its scores of the raw test exposures give
-  # the AUC the evaluator reported (sklearn's here).
+  # The release serves the ranker's refit on every day for the epochs the evaluated one
+  # kept; the manifest names the evaluated ranker its blessing is of.
   release = os.path.join(first_run, 'releases', 'latest')
   with open(os.path.join(release, release_format.MANIFEST)) as f:
     manifest = json.load(f)
-  assert manifest['ranker']['included'] and manifest['ranker']['model'] == configs.RankerConfig().model
+  assert manifest['ranker']['included']
+  assert manifest['ranker']['model'] == configs.RankerConfig().model
+  refit = _one(os.path.join(_root(first_run), 'refit_ranker_trainer', 'model', '*',
+                            'Format-Serving'))
   assert manifest['ranker']['fingerprint'] == layout.directory_fingerprint(
-      os.path.join(release, 'ranker'))
+      os.path.join(release, 'ranker')) == layout.directory_fingerprint(refit)
+  assert manifest['ranker']['evaluated_fingerprint'] == layout.directory_fingerprint(model)
+  assert manifest['ranker']['trained_on'].startswith('every day')
+  with open(os.path.join(refit, layout.TRAINING_SUMMARY_FILE)) as f:
+    refit_summary = json.load(f)
+  assert refit_summary['epochs_run'] == refit_summary['epoch_kept'] == summary['epoch_kept']
+  assert refit_summary['monitor'] is None
+  assert refit_summary['train_examples'] > summary['train_examples']  # train + the rest
+  # The evaluated ranker's scores of the raw test exposures give the AUC the evaluator
+  # reported (sklearn's here).
   assert os.path.exists(os.path.join(release, 'ranker_evaluation',
                                      layout.RANKING_METRICS_FILE))
   examples = _one(os.path.join(_root(first_run), 'InteractionExampleGen', 'examples', '*'))
   records = [r.numpy() for r in tf.data.TFRecordDataset(
       glob.glob(os.path.join(examples, 'Split-test', '*.gz')), compression_type='GZIP')]
   assert metrics['counts']['all']['examples'] == len(records)
-  ranker = tf.saved_model.load(os.path.join(release, 'ranker'))
+  ranker = tf.saved_model.load(model)
   scores = ranker.signatures[layout.RANKER_EXAMPLES_SIGNATURE](
       examples=tf.constant(records))
   for task, label in (('click', 'task_click'), ('long_view', 'task_long_view')):

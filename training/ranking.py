@@ -8,6 +8,8 @@ with training_summary.json. experiments/rankers.py calls train_ranker and score_
     -> the ranker of `ranker.model`, BCE averaged over the tasks (Adam, ranker.learning_rate)
     -> early stopping on the validation exposures' mean GAUC over the tasks (each epoch;
        ranker.patience epochs without a gain stop it), the best epoch kept
+    (a refit: the transformed exposures of every day, the evaluated ranker's kept epochs,
+     no validation)
 
 Scoring reads raw tf.Examples (any window: the test window is never transformed by the
 pipeline) through the Transform graph, as serving does, and returns each exposure's
@@ -18,7 +20,7 @@ import dataclasses
 import json
 import logging
 import os
-from typing import Sequence
+from typing import Optional, Sequence
 
 from google.protobuf import text_format
 import numpy as np
@@ -115,23 +117,37 @@ def run_fn(fn_args) -> None:
                         ranker.item_outcome_features)
   tasks = spec.logs.task_names
   backup = config[layout.TRAINER_BACKUP_DIR]
-  model, summary = train_ranker(ranker, int(config[layout.RANKER_SEED]), space, tasks,
-                                tft_output, fn_args.train_files, fn_args.eval_files, backup)
+  seed = int(config[layout.RANKER_SEED])
+  if layout.RANKER_REFIT_OF in config:  # a refit: the evaluated ranker's epochs, every day
+    refit_of = json.loads(config[layout.RANKER_REFIT_OF])
+    model, summary = train_ranker(ranker, seed, space, tasks, tft_output,
+                                  fn_args.train_files, None, backup,
+                                  fixed_epochs=refit_of['epochs'])
+    summary['refit_of'] = refit_of
+    summary['trained_on'] = (f'every day (split all, vocabularies of the last event), the '
+                             f'{refit_of["epochs"]} epochs the evaluated ranker kept')
+  else:
+    model, summary = train_ranker(ranker, seed, space, tasks, tft_output,
+                                  fn_args.train_files, fn_args.eval_files, backup)
+    summary['trained_on'] = 'the train window, stopped on the validation window'
   export.export_ranker(model, tft_output, space, tuple(tasks), fn_args.serving_model_dir)
   with tf.io.gfile.GFile(os.path.join(fn_args.serving_model_dir,
                                       layout.TRAINING_SUMMARY_FILE), 'w') as f:
     json.dump(summary, f, indent=2)
-  log.info('ranker %s: kept epoch %d of %d run (validation mean GAUC %.4f)', ranker.model,
-           summary['epoch_kept'], summary['epochs_run'], summary['monitor']['best'])
+  log.info('ranker %s: %s; kept epoch %d of %d run', ranker.model, summary['trained_on'],
+           summary['epoch_kept'], summary['epochs_run'])
   if tf.io.gfile.exists(backup):
     tf.io.gfile.rmtree(backup)  # done: nothing to resume
 
 
 def train_ranker(config: configs.RankerConfig, seed: int, space: features.FeatureSpace,
                  tasks: Sequence[str], tft_output: tft.TFTransformOutput,
-                 train_pattern, validation_pattern, work_dir: str):
+                 train_pattern, validation_pattern, work_dir: str,
+                 fixed_epochs: Optional[int] = None):
   """Trains `config`'s ranker; returns (model with the kept epoch's weights, summary).
-  The patterns: a file pattern or a list of them.
+  The patterns: a file pattern or a list of them. With `fixed_epochs` (a refit) it trains
+  exactly that many epochs and keeps the last, without validation (validation_pattern
+  None).
 
   `work_dir` holds the resumable checkpoints (a killed run carries on) and the best
   epoch's weights."""
@@ -141,20 +157,25 @@ def train_ranker(config: configs.RankerConfig, seed: int, space: features.Featur
   train = data.ranking_examples(train_pattern, tft_output, space, tasks)
   rows = int(train.reduce(0, lambda n, _: n + 1))
   train = data.ranking_batches(train, config.batch_size, shuffle_seed=seed)
-  validation = data.ranking_batches(
-      data.ranking_examples(validation_pattern, tft_output, space, tasks),
-      _SCORE_BATCH, shuffle_seed=None)
-  progress = callbacks.ProgressLogger(f'ranker {config.model}', config.epochs, rows)
-  keep = callbacks.KeepBestEpoch(MEAN_GAUC, config.patience, os.path.join(work_dir, 'best'))
-  history = model.fit(
-      train, epochs=config.epochs, validation_data=validation, verbose=0,
-      callbacks=[MeanValidationGAUC(validation, tasks), keep,
-                 tf.keras.callbacks.BackupAndRestore(os.path.join(work_dir, 'backup')),
-                 progress])
+  epochs = fixed_epochs or config.epochs
+  progress = callbacks.ProgressLogger(f'ranker {config.model}', epochs, rows)
+  backup = tf.keras.callbacks.BackupAndRestore(os.path.join(work_dir, 'backup'))
+  if fixed_epochs:
+    history = model.fit(train, epochs=epochs, verbose=0, callbacks=[backup, progress])
+    monitor, kept = None, epochs
+  else:
+    validation = data.ranking_batches(
+        data.ranking_examples(validation_pattern, tft_output, space, tasks),
+        _SCORE_BATCH, shuffle_seed=None)
+    keep = callbacks.KeepBestEpoch(MEAN_GAUC, config.patience, os.path.join(work_dir, 'best'))
+    history = model.fit(
+        train, epochs=epochs, validation_data=validation, verbose=0,
+        callbacks=[MeanValidationGAUC(validation, tasks), keep, backup, progress])
+    monitor = {'metric': MEAN_GAUC, 'best': keep.best, 'patience': config.patience}
+    kept = keep.best_epoch
   summary = {'model': config.model, 'tasks': list(tasks), 'seed': seed,
-             'train_examples': rows, 'epochs_max': config.epochs,
-             'epochs_run': progress.last_epoch, 'epoch_kept': keep.best_epoch,
-             'monitor': {'metric': MEAN_GAUC, 'best': keep.best, 'patience': config.patience},
+             'train_examples': rows, 'epochs_max': epochs,
+             'epochs_run': progress.last_epoch, 'epoch_kept': kept, 'monitor': monitor,
              'history': {k: [float(x) for x in v] for k, v in history.history.items()},
              'examples_per_second': progress.examples_per_second,
              'parameters': int(model.count_params())}

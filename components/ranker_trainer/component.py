@@ -2,13 +2,16 @@
 
 Inputs: the transformed examples (train split to train, validation split to stop early:
 every exposure with the dataset spec's task labels), the transform graph, the schema and
-the scenario mapping. Output: a RankerModel (Format-Serving: the SavedModel from raw
+the scenario mapping; for a refit, the evaluated ranker (schedule_model) whose kept epochs
+it trains on every day (split all, the refit Transform's vocabularies of the last event),
+without validation. Output: a RankerModel (Format-Serving: the SavedModel from raw
 features, one probability per task; training_summary.json). The training is the `run_fn`
 (training/ranking.py); it gets the dataset spec and the transform and ranker sections of
 the config, and the seed, through custom_config.
 """
 
 import json
+from typing import Optional
 
 from tfx.dsl.components.base import base_component
 from tfx.dsl.components.base import executor_spec
@@ -33,6 +36,9 @@ class RankerTrainerSpec(component_spec.ComponentSpec):
           type=standard_artifacts.TransformGraph),
       'schema': component_spec.ChannelParameter(type=standard_artifacts.Schema),
       'scenario_mapping': component_spec.ChannelParameter(type=artifacts.ScenarioMapping),
+      # A refit: the evaluated ranker whose kept epochs it trains.
+      'schedule_model': component_spec.ChannelParameter(type=artifacts.RankerModel,
+                                                        optional=True),
   }
   OUTPUTS = {
       'model': component_spec.ChannelParameter(type=artifacts.RankerModel),
@@ -41,7 +47,8 @@ class RankerTrainerSpec(component_spec.ComponentSpec):
 
 
 class RankerTrainer(base_component.BaseComponent):
-  """Trains `config.ranker` on the train split, early stopping on the validation split.
+  """Trains `config.ranker` on the train split, early stopping on the validation split;
+  with schedule_model (a refit), on split all for the epochs that model kept.
 
   Refuses, when the pipeline is defined, a dataset spec without ranking tasks
   (logs.tasks)."""
@@ -51,7 +58,8 @@ class RankerTrainer(base_component.BaseComponent):
 
   def __init__(self, examples, transform_graph, schema, scenario_mapping, run_fn: str,
                dataset_spec: ds.DatasetSpec, config: configs.PipelineConfig,
-               code_fingerprint: str):
+               code_fingerprint: str,
+               schedule_model: Optional[channel.BaseChannel] = None):
     if not dataset_spec.logs.task_names:
       raise configs.ConfigError(
           f'ranker.enabled needs ranking tasks, and the dataset spec {dataset_spec.name} '
@@ -60,11 +68,13 @@ class RankerTrainer(base_component.BaseComponent):
     custom_config = configs.to_custom_config(dataset_spec, config.transform, config.ranker,
                                              code_fingerprint=code_fingerprint)
     custom_config[layout.RANKER_SEED] = str(config.training.seed)
+    train, evaluate = ((layout.ALL, layout.ALL) if schedule_model is not None else
+                       (layout.TRAIN, layout.VALIDATION))
     super().__init__(spec=RankerTrainerSpec(
         examples=examples, transform_graph=transform_graph, schema=schema,
-        scenario_mapping=scenario_mapping, run_fn=run_fn,
+        scenario_mapping=scenario_mapping, schedule_model=schedule_model, run_fn=run_fn,
         custom_config=json.dumps(custom_config),
-        train_args=trainer_pb2.TrainArgs(splits=[layout.TRAIN]),
-        eval_args=trainer_pb2.EvalArgs(splits=[layout.VALIDATION]),
+        train_args=trainer_pb2.TrainArgs(splits=[train]),
+        eval_args=trainer_pb2.EvalArgs(splits=[evaluate]),
         model=channel.Channel(type=artifacts.RankerModel),
         model_run=channel.Channel(type=standard_artifacts.ModelRun)))

@@ -5,8 +5,9 @@ Inputs: the model to serve (the refit on every day: exported towers), the evalua
 previous blessed model (a regression stops the release), the index built from
 the served model, the scenario mapping, the user snapshot and the ingestion report (the
 data windows, for the manifest's account of what the served model saw); optionally the
-ranker with its blessing and evaluation: a blessed ranker goes into the release as
-`ranker/` (with `ranker_evaluation/`); one that is not blessed does not hold back the
+ranker to serve (the refit on every day of the evaluated one) with the evaluated ranker's
+blessing and evaluation: a blessed ranker goes into the release as `ranker/` (with
+`ranker_evaluation/`); one that is not blessed does not hold back the
 retrieval release: the latest release's ranker is carried over, or, with none, the release
 has no ranker, and the manifest says why. With a ranker, the release also holds the item
 corpus as of the last event (`item_corpus/`, the candidates' item features) and

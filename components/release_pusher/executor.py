@@ -178,8 +178,11 @@ def _ranker(input_dict, releases_dir: str) -> tuple[dict[str, str], dict]:
     summary = json.load(f)
   entry = {'model': summary['model'], 'tasks': evaluation['tasks'],
            'fingerprint': layout.directory_fingerprint(ranker_dir),
-           'trained_on': 'the train window, stopped on the validation window (no refit)',
+           'trained_on': summary['trained_on'],
            'epoch_kept': summary['epoch_kept'],
+           # A refit: the evaluated ranker its blessing and test figures are of.
+           **({'evaluated_fingerprint': summary['refit_of']['fingerprint']}
+              if 'refit_of' in summary else {}),
            'test': {system: evaluation['metrics'][system]['all'] for system in
                     evaluation['systems']}}
   blessing = artifact_utils.get_single_instance(input_dict['ranker_blessing'])
