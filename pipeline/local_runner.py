@@ -83,10 +83,11 @@ def report(config: configs.PipelineConfig) -> str:
     path = run_summary.output_file(store, node, 'model', 'Format-Serving',
                                    layout.TRAINING_SUMMARY_FILE)
     summaries.append(json.load(open(path, encoding='utf-8')) if path else None)
-  ranker = run_summary.output_file(store, 'RankerTrainer', 'model', 'Format-Serving',
+  for node in ('RankerTrainer', 'refit_ranker_trainer'):
+    path = run_summary.output_file(store, node, 'model', 'Format-Serving',
                                    layout.TRAINING_SUMMARY_FILE)
-  lines.append(run_summary.training_lines(
-      *summaries, json.load(open(ranker, encoding='utf-8')) if ranker else None))
+    summaries.append(json.load(open(path, encoding='utf-8')) if path else None)
+  lines.append(run_summary.training_lines(*summaries))
   index = run_summary.output_file(store, 'IndexBuilder', 'index', layout.INDEX_MANIFEST_FILE)
   if index:
     with open(index, encoding='utf-8') as f:

@@ -80,7 +80,8 @@ def output_file(store: metadata_store.MetadataStore, node: str, key: str,
 
 
 def training_lines(gate_summary: Optional[dict], refit_summary: Optional[dict],
-                   ranker_summary: Optional[dict] = None) -> str:
+                   ranker_summary: Optional[dict] = None,
+                   ranker_refit_summary: Optional[dict] = None) -> str:
   """The epochs each phase ran and kept (early stopping), what the refit trained, and the
   ranker's epochs."""
   lines = []
@@ -109,6 +110,10 @@ def training_lines(gate_summary: Optional[dict], refit_summary: Optional[dict],
                  f'{ranker_summary["epoch_kept"]} of {ranker_summary["epochs_run"]} run (at '
                  f'most {ranker_summary["epochs_max"]}), validation {monitor["metric"]} '
                  f'{monitor["best"]:.4f}, {ranker_summary["train_examples"]:,} exposures')
+  if ranker_refit_summary:
+    lines.append(f'  ranker refit on every day for the release: '
+                 f'{ranker_refit_summary["epoch_kept"]} epochs, '
+                 f'{ranker_refit_summary["train_examples"]:,} exposures')
   return 'Training (early stopping on the validation window)\n' + '\n'.join(lines)
 
 

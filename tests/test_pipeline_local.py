@@ -415,6 +415,8 @@ def test_rerun_without_changes_hits_the_cache(first_run, capsys, run):
   assert 'Ingestion of kuairand_pure' in out and 'Recall@K on the test split' in out
   assert re.search(r'student: kept epoch \d of \d run', out)
   assert 'refit on every day for the release' in out and 'release: ' in out
+  assert re.search(r'ranker refit on every day for the release: \d epochs', out)
+  assert _states(first_run)['refit_ranker_trainer'] == 'cached'
   # From then on, nothing changed means nothing runs.
   code, out, _ = run(capsys, first_run, extra=BLESS_ANY)
   assert code == 0 and not _not_cached(first_run)
