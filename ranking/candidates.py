@@ -78,7 +78,7 @@ class CandidateRanker:
     with tf.io.gfile.GFile(os.path.join(directory, layout.FEATURE_SPACE_FILE)) as f:
       item_space = json.load(f)['item']
     item_names = ({c['name'] for c in item_space['categorical']} | set(item_space['numeric'])
-                  | set(item_space.get('numeric_lists', ())))
+                  | {n['name'] for n in item_space.get('numeric_lists', ())})
     self._module = tf.saved_model.load(directory)  # keeps the signature's resources alive
     self._signature = self._module.signatures[layout.RANKER_SIGNATURE]
     specs = dict(self._signature.structured_input_signature[1])

@@ -21,12 +21,14 @@ from sklearn import metrics as sk_metrics
 import tensorflow as tf
 
 from core import config as configs
+from core import examples as example_files
 from core import layout
 from core import release_format
 from core import scenario_mapping
 from experiments import inspect as case_study
 from pipeline import local_runner
 from pipeline import run_summary
+from ranking import candidates
 from retrieval import scann_index
 from tests.conftest import BLESS_ANY
 from tests.conftest import FIXTURE_DIR
@@ -264,6 +266,13 @@ def test_ranker_is_trained_evaluated_blessed_and_released(first_run):
   assert refit_summary['epochs_run'] == refit_summary['epoch_kept'] == summary['epoch_kept']
   assert refit_summary['monitor'] is None
   assert refit_summary['train_examples'] > summary['train_examples']  # train + the rest
+  # Two-stage scoring takes the item's outcomes (as of the corpus's moment) from the item
+  # side, never from the user's request.
+  corpus = os.path.join(_root(first_run), 'InteractionExampleGen', 'item_corpus', '*',
+                        'Split-all', '*.gz')
+  candidate_ranker = candidates.CandidateRanker(model, example_files.records(corpus))
+  assert 'item_outcomes' in candidate_ranker.item_specs
+  assert 'item_outcomes' not in candidate_ranker.user_specs
   # The evaluated ranker's scores of the raw test exposures give the AUC the evaluator
   # reported (sklearn's here).
   assert os.path.exists(os.path.join(release, 'ranker_evaluation',
