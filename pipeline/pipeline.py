@@ -84,6 +84,7 @@ def create_pipeline(
   spec = ds.DatasetSpec.from_yaml(config.local_path(config.dataset_spec))
   if config.ranker.enabled:
     config.recommend.scenario_blend(spec.logs.task_names)  # ConfigError: a task not in the spec
+    config.ranking_evaluation.gain_tasks_of(spec.logs.task_names)  # the same
   example_gen = InteractionExampleGen(data_dir=config.path(config.data_dir),
                                       dataset_spec=spec,
                                       ingestion_config=config.ingestion)
