@@ -72,8 +72,8 @@ POPULARITY_WEIGHTS_KEY = 'popularity_weights'
 TRAINER_RECALL_KS = 'recall_ks'  # JSON [k, ...]: the validation Recall@K it reports
 RANKER_SEED = 'ranker_seed'  # the RankerTrainer's seed (training.seed), alone: another
                              # training section must not retrain the ranker
-# A ranker refit: JSON {"epochs": n, "fingerprint": ..., "trained_on": ...} of the evaluated
-# ranker whose kept epochs it trains on every day.
+# A ranker refit: JSON {"epochs": n, "fingerprint": ...} of the evaluated ranker whose kept
+# epochs it trains on every day.
 RANKER_REFIT_OF = 'ranker_refit_of'
 
 # ---- RankingEvaluator: the ranker's evaluation (AUC, GAUC per scenario and task) -----

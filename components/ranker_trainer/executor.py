@@ -29,7 +29,6 @@ class Executor(trainer_executor.GenericExecutor):
         summary = json.load(f)
       config[layout.RANKER_REFIT_OF] = json.dumps({
           'epochs': summary['epoch_kept'],
-          'fingerprint': layout.directory_fingerprint(evaluated),
-          'trained_on': summary.get('trained_on', '')})
+          'fingerprint': layout.directory_fingerprint(evaluated)})
     fn_args.custom_config = config
     return fn_args
