@@ -194,8 +194,8 @@ def report(data, jobs: dict, args, results_dir: str, grid_seconds: float) -> Non
   tasks = data.spec.logs.task_names
   window = args.window
   test = exposures.read(layout.split_pattern(data.examples, window), tasks)
-  before = [exposures.read(layout.split_pattern(data.examples, w), tasks)
-            for w in (layout.TRAIN, layout.VALIDATION)[:1 + (window == layout.TEST)]]
+  history = (layout.TRAIN, layout.VALIDATION)[:1 + (window == layout.TEST)]  # before it
+  before = [exposures.read(layout.split_pattern(data.examples, w), tasks) for w in history]
   popularity = evaluation.popularity_scores(
       np.concatenate([b.items for b in before]), np.concatenate([b.labels for b in before]),
       test.items)
@@ -264,7 +264,7 @@ def report(data, jobs: dict, args, results_dir: str, grid_seconds: float) -> Non
       f'{len(set(test.users.tolist())):,} users. AUC over exposures; GAUC: mean of the '
       f'users\' AUCs (users with both classes), weighted by their exposures. Popularity: '
       f'each item\'s positive rate per task over the windows before it '
-      f'({", ".join(w for w in (layout.TRAIN, layout.VALIDATION)[:len(before)])}), '
+      f'({", ".join(history)}), '
       f'smoothed toward the task\'s rate.',
       *lines, '', '### Training', '', *cost, '',
       f'### Paired differences over all scenarios, seed {args.seeds[0]}', '',
