@@ -97,6 +97,10 @@ class LogSpec:
   # 'epoch_ms', 'epoch_s', 'iso8601', or a strptime pattern such as '%Y-%m-%d %H:%M:%S'.
   timestamp_format: str = 'epoch_ms'
   tasks: tuple[TaskSpec, ...] = ()  # the ranking tasks, in the rankers' output order
+  # Daily files: the day each file holds, in its name, as a strptime pattern of %Y, %m
+  # and %d (e.g. '%Y%m%d' for log_20220502.csv.gz). Optional; when set, every file holds
+  # the events of its day only (split.timezone), one file per day, no day left out.
+  day_format: Optional[str] = None
 
   @property
   def columns(self) -> tuple[str, ...]:
@@ -107,6 +111,22 @@ class LogSpec:
   @property
   def task_names(self) -> tuple[str, ...]:
     return tuple(t.name for t in self.tasks)
+
+
+_DAY_DIRECTIVES = {'%Y': r'(?P<Y>\d{4})', '%m': r'(?P<m>\d{2})', '%d': r'(?P<d>\d{2})'}
+
+
+def day_pattern(day_format: str) -> re.Pattern:
+  """The regular expression of `day_format` (LogSpec.day_format): %Y, %m and %d once
+  each, everything else literal. ValueError says what is wrong."""
+  pieces = re.split(r'(%.)', day_format)
+  directives = [p for p in pieces if p.startswith('%') and len(p) == 2]
+  unknown = sorted({d for d in directives if d not in _DAY_DIRECTIVES})
+  if unknown or sorted(directives) != sorted(_DAY_DIRECTIVES):
+    raise ValueError(f'{day_format!r} must hold %Y, %m and %d once each and no other '
+                     f'directive (found {", ".join(directives) or "none"}); e.g. '
+                     f"'%Y%m%d' for log_20220502.csv.gz")
+  return re.compile(''.join(_DAY_DIRECTIVES.get(p, re.escape(p)) for p in pieces))
 
 
 class SplitBoundaries(NamedTuple):
@@ -179,7 +199,7 @@ class DatasetSpec:
         features[f.column] = options
       return {'path': t.path, 'id': t.id_column, 'features': features}
     split = {k: v for k, v in dataclasses.asdict(self.split).items() if v is not None}
-    logs = dataclasses.asdict(self.logs)
+    logs = {k: v for k, v in dataclasses.asdict(self.logs).items() if v is not None}
     logs['tasks'] = {t.name: t.column for t in self.logs.tasks}
     if not logs['tasks']:
       del logs['tasks']
@@ -233,7 +253,7 @@ def _parse_spec(raw: Any, source: str) -> DatasetSpec:
   logs = where.mapping(top['logs'], 'logs',
                        required=('path', 'user_id', 'item_id', 'scenario', 'label',
                                  'timestamp'),
-                       optional=('timestamp_format', 'tasks'))
+                       optional=('timestamp_format', 'tasks', 'day_format'))
   log_spec = LogSpec(**{k: where.string(v, f'logs.{k}') for k, v in logs.items()
                         if k != 'tasks'}, tasks=_parse_tasks(where, logs.get('tasks', {})))
   fmt = log_spec.timestamp_format
@@ -241,6 +261,11 @@ def _parse_spec(raw: Any, source: str) -> DatasetSpec:
     raise SpecError(f'{source}: logs.timestamp_format is {fmt!r}; use one of '
                     f'{", ".join(TIMESTAMP_FORMATS)} or a strptime pattern like '
                     f"'%Y-%m-%d %H:%M:%S'")
+  if log_spec.day_format is not None:
+    try:
+      day_pattern(log_spec.day_format)
+    except ValueError as e:
+      raise SpecError(f'{source}: logs.day_format: {e}') from None
   users = _parse_table(where, top['users'], 'users')
   items = _parse_table(where, top['items'], 'items')
   split = _parse_split(where, top['split'])

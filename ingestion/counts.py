@@ -43,3 +43,13 @@ def dropped_scenario(scenario: str) -> str:
 def missing_value(table: str, column: str) -> str:
   """An empty cell that got the spec's default."""
   return f'{MISSING_VALUES_PREFIX}{table}/{column}'
+
+
+def day_rows(path: str) -> str:
+  """The events read from a daily log file (logs.day_format)."""
+  return f'day_rows/{path}'
+
+
+def other_day_events(path: str) -> str:
+  """The events of a daily log file that are not of the file's day."""
+  return f'other_day_events/{path}'

@@ -24,6 +24,7 @@ selection go to a raw report (JSON) that `report.py` turns into the ingestion su
 
 import collections
 import dataclasses
+import datetime
 import json
 import os
 from typing import Callable, Iterator, Mapping, Optional, Sequence
@@ -38,6 +39,7 @@ from core import feature_names as fnames
 from core import layout
 from ingestion import counts
 from ingestion import csv_tables
+from ingestion import days as log_days
 from ingestion import records
 from ingestion import report
 
@@ -77,10 +79,12 @@ def ingest_and_summarize(make_pipeline: Callable[[], beam.Pipeline],
   """Checks the input files, runs the Beam ingestion and returns its summary
   (report.summarize); the pipeline's executor and the TFDS builder both run this."""
   files = find_input_files(spec, data_dir)
+  days = (log_days.log_days(files.logs, spec.logs.day_format) if spec.logs.day_format
+          else ())
   with make_pipeline() as pipeline:
-    build_ingestion(pipeline, spec, files, config, outputs)
+    build_ingestion(pipeline, spec, files, config, outputs, days)
   with tf.io.gfile.GFile(outputs.raw_report) as f:
-    return report.summarize(json.load(f), spec)
+    return report.summarize(json.load(f), spec, days)
 
 
 def find_input_files(spec: ds.DatasetSpec, data_dir: str) -> InputFiles:
@@ -108,14 +112,17 @@ def _table_columns(table: str, spec: ds.FeatureTableSpec) -> dict:
 
 
 def build_ingestion(pipeline: beam.Pipeline, spec: ds.DatasetSpec, files: InputFiles,
-                    options: configs.IngestionConfig, outputs: OutputPaths) -> None:
-  """Adds the whole ingestion, writes included, to `pipeline`."""
+                    options: configs.IngestionConfig, outputs: OutputPaths,
+                    days: Sequence[log_days.LogDay] = ()) -> None:
+  """Adds the whole ingestion, writes included, to `pipeline`; with `days` (daily log
+  files), every event is checked against its file's day and counted per file."""
   log_rows = _read(pipeline, 'Logs', 'logs', files.logs, spec.logs.columns)
   user_rows = _read(pipeline, 'Users', 'users', files.users, spec.users.columns)
   item_rows = _read(pipeline, 'Items', 'items', files.items, spec.items.columns)
 
   events = log_rows.rows | 'ParseEvents' >> beam.ParDo(
-      _ParseEvents(spec.logs, spec.split)).with_outputs(_BAD, main='events')
+      _ParseEvents(spec.logs, spec.split, {d.path: d.day for d in days})).with_outputs(
+          _BAD, _COUNT, main='events')
   users = user_rows.rows | 'ParseUsers' >> beam.ParDo(
       _ParseFeatureRows('users', spec.users)).with_outputs(_BAD, _COUNT, main='rows')
   items = item_rows.rows | 'ParseItems' >> beam.ParDo(
@@ -172,12 +179,15 @@ def build_ingestion(pipeline: beam.Pipeline, spec: ds.DatasetSpec, files: InputF
   snapshot = examples[layout.USERS]
   _ = snapshot | 'WriteSnapshot' >> write_split.WriteSplit(outputs.user_snapshot, None)
 
-  tallies = [log_rows.count, user_rows.count, item_rows.count,
+  tallies = [log_rows.count, user_rows.count, item_rows.count, events[_COUNT],
              users[_COUNT], items[_COUNT], with_items[_COUNT], examples[_COUNT],
              with_items[_corpus_tags()[0]] | 'CountCorpus' >> beam.combiners.Count.Globally()
              | 'CorpusKey' >> beam.Map(lambda n: (counts.CORPUS_ITEMS, n)),
              snapshot | 'CountSnapshot' >> beam.combiners.Count.Globally()
              | 'SnapshotKey' >> beam.Map(lambda n: (counts.SNAPSHOT_USERS, n))]
+  if days:
+    tallies.append(events.events | 'DayRowKeys' >> beam.Map(
+        lambda e: (counts.day_rows(e.file), 1)) | 'CountDayRows' >> beam.CombinePerKey(sum))
   bad_rows = ((log_rows.bad, events[_BAD], users[_BAD], items[_BAD], with_items[_BAD],
                examples[_BAD]) | 'AllBadRows' >> beam.Flatten())
   tallies.append(bad_rows | 'BadRowKeys' >> beam.Map(lambda b: (counts.bad_rows(b.table), 1)))
@@ -224,18 +234,33 @@ def _read(pipeline, label: str, table: str, paths: Sequence[str],
 
 
 class _ParseEvents(beam.DoFn):
+  """CsvRow -> Event, or a BadRow; with daily files (`file_days`: path -> day), an event
+  of another day than its file's is a BadRow too, counted per file."""
 
-  def __init__(self, log: ds.LogSpec, split: ds.SplitSpec):
+  def __init__(self, log: ds.LogSpec, split: ds.SplitSpec,
+               file_days: Mapping[str, datetime.date]):
     self._log = log
     self._split = split
+    self._file_days = dict(file_days)
 
   def process(self, row: csv_tables.CsvRow) -> Iterator:
-    parsed = records.parse_event(row.cells, self._log, self._split.tzinfo, row.file,
-                                 row.line)
+    tz = self._split.tzinfo
+    parsed = records.parse_event(row.cells, self._log, tz, row.file, row.line)
     if isinstance(parsed, records.BadRow):
       yield beam.pvalue.TaggedOutput(_BAD, parsed)
-    else:
-      yield parsed
+      return
+    file_day = self._file_days.get(row.file)
+    if file_day is not None:
+      day = datetime.datetime.fromtimestamp(parsed.timestamp_ms / 1000, tz).date()
+      if day != file_day:
+        yield beam.pvalue.TaggedOutput(_COUNT, (counts.day_rows(row.file), 1))
+        yield beam.pvalue.TaggedOutput(_COUNT, (counts.other_day_events(row.file), 1))
+        yield beam.pvalue.TaggedOutput(_BAD, records.BadRow(
+            'logs', row.file, row.line, self._log.timestamp, row.cells[self._log.timestamp],
+            f'an event of {day} in the file of {file_day} (logs.day_format, '
+            f'split.timezone {self._split.timezone})'))
+        return
+    yield parsed
 
 
 class _ParseFeatureRows(beam.DoFn):

@@ -6,20 +6,22 @@ IngestionError when the input cannot make a usable dataset.
 """
 
 import datetime
-from typing import Any
+from typing import Any, Sequence
 
 from core import config as configs
 from core import dataset_spec as ds
 from core import layout
 from ingestion import counts as keys
+from ingestion import days as log_days
 from ingestion.errors import IngestionError
 from ingestion.records import BadRow
 
 WINDOWS = (layout.TRAIN, layout.VALIDATION, layout.TEST)  # the splits of distinct events
 
 
-def summarize(raw: dict, spec: ds.DatasetSpec) -> dict[str, Any]:
-  """The structured summary of one ingestion run."""
+def summarize(raw: dict, spec: ds.DatasetSpec,
+              days: Sequence[log_days.LogDay] = ()) -> dict[str, Any]:
+  """The structured summary of one ingestion run; `days`: its daily log files, if any."""
   counts = raw['counts']
 
   def count(key):
@@ -75,11 +77,18 @@ def summarize(raw: dict, spec: ds.DatasetSpec) -> dict[str, Any]:
           keys.ITEMS_WITHOUT_FEATURES, keys.EVENTS_WITH_DEFAULT_ITEM_FEATURES)},
       'missing_values': {table: prefixed(keys.missing_value(table, ''))
                          for table in ('users', 'items')},
+      'timezone': spec.split.timezone,
+      'log_days': [{'day': d.day.isoformat(), 'file': d.path,
+                    'rows': count(keys.day_rows(d.path)),
+                    'other_day_events': count(keys.other_day_events(d.path))}
+                   for d in days],
   }
 
 
 def check(summary: dict, config: configs.IngestionConfig) -> None:
-  """Raises IngestionError when the data is unusable or too many rows are malformed."""
+  """Raises IngestionError when the data is unusable, too many rows are malformed, or a
+  daily log file holds another day's events."""
+  log_days.check_days(summary)
   for table in keys.TABLES:
     read, bad = summary['rows_read'][table], summary['bad_rows'][table]
     if bad and bad > config.max_bad_row_fraction * read:
@@ -148,6 +157,10 @@ def format_text(summary: dict) -> str:
       f'({defaults[keys.EVENTS_WITH_DEFAULT_ITEM_FEATURES]:,} events) had no feature row; '
       f'empty cells filled: users {missing["users"]:,}, items {missing["items"]:,}',
   ]
+  if summary.get('log_days'):
+    days = summary['log_days']
+    lines.append(f'  daily log files: {len(days)}, {days[0]["day"]} .. {days[-1]["day"]} '
+                 f'({summary["timezone"]})')
   bad = {t: n for t, n in summary['bad_rows'].items() if n}
   if bad:
     lines.append('  malformed rows dropped: '

@@ -98,6 +98,11 @@ def test_minimal_spec_defaults(tmp_path):
      'logs.tasks.click must be a non-empty string'),
     ('cat: categorical', 'task_cat: categorical',
      "names starting with 'task_' are reserved for the ranking tasks"),
+    ('timestamp: ts}', 'timestamp: ts, day_format: "%Y%m"}',
+     "logs.day_format: '%Y%m' must hold %Y, %m and %d once each and no other directive "
+     "(found %Y, %m)"),
+    ('timestamp: ts}', 'timestamp: ts, day_format: "%Y-%m-%d_%H"}',
+     'found %Y, %m, %d, %H'),
 ])
 def test_spec_errors_name_field_and_fix(tmp_path, old, new, message):
   text = MINIMAL.replace(old, new)
@@ -117,3 +122,13 @@ def test_tasks_are_optional_and_keep_their_order(tmp_path):
   assert spec.logs.task_names == ('like', 'click')
   assert spec.logs.columns[-1] == 'l' and spec.logs.columns.count('y') == 1
   assert ds.DatasetSpec.from_json(spec.to_json()) == spec
+
+
+def test_day_format_is_optional_and_matches_a_day_in_a_name(tmp_path):
+  assert _load(tmp_path, MINIMAL).logs.day_format is None
+  spec = _load(tmp_path, MINIMAL.replace('timestamp: ts}',
+                                         'timestamp: ts, day_format: "day=%Y-%m-%d"}'))
+  assert ds.DatasetSpec.from_json(spec.to_json()) == spec
+  match = ds.day_pattern(spec.logs.day_format).search('logs/day=2022-05-02.csv.gz')
+  assert (match['Y'], match['m'], match['d']) == ('2022', '05', '02')
+  assert ds.day_pattern('%Y.%m.%d').search('2022x05x02') is None  # '.' is literal

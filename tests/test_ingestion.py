@@ -380,3 +380,75 @@ def test_fixture_task_labels_and_rates_match_the_raw_log(fixture_ingestion, kuai
       assert rates[scenario][t.name] == pytest.approx(
           sum(int(r[t.column]) for r in mine) / len(mine))
   assert 'ranking tasks: share of exposures with label 1' in report.format_text(summary)
+
+
+# ---- daily log files (logs.day_format) ----
+
+
+def _daily_dataset(tmp_path, files: dict):
+  """The mini dataset with its log split into `files` (name -> rows) and
+  logs.day_format '%Y%m%d'; the mini spec's time zone is UTC."""
+  import dataclasses
+  data = tmp_path / 'data'
+  spec = mini.write_dataset(str(data), mini.DEFAULT_LOGS)
+  os.remove(data / 'logs.csv')
+  for name, rows in files.items():
+    mini.write_csv(str(data / name), mini.LOG_HEADER, rows)
+  return dataclasses.replace(spec, logs=dataclasses.replace(spec.logs, day_format='%Y%m%d'))
+
+
+def _by_day(rows):
+  """2022-04-15, -16, -17 (UTC) are the mini log's days 0, 1, 2."""
+  days = {}
+  for row in rows:
+    days.setdefault(int((row[4] - mini.T0) // mini.DAY_MS), []).append(row)
+  return days
+
+
+def test_daily_log_files_are_read_checked_and_reported(tmp_path):
+  by_day = _by_day(mini.DEFAULT_LOGS)
+  spec = _daily_dataset(tmp_path, {f'logs_2022041{5 + d}.csv': rows
+                                   for d, rows in by_day.items()})
+  config = configs.IngestionConfig(num_scenarios=3)
+  summary = mini.run_ingestion(str(tmp_path / 'data'), spec, str(tmp_path / 'out'), config)
+  report.check(summary, config)
+  assert [(d['day'], os.path.basename(d['file']), d['rows'], d['other_day_events'])
+          for d in summary['log_days']] == [
+              ('2022-04-15', 'logs_20220415.csv', 7, 0),
+              ('2022-04-16', 'logs_20220416.csv', 3, 0),
+              ('2022-04-17', 'logs_20220417.csv', 6, 0)]
+  assert summary['events']['kept'] == 14  # as from one file
+  assert 'daily log files: 3, 2022-04-15 .. 2022-04-17 (UTC)' in report.format_text(summary)
+
+
+def test_a_daily_file_with_another_days_event_is_refused_naming_it(tmp_path):
+  by_day = _by_day(mini.DEFAULT_LOGS)
+  moved = by_day[1].pop()  # an event of 04-16 in the file of 04-15
+  by_day[0].append(moved)
+  spec = _daily_dataset(tmp_path, {f'logs_2022041{5 + d}.csv': rows
+                                   for d, rows in by_day.items()})
+  config = configs.IngestionConfig(num_scenarios=3, max_bad_row_fraction=0.5)
+  summary = mini.run_ingestion(str(tmp_path / 'data'), spec, str(tmp_path / 'out'), config)
+  assert summary['bad_rows']['logs'] == 1  # counted as a dropped row too
+  with pytest.raises(IngestionError) as e:
+    report.check(summary, config)
+  message = str(e.value)
+  assert 'logs_20220415.csv: 1 of 8 rows are not of 2022-04-15' in message
+  assert 'split.timezone' in message and 'Move each event to the file of its day' in message
+  assert 'logs_20220416.csv' not in message
+
+
+@pytest.mark.parametrize('names, message', [
+    (('logs_20220415.csv', 'logs_20220415b.csv', 'logs_20220416.csv'),
+     r'2022-04-15 has 2 log files: .*logs_20220415.csv, .*logs_20220415b.csv'),
+    (('logs_20220415.csv', 'logs_20220417.csv'),
+     r'from 2022-04-15 to 2022-04-17 leave out 1 day\(s\): 2022-04-16'),
+    (('logs_20220415.csv', 'logs_latest.csv'),
+     r"logs_latest.csv: the name holds no day in the format '%Y%m%d'"),
+])
+def test_daily_files_of_one_day_twice_a_gap_or_no_day_are_refused_first(tmp_path, names,
+                                                                         message):
+  spec = _daily_dataset(tmp_path, {name: mini.DEFAULT_LOGS for name in names})
+  with pytest.raises(IngestionError, match=message):
+    mini.run_ingestion(str(tmp_path / 'data'), spec, str(tmp_path / 'out'))
+  assert not os.path.exists(tmp_path / 'out')  # refused before anything was written

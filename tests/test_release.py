@@ -60,3 +60,20 @@ def test_version_names_sort_by_time():
   early = release.new_version('abcdef0123', datetime.datetime(2026, 1, 2, 3, 4, 5))
   late = release.new_version('0000000000', datetime.datetime(2026, 1, 2, 3, 4, 6))
   assert early == '20260102T030405Z-abcdef01' and early < late
+
+
+def test_the_manifest_names_the_daily_log_files_it_saw():
+  from components.release_pusher import executor
+  ingestion = {'last_event': '2022-05-04T23:59:59+08:00', 'validation_start': 'v',
+               'test_start': 't', 'log_days': [
+                   {'day': '2022-05-03', 'file': '/d/log_20220503.csv', 'rows': 7,
+                    'other_day_events': 0},
+                   {'day': '2022-05-04', 'file': '/d/log_20220504.csv', 'rows': 5,
+                    'other_day_events': 0}]}
+  summary = {'student': {'epoch_kept': 2}, 'anchors': 10}
+  account = executor.data_account(ingestion, summary, summary)
+  assert account['log_days'] == [
+      {'day': '2022-05-03', 'file': '/d/log_20220503.csv', 'rows': 7},
+      {'day': '2022-05-04', 'file': '/d/log_20220504.csv', 'rows': 5}]
+  assert 'log_days' not in executor.data_account(
+      dict(ingestion, log_days=[]), summary, summary)  # one log file: no days to name

@@ -139,10 +139,13 @@ def _training_summary(model_dir: str) -> dict:
 
 
 def data_account(ingestion: dict, served: dict, evaluated: dict) -> dict:
-  """Which data the served model saw, and which the evaluated one, for the manifest."""
+  """Which data the served model saw, and which the evaluated one, for the manifest;
+  with daily log files (logs.day_format), each day's file and events."""
   epochs = lambda summary: {phase: summary[phase]['epoch_kept']
                             for phase in ('teacher', 'student') if summary.get(phase)}
-  return {
+  days = {'log_days': [{k: d[k] for k in ('day', 'file', 'rows')}
+                       for d in ingestion['log_days']]} if ingestion.get('log_days') else {}
+  return {**days,
       'served_model': {
           'trained_on': f'every event up to {ingestion["last_event"]} (train, validation '
                         f'and test windows)',
