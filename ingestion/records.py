@@ -186,7 +186,7 @@ def as_of_ms(timestamp_ms: int, view: str, bounds: ds.SplitBoundaries) -> int:
 
 
 def histories(events: Sequence[Event], ends_ms: Sequence[Optional[int]],
-              length: int) -> list[list[HistoryEntry]]:
+              length: int, before: Sequence[HistoryEntry] = ()) -> list[list[HistoryEntry]]:
   """The behaviour sequence of each of one user's events.
 
   For event i, the user's last `length` clicks (label 1, any scenario) with a timestamp
@@ -197,15 +197,28 @@ def histories(events: Sequence[Event], ends_ms: Sequence[Optional[int]],
     events: all events of one user, sorted by timestamp.
     ends_ms: one end per event (as_of_ms of its view).
     length: the maximum history length L.
+    before: the user's clicks before every event and every end (oldest first), e.g. the
+      history of the user's snapshot at the end of the previous day.
   """
-  clicks = [HistoryEntry(e.timestamp_ms, e.item_id, e.scenario) for e in events
-            if e.label == 1]
+  clicks = list(before) + [HistoryEntry(e.timestamp_ms, e.item_id, e.scenario)
+                           for e in events if e.label == 1]
   click_times = [c.timestamp_ms for c in clicks]
   result = []
   for end_ms in ends_ms:
-    end = len(clicks) if end_ms is None else bisect.bisect_left(click_times, end_ms)
+    end = len(clicks) if end_ms is None else bisect.bisect_left(click_times, end_ms,
+                                                                lo=len(before))
     result.append(clicks[max(0, end - length):end])
   return result
+
+
+class ItemState(NamedTuple):
+  """One item's time-dependent counts as of `as_of_ms` (e.g. the end of a day): where
+  ItemClicks and ItemOutcomes of the following events start instead of from every
+  earlier event. A count whose ingestion flag is off is empty."""
+  as_of_ms: int
+  clicks: tuple[float, ...] = ()  # n_s(as_of) per served scenario
+  decayed: tuple[float, ...] = ()  # d_s(as_of) per served scenario
+  outcomes: tuple[float, ...] = ()  # o(as_of): exposures, then each task's positives
 
 
 class ScenarioCount(NamedTuple):
@@ -239,12 +252,23 @@ class ItemClicks:
 
   A click counts 1 in d now, 1/2 after h, 1/4 after 2h. Prefix sums of
   2 ** ((t_c - t_0) / h) over the time-sorted clicks make each query one bisection.
+  With `start` (the counts as of t_s, every event at or after t_s), the clicks before t_s
+  are start's: n_s(t) = n_s(t_s) + #{new clicks before t} and
+  d_s(t) = d_s(t_s) 2 ** (-(t - t_s) / h) + the new clicks' terms, for t >= t_s.
   models/item_clicks.py applies the same rule inside tf.data to the training negatives.
   """
 
   def __init__(self, events: Iterable[Event], scenarios: Sequence[str],
-               half_life_ms: float):
+               half_life_ms: float, start: Optional[ItemState] = None):
     self._h = float(half_life_ms)
+    events = list(events)
+    self._start = start
+    if start is not None:
+      _check_after(events, start)
+      if len(start.clicks) != len(scenarios) or len(start.decayed) != len(scenarios):
+        raise ValueError(f'the start state has {len(start.clicks)} click counts and '
+                         f'{len(start.decayed)} decayed counts for {len(scenarios)} '
+                         f'scenarios')
     times = {s: sorted(e.timestamp_ms for e in events
                        if e.label == 1 and e.scenario == s) for s in scenarios}
     self._t0 = min((t[0] for t in times.values() if t), default=0)
@@ -259,13 +283,34 @@ class ItemClicks:
 
   def counts(self, t_ms: int) -> list[float]:
     """n_s(t) for every scenario, in order."""
-    return [float(bisect.bisect_left(times, t_ms)) for times in self._times]
+    base = self._base(t_ms, 'clicks')
+    return [b + float(bisect.bisect_left(times, t_ms)) for b, times in zip(base, self._times)]
 
   def decayed(self, t_ms: int) -> list[float]:
     """d_s(t) for every scenario, in order."""
     scale = 2.0 ** (-(t_ms - self._t0) / self._h)
-    return [prefix[bisect.bisect_left(times, t_ms)] * scale
-            for times, prefix in zip(self._times, self._prefix)]
+    base = self._base(t_ms, 'decayed')
+    if self._start is not None:
+      carried = 2.0 ** (-(t_ms - self._start.as_of_ms) / self._h)
+      base = [b * carried for b in base]
+    return [b + prefix[bisect.bisect_left(times, t_ms)] * scale
+            for b, times, prefix in zip(base, self._times, self._prefix)]
+
+  def _base(self, t_ms: int, field: str) -> Sequence[float]:
+    if self._start is None:
+      return [0.0] * len(self._times)
+    if t_ms < self._start.as_of_ms:
+      raise ValueError(f'counts as of {t_ms} asked of a state that starts at '
+                       f'{self._start.as_of_ms}')
+    return getattr(self._start, field)
+
+
+def _check_after(events: Sequence[Event], start: ItemState) -> None:
+  early = [e for e in events if e.timestamp_ms < start.as_of_ms]
+  if early:
+    raise ValueError(f'{len(early)} event(s) before the start state\'s moment '
+                     f'{start.as_of_ms} (e.g. {early[0].file} line {early[0].line}); the '
+                     f'state already counts them')
 
 
 class ItemOutcomes:
@@ -274,13 +319,22 @@ class ItemOutcomes:
 
       o(t) = [#{exposures e : t_e < t}, #{e : t_e < t, task_1(e) = 1}, ...]   [1 + T]
 
-  Each query is one bisection in the time-sorted exposures and a prefix-sum lookup.
+  Each query is one bisection in the time-sorted exposures and a prefix-sum lookup. With
+  `start` (o as of t_s, every event at or after t_s), o(t) = o(t_s) + the new events'.
   """
 
-  def __init__(self, events: Iterable[Event], num_tasks: int):
+  def __init__(self, events: Iterable[Event], num_tasks: int,
+               start: Optional[ItemState] = None):
     ordered = sorted(events, key=lambda e: e.timestamp_ms)
-    self._times = [e.timestamp_ms for e in ordered]
     totals = [0.0] * (1 + num_tasks)
+    if start is not None:
+      _check_after(ordered, start)
+      if len(start.outcomes) != 1 + num_tasks:
+        raise ValueError(f'the start state has {len(start.outcomes)} outcome counts for '
+                         f'1 + {num_tasks} tasks')
+      totals = list(start.outcomes)
+    self._start_ms = start.as_of_ms if start is not None else None
+    self._times = [e.timestamp_ms for e in ordered]
     self._prefix = [list(totals)]
     for event in ordered:
       totals[0] += 1.0
@@ -290,6 +344,9 @@ class ItemOutcomes:
 
   def counts(self, t_ms: int) -> list[float]:
     """o(t): [exposures, positives of each task] before t."""
+    if self._start_ms is not None and t_ms < self._start_ms:
+      raise ValueError(f'counts as of {t_ms} asked of a state that starts at '
+                       f'{self._start_ms}')
     return list(self._prefix[bisect.bisect_left(self._times, t_ms)])
 
 

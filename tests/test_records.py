@@ -227,3 +227,51 @@ def test_event_example_holds_the_task_labels():
   with pytest.raises(ValueError):  # a task name per label, no fewer
     records.event_example(event, [], records.features_proto({}),
                           records.features_proto({}), ('click',))
+
+
+def _random_events(seed, days=3, n=300):
+  import random
+  rng = random.Random(seed)
+  day = 86_400_000
+  events = [records.Event('u', 'a', rng.choice('st'), int(rng.random() < 0.4),
+                          rng.randrange(days * day), 'f', i,
+                          (int(rng.random() < 0.3), int(rng.random() < 0.1)))
+            for i in range(n)]  # one user's events of one item
+  return sorted(events, key=lambda e: e.timestamp_ms), day
+
+
+@pytest.mark.parametrize('seed', [0, 1])
+def test_counts_from_an_end_of_day_state_equal_counts_from_every_day(seed):
+  """What the ingestion of a new day computes from the previous day's end state is what
+  the ingestion of every day computes: n, d and o at every moment of the new day."""
+  events, day = _random_events(seed)
+  end = 2 * day  # the state at the end of day 2; day 3 is new
+  old, new = [e for e in events if e.timestamp_ms < end], [e for e in events
+                                                         if e.timestamp_ms >= end]
+  full_clicks = records.ItemClicks(events, ['s', 't'], half_life_ms=day / 3)
+  full_outcomes = records.ItemOutcomes(events, num_tasks=2)
+  # The state is computed from the old days alone (as the previous day's ingestion did).
+  old_clicks = records.ItemClicks(old, ['s', 't'], half_life_ms=day / 3)
+  state = records.ItemState(end, tuple(old_clicks.counts(end)), tuple(old_clicks.decayed(end)),
+                            tuple(records.ItemOutcomes(old, 2).counts(end)))
+  clicks = records.ItemClicks(new, ['s', 't'], half_life_ms=day / 3, start=state)
+  outcomes = records.ItemOutcomes(new, num_tasks=2, start=state)
+  moments = [end, end + 1, 3 * day] + [e.timestamp_ms for e in new] + [
+      e.timestamp_ms + 1 for e in new]
+  for t in moments:
+    assert clicks.counts(t) == full_clicks.counts(t)
+    assert clicks.decayed(t) == pytest.approx(full_clicks.decayed(t), rel=1e-9, abs=1e-12)
+    assert outcomes.counts(t) == full_outcomes.counts(t)
+  ends = [e.timestamp_ms for e in new] + [end, None]
+  [before] = records.histories(old, [None], length=5)
+  assert records.histories(new, ends, 5, before=before) == records.histories(events, ends, 5)
+
+
+def test_a_state_refuses_events_and_moments_before_it():
+  events, day = _random_events(2)
+  state = records.ItemState(2 * day, (0.0, 0.0), (0.0, 0.0), (0.0, 0.0, 0.0))
+  with pytest.raises(ValueError, match=r'event\(s\) before the start state'):
+    records.ItemClicks(events, ['s', 't'], day, start=state)
+  clicks = records.ItemClicks([], ['s', 't'], day, start=state)
+  with pytest.raises(ValueError, match='asked of a state that starts at'):
+    clicks.decayed(2 * day - 1)
