@@ -24,6 +24,7 @@ ALL = 'all'
 EXAMPLE_SPLITS = (TRAIN, VALIDATION, TEST, ALL)
 CORPUS_SPLITS = (TRAIN, TEST, ALL)
 USERS = 'users'  # user_snapshot: every user's features and history as of the last event
+ITEMS = 'items'  # item_state: every item's counts as of the last event (ingestion/records.py)
 
 # ---- InteractionExampleGen: the report and the scenario mapping ----------------------
 INGESTION_SUMMARY_JSON = 'summary.json'

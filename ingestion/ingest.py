@@ -47,6 +47,7 @@ BAD_ROW_SAMPLES = 20
 
 _BAD = 'bad'
 _COUNT = 'count'
+_ITEM_STATE = 'item_state'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,32 +58,46 @@ class InputFiles:
 
 
 @dataclasses.dataclass(frozen=True)
+class PreviousDays:
+  """What the ingestion of one new day starts from instead of every earlier day: the
+  outputs of the ingestion that ended before it."""
+  item_state: str  # file pattern of its item_state (records.item_state_example)
+  user_snapshot: str  # file pattern of its user snapshot (records.user_example)
+  scenarios: tuple[str, ...]  # the served scenarios, in index order
+  day_start_ms: int  # the new day's first millisecond; no earlier event is read
+
+
+@dataclasses.dataclass(frozen=True)
 class OutputPaths:
   examples: Mapping[str, str]  # split (layout.EXAMPLE_SPLITS) -> directory
   item_corpus: Mapping[str, str]  # split (layout.CORPUS_SPLITS) -> directory
   user_snapshot: str  # directory
   raw_report: str  # JSON file
+  item_state: str  # directory: every item's counts as of the last event (records.ItemState)
 
   @classmethod
   def under(cls, directory: str) -> 'OutputPaths':
     """Every output in its own subdirectory of `directory` (outside a TFX pipeline):
-    examples/<split>, item_corpus/<split>, user_snapshot, raw_report.json."""
+    examples/<split>, item_corpus/<split>, user_snapshot, raw_report.json, item_state."""
     return cls({s: os.path.join(directory, 'examples', s) for s in layout.EXAMPLE_SPLITS},
                {s: os.path.join(directory, 'item_corpus', s) for s in layout.CORPUS_SPLITS},
                os.path.join(directory, 'user_snapshot'),
-               os.path.join(directory, layout.INGESTION_RAW_REPORT))
+               os.path.join(directory, layout.INGESTION_RAW_REPORT),
+               os.path.join(directory, 'item_state'))
 
 
 def ingest_and_summarize(make_pipeline: Callable[[], beam.Pipeline],
                          spec: ds.DatasetSpec, data_dir: str,
-                         config: configs.IngestionConfig, outputs: OutputPaths) -> dict:
+                         config: configs.IngestionConfig, outputs: OutputPaths,
+                         previous: Optional[PreviousDays] = None) -> dict:
   """Checks the input files, runs the Beam ingestion and returns its summary
-  (report.summarize); the pipeline's executor and the TFDS builder both run this."""
+  (report.summarize); the pipeline's executor and the TFDS builder both run this. With
+  `previous`, the log files are new days only (see build_ingestion)."""
   files = find_input_files(spec, data_dir)
   days = (log_days.log_days(files.logs, spec.logs.day_format) if spec.logs.day_format
           else ())
   with make_pipeline() as pipeline:
-    build_ingestion(pipeline, spec, files, config, outputs, days)
+    build_ingestion(pipeline, spec, files, config, outputs, days, previous)
   with tf.io.gfile.GFile(outputs.raw_report) as f:
     return report.summarize(json.load(f), spec, days)
 
@@ -113,9 +128,18 @@ def _table_columns(table: str, spec: ds.FeatureTableSpec) -> dict:
 
 def build_ingestion(pipeline: beam.Pipeline, spec: ds.DatasetSpec, files: InputFiles,
                     options: configs.IngestionConfig, outputs: OutputPaths,
-                    days: Sequence[log_days.LogDay] = ()) -> None:
+                    days: Sequence[log_days.LogDay] = (),
+                    previous: Optional[PreviousDays] = None) -> None:
   """Adds the whole ingestion, writes included, to `pipeline`; with `days` (daily log
-  files), every event is checked against its file's day and counted per file."""
+  files), every event is checked against its file's day and counted per file.
+
+  With `previous`, the logs are the events from previous.day_start_ms on (a new day) and
+  everything before comes from the previous ingestion's end state: each item's counts
+  start from its item_state, each user's history from the snapshot, the scenarios are
+  the previous ones. The new events are the test window (features as of the day's start)
+  and, as training examples, `all` (as of each event); the train and validation splits
+  are empty. The item state, corpus `all` and snapshot are as of the new last event, as
+  an ingestion of every day would write them (tests/test_ingestion.py)."""
   log_rows = _read(pipeline, 'Logs', 'logs', files.logs, spec.logs.columns)
   user_rows = _read(pipeline, 'Users', 'users', files.users, spec.users.columns)
   item_rows = _read(pipeline, 'Items', 'items', files.items, spec.items.columns)
@@ -131,9 +155,14 @@ def build_ingestion(pipeline: beam.Pipeline, spec: ds.DatasetSpec, files: InputF
   max_timestamp = (events.events
                    | 'Timestamps' >> beam.Map(lambda e: e.timestamp_ms)
                    | 'MaxTimestamp' >> beam.CombineGlobally(_max_or_none))
-  bounds = max_timestamp | 'SplitBoundaries' >> beam.Map(
-      lambda last: spec.split.boundaries(last) if last is not None else
-      ds.SplitBoundaries(0, 0))
+  if previous is None:
+    bounds = max_timestamp | 'SplitBoundaries' >> beam.Map(
+        lambda last: spec.split.boundaries(last) if last is not None else
+        ds.SplitBoundaries(0, 0))
+  else:
+    bounds = pipeline | 'SplitBoundaries' >> beam.Create(
+        [ds.SplitBoundaries(previous.day_start_ms, previous.day_start_ms)])
+    options = dataclasses.replace(options, scenarios=previous.scenarios)
   bounds_side = beam.pvalue.AsSingleton(bounds)
   # "As of the last event": everything up to and including the log's last millisecond.
   end_side = beam.pvalue.AsSingleton(
@@ -150,18 +179,29 @@ def build_ingestion(pipeline: beam.Pipeline, spec: ds.DatasetSpec, files: InputF
                                       options.scenarios))
   scenarios_side = beam.pvalue.AsSingleton(scenarios)
 
+  item_inputs = {'events': events.events | 'KeyByItem' >> beam.Map(lambda e: (e.item_id, e)),
+                 'features': items.rows | 'KeyItemRows' >> beam.Map(lambda r: (r.id, r))}
+  user_inputs = {}
+  if previous is not None:
+    item_inputs['state'] = (
+        pipeline | 'ReadItemState' >> beam.io.ReadFromTFRecord(previous.item_state)
+        | 'ParseItemState' >> beam.Map(records.parse_item_state))
+    user_inputs['history'] = (
+        pipeline | 'ReadSnapshot' >> beam.io.ReadFromTFRecord(previous.user_snapshot)
+        | 'ParseSnapshot' >> beam.Map(records.snapshot_history))
   with_items = (
-      {'events': events.events | 'KeyByItem' >> beam.Map(lambda e: (e.item_id, e)),
-       'features': items.rows | 'KeyItemRows' >> beam.Map(lambda r: (r.id, r))}
+      item_inputs
       | 'JoinItems' >> beam.CoGroupByKey()
       | 'AttachItemFeatures' >> beam.ParDo(
           _AttachItemFeatures(spec.items, options, len(spec.logs.task_names)), bounds_side,
           end_side,
-          scenarios_side).with_outputs(_BAD, _COUNT, *_corpus_tags(), main='events'))
+          scenarios_side).with_outputs(_BAD, _COUNT, _ITEM_STATE, *_corpus_tags(),
+                                       main='events'))
 
   examples = (
       {'events': with_items.events,
-       'features': users.rows | 'KeyUserRows' >> beam.Map(lambda r: (r.id, r))}
+       'features': users.rows | 'KeyUserRows' >> beam.Map(lambda r: (r.id, r)),
+       **user_inputs}
       | 'JoinUsers' >> beam.CoGroupByKey()
       | 'BuildExamples' >> beam.ParDo(
           _BuildUserExamples(spec.users, options.history_length, spec.logs.task_names),
@@ -178,6 +218,8 @@ def build_ingestion(pipeline: beam.Pipeline, spec: ds.DatasetSpec, files: InputF
         outputs.item_corpus[split], None)
   snapshot = examples[layout.USERS]
   _ = snapshot | 'WriteSnapshot' >> write_split.WriteSplit(outputs.user_snapshot, None)
+  _ = with_items[_ITEM_STATE] | 'WriteItemState' >> write_split.WriteSplit(
+      outputs.item_state, None)
 
   tallies = [log_rows.count, user_rows.count, item_rows.count, events[_COUNT],
              users[_COUNT], items[_COUNT], with_items[_COUNT], examples[_COUNT],
@@ -332,9 +374,13 @@ class _AttachItemFeatures(beam.DoFn):
     features_bytes = records.features_proto(
         row.values if row else self._defaults).SerializeToString()
     served = [s.value for s in scenarios]
-    clicks = (records.ItemClicks(events, served, self._half_life_ms)
-              if self._clicks or self._recent else None)
-    outcomes = records.ItemOutcomes(events, self._num_tasks) if self._outcomes else None
+    [start] = grouped.get('state') or [None]  # an item new since the previous day: None
+    clicks = records.ItemClicks(events, served, self._half_life_ms, start)
+    outcomes = records.ItemOutcomes(events, self._num_tasks, start)
+    yield beam.pvalue.TaggedOutput(_ITEM_STATE, records.item_state_example(
+        item_id, records.ItemState(end_ms, tuple(clicks.counts(end_ms)),
+                                   tuple(clicks.decayed(end_ms)),
+                                   tuple(outcomes.counts(end_ms)))).SerializeToString())
 
     def popularity(as_of_ms: int) -> bytes:
       values = {}
@@ -387,7 +433,9 @@ class _BuildUserExamples(beam.DoFn):
       yield beam.pvalue.TaggedOutput(_BAD, bad)
     user_features = records.features_proto(row.values if row else self._defaults)
     user_events = [e for e, _ in events]
-    [history] = records.histories(user_events, [None], self._history_length)
+    # Clicks of the days before (the previous snapshot's history), when ingesting a new day.
+    [before] = grouped.get('history') or [[]]
+    [history] = records.histories(user_events, [None], self._history_length, before)
     yield beam.pvalue.TaggedOutput(layout.USERS, records.user_example(
         user_id, history, user_features).SerializeToString())
     if not events:  # a user of the feature table who has no event
@@ -400,9 +448,9 @@ class _BuildUserExamples(beam.DoFn):
     splits = [records.split_of(e.timestamp_ms, bounds) for e in user_events]
     split_histories = records.histories(
         user_events, [records.as_of_ms(e.timestamp_ms, split, bounds)
-                      for e, split in zip(user_events, splits)], self._history_length)
+                      for e, split in zip(user_events, splits)], self._history_length, before)
     all_histories = records.histories(user_events, [e.timestamp_ms for e in user_events],
-                                      self._history_length)
+                                      self._history_length, before)
     for (event, views), split, *histories in zip(events, splits, split_histories,
                                                  all_histories):
       if event.scenario not in selected:

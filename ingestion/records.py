@@ -417,3 +417,42 @@ def item_example(item_id: str, item_features: tf.train.Features) -> tf.train.Exa
   example.features.feature[fnames.ITEM_ID].bytes_list.value.append(item_id.encode())
   example.features.MergeFrom(item_features)
   return example
+
+
+_STATE_AS_OF = 'as_of_ms'
+_STATE_CLICKS = 'state_clicks'
+_STATE_DECAYED = 'state_decayed'
+_STATE_OUTCOMES = 'state_outcomes'
+
+
+def item_state_example(item_id: str, state: ItemState) -> tf.train.Example:
+  """The tf.Example of one item's end-of-day state (the ingestion's item_state output);
+  the counts are int64 (exact at any size), the decayed clicks float32 as in examples."""
+  example = tf.train.Example()
+  feature = example.features.feature
+  feature[fnames.ITEM_ID].bytes_list.value.append(item_id.encode())
+  feature[_STATE_AS_OF].int64_list.value.append(state.as_of_ms)
+  feature[_STATE_CLICKS].int64_list.value.extend(int(n) for n in state.clicks)
+  feature[_STATE_DECAYED].float_list.value.extend(state.decayed)
+  feature[_STATE_OUTCOMES].int64_list.value.extend(int(n) for n in state.outcomes)
+  return example
+
+
+def parse_item_state(serialized: bytes) -> tuple[str, ItemState]:
+  """item_state_example's inverse: (item id, state)."""
+  feature = tf.train.Example.FromString(serialized).features.feature
+  return (feature[fnames.ITEM_ID].bytes_list.value[0].decode(), ItemState(
+      int(feature[_STATE_AS_OF].int64_list.value[0]),
+      tuple(float(n) for n in feature[_STATE_CLICKS].int64_list.value),
+      tuple(feature[_STATE_DECAYED].float_list.value),
+      tuple(float(n) for n in feature[_STATE_OUTCOMES].int64_list.value)))
+
+
+def snapshot_history(serialized: bytes) -> tuple[str, list[HistoryEntry]]:
+  """(user id, history) of a user_example: the clicks before a day's events. The
+  snapshot keeps no click times; every one is before the day (timestamp 0)."""
+  feature = tf.train.Example.FromString(serialized).features.feature
+  items = [v.decode() for v in feature[fnames.HISTORY_ITEM_ID].bytes_list.value]
+  scenarios = [v.decode() for v in feature[fnames.HISTORY_SCENARIO].bytes_list.value]
+  return (feature[fnames.USER_ID].bytes_list.value[0].decode(),
+          [HistoryEntry(0, i, s) for i, s in zip(items, scenarios, strict=True)])

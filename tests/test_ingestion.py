@@ -452,3 +452,61 @@ def test_daily_files_of_one_day_twice_a_gap_or_no_day_are_refused_first(tmp_path
   with pytest.raises(IngestionError, match=message):
     mini.run_ingestion(str(tmp_path / 'data'), spec, str(tmp_path / 'out'))
   assert not os.path.exists(tmp_path / 'out')  # refused before anything was written
+
+
+# ---- a new day from the previous days' end state (ingest.PreviousDays) ----
+
+
+def _approx_examples(examples):
+  """Examples keyed by (user, item, time, label) with float values approximate: the
+  decayed clicks are float32, summed in another order from a state."""
+  return {key: {name: (pytest.approx(values, rel=1e-6) if values and
+                       isinstance(values[0], float) else values)
+                for name, values in example.items()}
+          for key, example in _by_event(examples).items()}
+
+
+def test_a_new_day_from_the_end_state_equals_ingesting_every_day(tmp_path):
+  import apache_beam as beam
+  from ingestion import ingest
+  day_start = mini.T0 - mini.T0 % mini.DAY_MS + 2 * mini.DAY_MS  # 2022-04-17T00:00Z
+  old = [r for r in mini.DEFAULT_LOGS if r[4] < day_start]
+  new = [r for r in mini.DEFAULT_LOGS if r[4] >= day_start]
+  assert len(old) == 10 and len(new) == 6
+  config = configs.IngestionConfig(num_scenarios=3, scenario_click_features=True,
+                                   item_outcome_features=True)
+  spec = mini.write_dataset(str(tmp_path / 'all_days'), mini.DEFAULT_LOGS)
+  mini.run_ingestion(str(tmp_path / 'all_days'), spec, str(tmp_path / 'full'), config)
+  mini.write_dataset(str(tmp_path / 'old_days'), old)
+  before = mini.run_ingestion(str(tmp_path / 'old_days'), spec, str(tmp_path / 'old'), config)
+  mini.write_dataset(str(tmp_path / 'new_day'), new)
+  previous = ingest.PreviousDays(
+      item_state=str(tmp_path / 'old' / 'item_state' / '*.gz'),
+      user_snapshot=str(tmp_path / 'old' / 'user_snapshot' / '*.gz'),
+      scenarios=tuple(s['value'] for s in before['scenarios']), day_start_ms=day_start)
+  beam_args = list(configs.PipelineConfig().beam_pipeline_args)
+  summary = ingest.ingest_and_summarize(
+      lambda: beam.Pipeline(argv=beam_args), spec, str(tmp_path / 'new_day'), config,
+      ingest.OutputPaths.under(str(tmp_path / 'day')), previous)
+  full = lambda output, split='': mini.read_output(str(tmp_path / 'full'), output, split)
+  day = lambda output, split='': mini.read_output(str(tmp_path / 'day'), output, split)
+
+  # Training examples of the new day: history, counts and features as of each event.
+  assert _by_event(day('examples', 'all')) == _approx_examples(
+      [e for e in full('examples', 'all') if e['timestamp'][0] >= day_start])
+  assert summary['splits']['test']['events'] == 5  # s4 is not served: dropped, counted
+  # The end state (and so the next day's start), the corpus and the snapshot.
+  by_id = lambda examples, key: {e[key][0]: {k: (pytest.approx(v, rel=1e-6) if v and
+                                                  isinstance(v[0], float) else v)
+                                              for k, v in e.items()} for e in examples}
+  exact = lambda examples, key: {e[key][0]: e for e in examples}
+  assert exact(day('item_state'), 'item_id') == by_id(full('item_state'), 'item_id')
+  assert exact(day('item_corpus', 'all'), 'item_id') == by_id(full('item_corpus', 'all'),
+                                                               'item_id')
+  assert exact(day('user_snapshot'), 'user_id') == by_id(full('user_snapshot'), 'user_id')
+  # The evaluation view: as of the day's start, so no click of the day is in a history.
+  for example in day('examples', 'test'):
+    user = example['user_id'][0]
+    assert example['history_item_id'] == [
+        e['history_item_id'] for e in mini.read_output(str(tmp_path / 'old'), 'user_snapshot')
+        if e['user_id'][0] == user][0] if user != 'u4' else example['history_item_id'] == []

@@ -9,6 +9,9 @@ Outputs:
                     window, the start of the test window and the last event.
   user_snapshot:    tf.Examples of every user: features and behaviour sequence as of the
                     last event (what serving looks up by user id), split 'users'.
+  item_state:       every item's counts as of the last event (ingestion/records.ItemState),
+                    split 'items': with the snapshot, what ingesting the next day alone
+                    starts from (ingest.PreviousDays).
   scenario_mapping: raw scenario value -> index (ScenarioMapping artifact).
   report:           the ingestion summary (counts of rows read, kept, dropped, defaulted).
 
@@ -43,6 +46,7 @@ class InteractionExampleGenSpec(component_spec.ComponentSpec):
       'examples': component_spec.ChannelParameter(type=standard_artifacts.Examples),
       'item_corpus': component_spec.ChannelParameter(type=standard_artifacts.Examples),
       'user_snapshot': component_spec.ChannelParameter(type=standard_artifacts.Examples),
+      'item_state': component_spec.ChannelParameter(type=standard_artifacts.Examples),
       'scenario_mapping': component_spec.ChannelParameter(type=artifacts.ScenarioMapping),
       'report': component_spec.ChannelParameter(type=artifacts.IngestionReport),
   }
@@ -70,5 +74,6 @@ class InteractionExampleGen(base_component.BaseComponent):
         examples=channel.Channel(type=standard_artifacts.Examples),
         item_corpus=channel.Channel(type=standard_artifacts.Examples),
         user_snapshot=channel.Channel(type=standard_artifacts.Examples),
+        item_state=channel.Channel(type=standard_artifacts.Examples),
         scenario_mapping=channel.Channel(type=artifacts.ScenarioMapping),
         report=channel.Channel(type=artifacts.IngestionReport)))

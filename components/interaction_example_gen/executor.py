@@ -29,19 +29,22 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     examples = artifact_utils.get_single_instance(output_dict['examples'])
     corpus = artifact_utils.get_single_instance(output_dict['item_corpus'])
     snapshot = artifact_utils.get_single_instance(output_dict['user_snapshot'])
+    item_state = artifact_utils.get_single_instance(output_dict['item_state'])
     report_artifact = artifact_utils.get_single_instance(output_dict['report'])
     mapping_artifact = artifact_utils.get_single_instance(output_dict['scenario_mapping'])
 
     examples.split_names = artifact_utils.encode_split_names(list(layout.EXAMPLE_SPLITS))
     corpus.split_names = artifact_utils.encode_split_names(list(layout.CORPUS_SPLITS))
     snapshot.split_names = artifact_utils.encode_split_names([layout.USERS])
+    item_state.split_names = artifact_utils.encode_split_names([layout.ITEMS])
     outputs = ingest.OutputPaths(
         examples={s: artifact_utils.get_split_uri([examples], s)
                   for s in layout.EXAMPLE_SPLITS},
         item_corpus={s: artifact_utils.get_split_uri([corpus], s)
                      for s in layout.CORPUS_SPLITS},
         user_snapshot=artifact_utils.get_split_uri([snapshot], layout.USERS),
-        raw_report=os.path.join(report_artifact.uri, layout.INGESTION_RAW_REPORT))
+        raw_report=os.path.join(report_artifact.uri, layout.INGESTION_RAW_REPORT),
+        item_state=artifact_utils.get_split_uri([item_state], layout.ITEMS))
     summary = ingest.ingest_and_summarize(self._make_beam_pipeline, spec,
                                           exec_properties['input_base'], config, outputs)
     text = report.format_text(summary)
@@ -61,6 +64,6 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     scenario_mapping.ScenarioMapping(
         tuple(scenario_mapping.Scenario(**s) for s in summary['scenarios']),
         selected_by=selected_by).save(mapping_artifact.uri)
-    for artifact in (examples, corpus, snapshot):
+    for artifact in (examples, corpus, snapshot, item_state):
       examples_utils.set_payload_format(
           artifact, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
