@@ -8,6 +8,7 @@
                                                    |
                           train / validation / test / all TFRecords + user snapshot
                           (features and history as of the last event, for every user)
+                          + item state (every item's counts as of the last event)
 
 Side inputs: the split boundaries (from the spec, or from the log's last day for day
 counts) and the selected scenarios (from positives per scenario in the training split).
@@ -17,6 +18,8 @@ Time: a train example sees the user's history before its event; a validation or 
 sees the history (and the time-dependent item features) as of its window's start, as a
 model serving that window would (records.as_of_ms). The split `all`
 repeats every event as a training example over all days, for the model a release serves.
+The snapshot and the item state are the end state a new day is ingested from alone
+(PreviousDays), with the same examples as ingesting every day again.
 
 Every dropped or defaulted row is counted; the counts, the first bad rows and the scenario
 selection go to a raw report (JSON) that `report.py` turns into the ingestion summary.
