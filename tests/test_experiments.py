@@ -207,3 +207,37 @@ def test_variants_filter_names_what_it_cannot_find(capsys, tmp_path):
                          '--results-dir', str(tmp_path)]) == 2
   assert "no variant of teachers is named DSMOE, XYZ teacher" in capsys.readouterr().err
   assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_candidate_examples_take_every_item_feature_from_the_candidate():
+  import tensorflow as tf
+  from experiments import retrieval_weight
+
+  def example(**features):
+    out = tf.train.Example()
+    for name, values in features.items():
+      feature = out.features.feature[name]
+      if isinstance(values[0], bytes):
+        feature.bytes_list.value.extend(values)
+      else:
+        feature.float_list.value.extend(values)
+    return out
+
+  query = example(user_id=[b'u1'], scenario=[b'4'], history_item_id=[b'a', b'b'],
+                  item_id=[b'clicked'], video_duration=[9.0], item_outcomes=[5.0, 2.0],
+                  tag=[b't1', b't2'])
+  with_tag = example(item_id=[b'x'], video_duration=[1.0], item_outcomes=[0.0, 0.0],
+                     tag=[b't3'])
+  without_tag = example(item_id=[b'y'], video_duration=[2.0], item_outcomes=[1.0, 1.0])
+  first, second = [tf.train.Example.FromString(e) for e in retrieval_weight.candidate_examples(
+      query.SerializeToString(), [with_tag, without_tag])]
+  for candidate, item in ((first, with_tag), (second, without_tag)):
+    features = candidate.features.feature
+    assert features['user_id'].bytes_list.value == [b'u1']
+    assert features['scenario'].bytes_list.value == [b'4']
+    assert list(features['history_item_id'].bytes_list.value) == [b'a', b'b']
+    for name, value in item.features.feature.items():
+      assert features[name] == value, name
+  # The query item's tag is not left on a candidate that has none.
+  assert 'tag' not in second.features.feature
+  assert list(first.features.feature['tag'].bytes_list.value) == [b't3']
