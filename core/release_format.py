@@ -14,6 +14,9 @@
                              event of the logs
       user_snapshot_arrays/  the same as memory-mapped .npy arrays (retrieval/
                              user_snapshot.py), which serving opens instead of parsing
+      item_state/            tf.Examples: every item's counts as of the last event
+                             (ingestion/records.ItemState); with user_snapshot/, what
+                             the next day is ingested from (ingestion/ingest.PreviousDays)
       evaluation/            the test evaluation of the same model trained on the train
                              window: metrics.json, recall.png, summary.txt
       ranker/                only with a blessed ranker: SavedModel from raw features, one
@@ -55,6 +58,7 @@ FORMAT_VERSION = 1
 INDEX_DIR = 'index'  # the index artifact's files (layout.INDEX_FILES)
 USER_SNAPSHOT_DIR = 'user_snapshot'
 USER_SNAPSHOT_ARRAYS_DIR = 'user_snapshot_arrays'
+ITEM_STATE_DIR = 'item_state'
 EVALUATION_DIR = 'evaluation'
 RANKER_DIR = 'ranker'
 RANKER_EVALUATION_DIR = 'ranker_evaluation'

@@ -40,11 +40,13 @@ from core import config as configs
 from core import dataset_spec as ds
 from core import feature_names as fnames
 from core import layout
+from core import release_format
 from ingestion import counts
 from ingestion import csv_tables
 from ingestion import days as log_days
 from ingestion import records
 from ingestion import report
+from ingestion.errors import IngestionError
 
 BAD_ROW_SAMPLES = 20
 
@@ -68,6 +70,25 @@ class PreviousDays:
   user_snapshot: str  # file pattern of its user snapshot (records.user_example)
   scenarios: tuple[str, ...]  # the served scenarios, in index order
   day_start_ms: int  # the new day's first millisecond; no earlier event is read
+
+  @classmethod
+  def of_release(cls, release_dir: str, day_start_ms: int) -> 'PreviousDays':
+    """The end state a release was built to (its item_state/, user_snapshot/ and
+    scenarios) as the start of the day from `day_start_ms`; IngestionError when the
+    release already holds events of that moment or later."""
+    with tf.io.gfile.GFile(os.path.join(release_dir, release_format.MANIFEST)) as f:
+      manifest = json.load(f)
+    last_event = manifest['data']['windows']['last_event']
+    last_ms = int(datetime.datetime.fromisoformat(last_event).timestamp() * 1000)
+    if day_start_ms <= last_ms:
+      start = datetime.datetime.fromtimestamp(
+          day_start_ms / 1000, datetime.timezone.utc).isoformat(timespec='seconds')
+      raise IngestionError(
+          f'{release_dir} already holds events up to {last_event}; a new day starting '
+          f'{start} would count some of them twice. Ingest only days after its last event.')
+    return cls(os.path.join(release_dir, release_format.ITEM_STATE_DIR, '*'),
+               os.path.join(release_dir, release_format.USER_SNAPSHOT_DIR, '*'),
+               tuple(manifest['scenarios']), day_start_ms)
 
 
 @dataclasses.dataclass(frozen=True)

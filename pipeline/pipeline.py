@@ -26,7 +26,8 @@
       -> IndexBuilder              ScaNN index + TFRS retrieval model of the refit model,
                                    items as of the last event
       -> ReleasePusher             outputs/releases/<version>/: the refit model, the user
-                                   snapshot as of the last event, the test evaluation, and
+                                   snapshot and the item state as of the last event (what
+                                   the next day is ingested from), the test evaluation, and
                                    the ranker when it is blessed (with the item corpus
                                    and recommend.json for two-stage serving)
 
@@ -183,6 +184,7 @@ def create_pipeline(
         comparison=comparison.outputs['comparison'], index=index.outputs['index'],
         scenario_mapping=example_gen.outputs['scenario_mapping'],
         user_snapshot=example_gen.outputs['user_snapshot'],
+        item_state=example_gen.outputs['item_state'],
         item_corpus=example_gen.outputs['item_corpus'],
         ingestion_report=example_gen.outputs['report'],
         releases_dir=config.releases_dir, pipeline_name=config.pipeline_name,

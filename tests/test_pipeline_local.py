@@ -202,6 +202,18 @@ def test_release_is_complete_consistent_and_servable(first_run):
   users = [r.numpy() for r in tf.data.TFRecordDataset(
       glob.glob(os.path.join(path, 'user_snapshot', '*.gz')), compression_type='GZIP')]
   assert len(users) == 150
+  # The end state the next day is ingested from: every corpus item's counts, the snapshot.
+  from ingestion import ingest
+  from ingestion import records
+  previous = ingest.PreviousDays.of_release(path, day_start_ms=1_651_680_000_000)  # 05-05
+  assert previous.scenarios == tuple(manifest['scenarios'])
+  states = dict(records.parse_item_state(r.numpy()) for r in tf.data.TFRecordDataset(
+      glob.glob(previous.item_state), compression_type='GZIP'))
+  assert len(states) == len(item_ids)
+  assert {s.as_of_ms for s in states.values()} == {1_651_679_151_190 + 1}  # last event + 1
+  assert sum(s.outcomes[0] for s in states.values()) == 1394  # every exposure of the log
+  with pytest.raises(ingest.IngestionError, match='already holds events up to'):
+    ingest.PreviousDays.of_release(path, day_start_ms=1_651_593_600_000)  # 05-04
   tower = tf.saved_model.load(os.path.join(path, 'user_tower'))
   signature = tower.signatures[layout.USER_SIGNATURE]
   spec = signature.structured_input_signature[1]

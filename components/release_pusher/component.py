@@ -45,6 +45,7 @@ class ReleasePusherSpec(component_spec.ComponentSpec):
       'index': component_spec.ChannelParameter(type=artifacts.RetrievalIndex),
       'scenario_mapping': component_spec.ChannelParameter(type=artifacts.ScenarioMapping),
       'user_snapshot': component_spec.ChannelParameter(type=standard_artifacts.Examples),
+      'item_state': component_spec.ChannelParameter(type=standard_artifacts.Examples),
       'item_corpus': component_spec.ChannelParameter(type=standard_artifacts.Examples),
       'ingestion_report': component_spec.ChannelParameter(type=artifacts.IngestionReport),
       'ranker': component_spec.ChannelParameter(type=artifacts.RankerModel, optional=True),
@@ -63,7 +64,7 @@ class ReleasePusher(base_component.BaseComponent):
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
   def __init__(self, model, evaluated_model, model_blessing, evaluation, comparison, index,
-               scenario_mapping, user_snapshot, item_corpus, ingestion_report,
+               scenario_mapping, user_snapshot, item_state, item_corpus, ingestion_report,
                releases_dir: str, pipeline_name: str, dataset: str,
                recommend: configs.RecommendConfig, ranker=None, ranker_blessing=None,
                ranker_evaluation=None):
@@ -75,7 +76,7 @@ class ReleasePusher(base_component.BaseComponent):
         model=model, evaluated_model=evaluated_model, model_blessing=model_blessing,
         evaluation=evaluation, comparison=comparison, index=index,
         scenario_mapping=scenario_mapping,
-        user_snapshot=user_snapshot, item_corpus=item_corpus,
+        user_snapshot=user_snapshot, item_state=item_state, item_corpus=item_corpus,
         ingestion_report=ingestion_report, recommend_config=configs.section_to_json(recommend),
         releases_dir=releases_dir, pipeline_name=pipeline_name, dataset=dataset,
         pushed_model=channel.Channel(type=standard_artifacts.PushedModel)))

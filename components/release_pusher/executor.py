@@ -71,6 +71,7 @@ class Executor(base_executor.BaseExecutor):
     snapshot = artifact_utils.get_single_instance(input_dict['user_snapshot'])
     split, = artifact_utils.decode_split_names(snapshot.split_names)
     snapshot_dir = artifact_utils.get_split_uri([snapshot], split)
+    item_state = artifact_utils.get_single_instance(input_dict['item_state'])
 
     parts = {name: os.path.join(model_dir, name) for name in (
         layout.USER_TOWER_DIR, layout.ITEM_TOWER_DIR, layout.FEATURE_SPACE_FILE,
@@ -80,6 +81,8 @@ class Executor(base_executor.BaseExecutor):
         layout.SCENARIO_MAPPING_FILE: os.path.join(mapping_dir,
                                                    layout.SCENARIO_MAPPING_FILE),
         release_format.USER_SNAPSHOT_DIR: snapshot_dir,
+        release_format.ITEM_STATE_DIR: artifact_utils.get_split_uri([item_state],
+                                                                    layout.ITEMS),
         release_format.EVALUATION_DIR: evaluation,
     })
     parts.update(ranker_parts)
