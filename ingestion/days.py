@@ -11,7 +11,7 @@ and so into the release, which says what it saw.
 
 import datetime
 import os
-from typing import NamedTuple, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 from core import dataset_spec as ds
 from ingestion.errors import IngestionError
@@ -76,3 +76,45 @@ def check_days(summary: dict) -> None:
         f'daily log files hold events of another day ({details}) in the time zone '
         f'{summary["timezone"]} (split.timezone). Move each event to the file of its day; '
         f'nothing was written to a release.')
+
+
+def day_start_ms(day: datetime.date, tz: datetime.tzinfo) -> int:
+  """The first millisecond of `day` in the time zone `tz`."""
+  return int(datetime.datetime.combine(day, datetime.time(), tzinfo=tz).timestamp() * 1000)
+
+
+def new_days(ingested: Sequence[Mapping], days: Sequence[LogDay],
+             where: str) -> tuple[LogDay, ...]:
+  """The days of `days` (log_days: in order, none missing) after those `ingested` (the
+  manifest's data.log_days: day, file), in order. IngestionError names the file of a day
+  ingested already from another file (a day twice), of a day before the last ingested one
+  that was never ingested (out of order), and the days missing between the last ingested
+  day and the first new one. A file ingested already, by the same name, is skipped."""
+  if not ingested:
+    raise IngestionError(
+        f'{where} lists no daily log files (data.log_days): it was built from logs without '
+        f'logs.day_format. Build a release from daily files first (make run with '
+        f'logs.day_format in the dataset spec), then add days after it.')
+  by_day = {datetime.date.fromisoformat(d['day']): d['file'] for d in ingested}
+  last = max(by_day)
+  new = []
+  for day in days:
+    if day.day in by_day:
+      if os.path.basename(by_day[day.day]) != os.path.basename(day.path):
+        raise IngestionError(
+            f'{day.path}: {day.day} was ingested already, from {by_day[day.day]} ({where}); '
+            f'a day is read once. Remove this file, or rebuild from every day (make run).')
+    elif day.day < last:
+      raise IngestionError(
+          f'{day.path}: {day.day} is before {last}, the last day of {where}, and was never '
+          f'ingested; days are ingested in order, each once. Remove this file, or rebuild '
+          f'from every day (make run).')
+    else:
+      new.append(day)
+  if new and new[0].day != last + datetime.timedelta(days=1):
+    missing = (new[0].day - last).days - 1
+    raise IngestionError(
+        f'{new[0].path}: {new[0].day} does not follow {last}, the last day of {where}; '
+        f'{missing} day(s) from {last + datetime.timedelta(days=1)} are missing. Add their '
+        f'files first.')
+  return tuple(new)

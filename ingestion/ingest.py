@@ -81,11 +81,10 @@ class PreviousDays:
     last_event = manifest['data']['windows']['last_event']
     last_ms = int(datetime.datetime.fromisoformat(last_event).timestamp() * 1000)
     if day_start_ms <= last_ms:
-      start = datetime.datetime.fromtimestamp(
-          day_start_ms / 1000, datetime.timezone.utc).isoformat(timespec='seconds')
       raise IngestionError(
           f'{release_dir} already holds events up to {last_event}; a new day starting '
-          f'{start} would count some of them twice. Ingest only days after its last event.')
+          f'{_iso_utc(day_start_ms)} would count some of them twice. Ingest only days '
+          f'after its last event.')
     return cls(os.path.join(release_dir, release_format.ITEM_STATE_DIR, '*'),
                os.path.join(release_dir, release_format.USER_SNAPSHOT_DIR, '*'),
                tuple(manifest['scenarios']), day_start_ms)
@@ -120,10 +119,25 @@ def ingest_and_summarize(make_pipeline: Callable[[], beam.Pipeline],
   files = find_input_files(spec, data_dir)
   days = (log_days.log_days(files.logs, spec.logs.day_format) if spec.logs.day_format
           else ())
+  if previous is not None:  # only the days from previous.day_start_ms on are read
+    if not spec.logs.day_format:
+      raise IngestionError('ingesting new days alone needs daily log files: set '
+                           'logs.day_format in the dataset spec (README, Your own logs)')
+    days = tuple(d for d in days if log_days.day_start_ms(d.day, spec.split.tzinfo)
+                 >= previous.day_start_ms)
+    if not days:
+      raise IngestionError(f'no daily log file in {data_dir} from '
+                           f'{_iso_utc(previous.day_start_ms)} on; nothing new to ingest')
+    files = dataclasses.replace(files, logs=tuple(d.path for d in days))
   with make_pipeline() as pipeline:
     build_ingestion(pipeline, spec, files, config, outputs, days, previous)
   with tf.io.gfile.GFile(outputs.raw_report) as f:
     return report.summarize(json.load(f), spec, days)
+
+
+def _iso_utc(ms: int) -> str:
+  return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).isoformat(
+      timespec='seconds')
 
 
 def find_input_files(spec: ds.DatasetSpec, data_dir: str) -> InputFiles:

@@ -85,9 +85,10 @@ def summarize(raw: dict, spec: ds.DatasetSpec,
   }
 
 
-def check(summary: dict, config: configs.IngestionConfig) -> None:
+def check(summary: dict, config: configs.IngestionConfig, whole_log: bool = True) -> None:
   """Raises IngestionError when the data is unusable, too many rows are malformed, or a
-  daily log file holds another day's events."""
+  daily log file holds another day's events. Without `whole_log` (new days ingested from
+  the end state before them: no training window of their own), only the last two."""
   log_days.check_days(summary)
   for table in keys.TABLES:
     read, bad = summary['rows_read'][table], summary['bad_rows'][table]
@@ -99,6 +100,8 @@ def check(summary: dict, config: configs.IngestionConfig) -> None:
           f'(ingestion.max_bad_row_fraction is {config.max_bad_row_fraction}). '
           f'The first ones:\n{lines}\nFix these rows, or raise '
           f'ingestion.max_bad_row_fraction to drop them (they are counted in the report).')
+  if not whole_log:
+    return
   scenarios = summary['scenarios']
   if not scenarios:
     raise IngestionError(

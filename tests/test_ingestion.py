@@ -1,6 +1,7 @@
 """The Beam ingestion on a hand-made log: join, time split, scenarios, histories, counts,
 and every kind of bad input."""
 
+import glob
 import gzip
 import os
 import shutil
@@ -510,3 +511,81 @@ def test_a_new_day_from_the_end_state_equals_ingesting_every_day(tmp_path):
     assert example['history_item_id'] == [
         e['history_item_id'] for e in mini.read_output(str(tmp_path / 'old'), 'user_snapshot')
         if e['user_id'][0] == user][0] if user != 'u4' else example['history_item_id'] == []
+
+
+def _daily_release(tmp_path):
+  """A release-like directory built from the mini log's first two days as daily files
+  (manifest, item_state/, user_snapshot/), and the config of the data directory that
+  holds them, logs.day_format set."""
+  import json
+  from core import layout as core_layout
+  by_day = _by_day(mini.DEFAULT_LOGS)
+  spec = _daily_dataset(tmp_path, {'logs_20220415.csv': by_day[0],
+                                   'logs_20220416.csv': by_day[1]})
+  data = tmp_path / 'data'
+  (data / 'spec.yaml').write_text(mini.SPEC_YAML.replace(
+      'timestamp_format: epoch_ms}', 'timestamp_format: epoch_ms, day_format: "%Y%m%d"}'))
+  config = configs.load_config('', [f'data_dir={data}', f'dataset_spec={data}/spec.yaml',
+                                    f'output_dir={tmp_path}/outputs',
+                                    'ingestion.num_scenarios=3'])
+  summary = mini.run_ingestion(str(data), spec, str(tmp_path / 'built'), config.ingestion)
+  release = tmp_path / 'release'
+  release.mkdir()
+  for part in ('item_state', 'user_snapshot'):
+    shutil.copytree(tmp_path / 'built' / part, release / part)
+  (release / 'manifest.json').write_text(json.dumps({
+      'version': 'v1', 'scenarios': [s['value'] for s in summary['scenarios']],
+      'data': {'windows': {'last_event': summary['last_event']},
+               'log_days': [{k: d[k] for k in ('day', 'file', 'rows')}
+                            for d in summary['log_days']]}}))
+  return config, str(release), by_day, core_layout.file_checksums(str(release))
+
+
+def test_new_days_after_a_release_are_ingested_alone(tmp_path):
+  from ingestion import new_days
+  config, release, by_day, _ = _daily_release(tmp_path)
+  mini.write_csv(str(tmp_path / 'data' / 'logs_20220417.csv'), mini.LOG_HEADER, by_day[2])
+  out, summary = new_days.ingest_new_days(config, release)
+  assert out.endswith('new_days/v1/2022-04-17_2022-04-17')
+  assert [(d['day'], os.path.basename(d['file'])) for d in summary['log_days']] == [
+      ('2022-04-17', 'logs_20220417.csv')]  # the release's days are not read again
+  assert summary['rows_read']['logs'] == 6
+  examples = mini.read_output(out, 'examples', 'all')
+  assert len(examples) == 5  # the s4 event is not a served scenario: dropped, counted
+  assert summary['events']['dropped']['scenario_not_selected'] == 1
+  u1 = [e for e in examples if e['user_id'] == ['u1'] and e['item_id'] == ['b']][0]
+  # u1's history starts with the release's clicks: a, b, c, d before the day, then c, a.
+  assert u1['history_item_id'] == ['a', 'b', 'c', 'd', 'c', 'a']
+
+
+@pytest.mark.parametrize('change, message', [
+    ('rename', r"logs_20220416_v2.csv: 2022-04-16 was ingested already, from .*"
+               r"logs_20220416.csv \(release .*\); a day is read once"),
+    ('earlier', r'logs_20220414.csv: 2022-04-14 is before 2022-04-16, the last day of '
+                r'release .*, and was never ingested; days are ingested in order'),
+    ('other_day', r'logs_20220417.csv: 1 of 7 rows are not of 2022-04-17'),
+    ('nothing', r'no daily log file .* after the last day of release'),
+    ('gap', r'logs_20220418.csv: 2022-04-18 does not follow 2022-04-16, the last day of '
+            r'release .*; 1 day\(s\) from 2022-04-17 are missing'),
+])
+def test_new_days_refused_name_the_file_and_leave_the_release(tmp_path, change, message):
+  from core import layout as core_layout
+  from ingestion import new_days
+  config, release, by_day, checksums = _daily_release(tmp_path)
+  data = tmp_path / 'data'
+  if change == 'rename':
+    os.rename(data / 'logs_20220416.csv', data / 'logs_20220416_v2.csv')
+  elif change == 'earlier':
+    mini.write_csv(str(data / 'logs_20220414.csv'), mini.LOG_HEADER, by_day[0][:1])
+  elif change == 'gap':  # the release's files archived; the next file is not 04-17's
+    for name in ('logs_20220415.csv', 'logs_20220416.csv'):
+      os.remove(data / name)
+    mini.write_csv(str(data / 'logs_20220418.csv'), mini.LOG_HEADER,
+                   [('u1', 'a', 's1', 1, mini.t(3, 0))])
+  elif change == 'other_day':
+    mini.write_csv(str(data / 'logs_20220417.csv'), mini.LOG_HEADER,
+                   by_day[2] + [('u1', 'a', 's1', 1, mini.t(3, 0))])  # an event of 04-18
+  with pytest.raises(IngestionError, match=message):
+    new_days.ingest_new_days(config, release)
+  assert core_layout.file_checksums(release) == checksums  # the release is unchanged
+  assert not glob.glob(str(tmp_path / 'outputs' / 'new_days' / '*' / '*'))  # nothing kept
