@@ -525,9 +525,9 @@ def _daily_release(tmp_path):
   data = tmp_path / 'data'
   (data / 'spec.yaml').write_text(mini.SPEC_YAML.replace(
       'timestamp_format: epoch_ms}', 'timestamp_format: epoch_ms, day_format: "%Y%m%d"}'))
-  config = configs.load_config('', [f'data_dir={data}', f'dataset_spec={data}/spec.yaml',
-                                    f'output_dir={tmp_path}/outputs',
-                                    'ingestion.num_scenarios=3'])
+  overrides = [f'data_dir={data}', f'dataset_spec={data}/spec.yaml',
+               f'output_dir={tmp_path}/outputs', 'ingestion.num_scenarios=3']
+  config = configs.load_config('', overrides)
   summary = mini.run_ingestion(str(data), spec, str(tmp_path / 'built'), config.ingestion)
   release = tmp_path / 'release'
   release.mkdir()
@@ -538,15 +538,20 @@ def _daily_release(tmp_path):
       'data': {'windows': {'last_event': summary['last_event']},
                'log_days': [{k: d[k] for k in ('day', 'file', 'rows')}
                             for d in summary['log_days']]}}))
-  return config, str(release), by_day, core_layout.file_checksums(str(release))
+  return config, str(release), by_day, core_layout.file_checksums(str(release)), overrides
 
 
-def test_new_days_after_a_release_are_ingested_alone(tmp_path):
+def test_new_days_after_a_release_are_ingested_alone(tmp_path, capsys):
+  import json
   from ingestion import new_days
-  config, release, by_day, _ = _daily_release(tmp_path)
+  _, release, by_day, _, overrides = _daily_release(tmp_path)
   mini.write_csv(str(tmp_path / 'data' / 'logs_20220417.csv'), mini.LOG_HEADER, by_day[2])
-  out, summary = new_days.ingest_new_days(config, release)
+  # As the README runs it.
+  assert new_days.main([f'--set={o}' for o in overrides] + ['--release', release]) == 0
+  out = capsys.readouterr().out.splitlines()[-1].removeprefix('new days written to ')
   assert out.endswith('new_days/v1/2022-04-17_2022-04-17')
+  with open(os.path.join(out, 'summary.json')) as f:
+    summary = json.load(f)
   assert [(d['day'], os.path.basename(d['file'])) for d in summary['log_days']] == [
       ('2022-04-17', 'logs_20220417.csv')]  # the release's days are not read again
   assert summary['rows_read']['logs'] == 6
@@ -571,7 +576,7 @@ def test_new_days_after_a_release_are_ingested_alone(tmp_path):
 def test_new_days_refused_name_the_file_and_leave_the_release(tmp_path, change, message):
   from core import layout as core_layout
   from ingestion import new_days
-  config, release, by_day, checksums = _daily_release(tmp_path)
+  config, release, by_day, checksums, _ = _daily_release(tmp_path)
   data = tmp_path / 'data'
   if change == 'rename':
     os.rename(data / 'logs_20220416.csv', data / 'logs_20220416_v2.csv')
