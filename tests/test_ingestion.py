@@ -386,11 +386,11 @@ def test_fixture_task_labels_and_rates_match_the_raw_log(fixture_ingestion, kuai
 # ---- daily log files (logs.day_format) ----
 
 
-def _daily_dataset(tmp_path, files: dict):
-  """The mini dataset with its log split into `files` (name -> rows) and
-  logs.day_format '%Y%m%d'; the mini spec's time zone is UTC."""
+def _daily_dataset(tmp_path, files: dict, name: str = 'data'):
+  """The mini dataset in tmp_path/name with its log split into `files` (name -> rows)
+  and logs.day_format '%Y%m%d'; the mini spec's time zone is UTC."""
   import dataclasses
-  data = tmp_path / 'data'
+  data = tmp_path / name
   spec = mini.write_dataset(str(data), mini.DEFAULT_LOGS)
   os.remove(data / 'logs.csv')
   for name, rows in files.items():
@@ -471,24 +471,25 @@ def test_a_new_day_from_the_end_state_equals_ingesting_every_day(tmp_path):
   import apache_beam as beam
   from ingestion import ingest
   day_start = mini.T0 - mini.T0 % mini.DAY_MS + 2 * mini.DAY_MS  # 2022-04-17T00:00Z
-  old = [r for r in mini.DEFAULT_LOGS if r[4] < day_start]
-  new = [r for r in mini.DEFAULT_LOGS if r[4] >= day_start]
-  assert len(old) == 10 and len(new) == 6
+  by_day = _by_day(mini.DEFAULT_LOGS)
+  files = {f'logs_2022041{5 + d}.csv': rows for d, rows in by_day.items()}
+  assert len(by_day[2]) == 6 and min(r[4] for r in by_day[2]) >= day_start
   config = configs.IngestionConfig(num_scenarios=3, scenario_click_features=True,
                                    item_outcome_features=True)
-  spec = mini.write_dataset(str(tmp_path / 'all_days'), mini.DEFAULT_LOGS)
+  spec = _daily_dataset(tmp_path, files, 'all_days')
   mini.run_ingestion(str(tmp_path / 'all_days'), spec, str(tmp_path / 'full'), config)
-  mini.write_dataset(str(tmp_path / 'old_days'), old)
+  _daily_dataset(tmp_path, {n: r for n, r in files.items() if '17' not in n}, 'old_days')
   before = mini.run_ingestion(str(tmp_path / 'old_days'), spec, str(tmp_path / 'old'), config)
-  mini.write_dataset(str(tmp_path / 'new_day'), new)
   previous = ingest.PreviousDays(
       item_state=str(tmp_path / 'old' / 'item_state' / '*.gz'),
       user_snapshot=str(tmp_path / 'old' / 'user_snapshot' / '*.gz'),
       scenarios=tuple(s['value'] for s in before['scenarios']), day_start_ms=day_start)
   beam_args = list(configs.PipelineConfig().beam_pipeline_args)
+  # The data directory of every day: only the day from day_start on is read.
   summary = ingest.ingest_and_summarize(
-      lambda: beam.Pipeline(argv=beam_args), spec, str(tmp_path / 'new_day'), config,
+      lambda: beam.Pipeline(argv=beam_args), spec, str(tmp_path / 'all_days'), config,
       ingest.OutputPaths.under(str(tmp_path / 'day')), previous)
+  assert [os.path.basename(d['file']) for d in summary['log_days']] == ['logs_20220417.csv']
   full = lambda output, split='': mini.read_output(str(tmp_path / 'full'), output, split)
   day = lambda output, split='': mini.read_output(str(tmp_path / 'day'), output, split)
 
@@ -513,38 +514,49 @@ def test_a_new_day_from_the_end_state_equals_ingesting_every_day(tmp_path):
         if e['user_id'][0] == user][0] if user != 'u4' else example['history_item_id'] == []
 
 
-def _daily_release(tmp_path):
-  """A release-like directory built from the mini log's first two days as daily files
-  (manifest, item_state/, user_snapshot/), and the config of the data directory that
-  holds them, logs.day_format set."""
+@pytest.fixture(scope='module')
+def built_release(tmp_path_factory):
+  """A release-like directory built once from the mini log's first two days as daily
+  files (manifest, item_state/, user_snapshot/), beside its data directory."""
   import json
-  from core import layout as core_layout
+  root = tmp_path_factory.mktemp('daily_release')
   by_day = _by_day(mini.DEFAULT_LOGS)
-  spec = _daily_dataset(tmp_path, {'logs_20220415.csv': by_day[0],
-                                   'logs_20220416.csv': by_day[1]})
-  data = tmp_path / 'data'
-  (data / 'spec.yaml').write_text(mini.SPEC_YAML.replace(
+  spec = _daily_dataset(root, {'logs_20220415.csv': by_day[0],
+                               'logs_20220416.csv': by_day[1]})
+  (root / 'data' / 'spec.yaml').write_text(mini.SPEC_YAML.replace(
       'timestamp_format: epoch_ms}', 'timestamp_format: epoch_ms, day_format: "%Y%m%d"}'))
-  overrides = [f'data_dir={data}', f'dataset_spec={data}/spec.yaml',
-               f'output_dir={tmp_path}/outputs', 'ingestion.num_scenarios=3']
-  config = configs.load_config('', overrides)
-  summary = mini.run_ingestion(str(data), spec, str(tmp_path / 'built'), config.ingestion)
-  release = tmp_path / 'release'
+  summary = mini.run_ingestion(str(root / 'data'), spec, str(root / 'built'),
+                               configs.IngestionConfig(num_scenarios=3))
+  release = root / 'release'
   release.mkdir()
   for part in ('item_state', 'user_snapshot'):
-    shutil.copytree(tmp_path / 'built' / part, release / part)
+    shutil.copytree(root / 'built' / part, release / part)
   (release / 'manifest.json').write_text(json.dumps({
       'version': 'v1', 'scenarios': [s['value'] for s in summary['scenarios']],
       'data': {'windows': {'last_event': summary['last_event']},
                'log_days': [{k: d[k] for k in ('day', 'file', 'rows')}
                             for d in summary['log_days']]}}))
-  return config, str(release), by_day, core_layout.file_checksums(str(release)), overrides
+  return root
 
 
-def test_new_days_after_a_release_are_ingested_alone(tmp_path, capsys):
+def _daily_release(built, tmp_path):
+  """This test's copy of the built release and its data directory: (config, release,
+  the mini log's rows by day, the release's checksums, the config overrides)."""
+  from core import layout as core_layout
+  for part in ('data', 'release'):
+    shutil.copytree(built / part, tmp_path / part)
+  data = tmp_path / 'data'
+  overrides = [f'data_dir={data}', f'dataset_spec={data}/spec.yaml',
+               f'output_dir={tmp_path}/outputs', 'ingestion.num_scenarios=3']
+  release = str(tmp_path / 'release')
+  return (configs.load_config('', overrides), release, _by_day(mini.DEFAULT_LOGS),
+          core_layout.file_checksums(release), overrides)
+
+
+def test_new_days_after_a_release_are_ingested_alone(built_release, tmp_path, capsys):
   import json
   from ingestion import new_days
-  _, release, by_day, _, overrides = _daily_release(tmp_path)
+  _, release, by_day, _, overrides = _daily_release(built_release, tmp_path)
   mini.write_csv(str(tmp_path / 'data' / 'logs_20220417.csv'), mini.LOG_HEADER, by_day[2])
   # As the README runs it.
   assert new_days.main([f'--set={o}' for o in overrides] + ['--release', release]) == 0
@@ -573,10 +585,11 @@ def test_new_days_after_a_release_are_ingested_alone(tmp_path, capsys):
     ('gap', r'logs_20220418.csv: 2022-04-18 does not follow 2022-04-16, the last day of '
             r'release .*; 1 day\(s\) from 2022-04-17 are missing'),
 ])
-def test_new_days_refused_name_the_file_and_leave_the_release(tmp_path, change, message):
+def test_new_days_refused_name_the_file_and_leave_the_release(built_release, tmp_path,
+                                                              change, message):
   from core import layout as core_layout
   from ingestion import new_days
-  config, release, by_day, checksums, _ = _daily_release(tmp_path)
+  config, release, by_day, checksums, _ = _daily_release(built_release, tmp_path)
   data = tmp_path / 'data'
   if change == 'rename':
     os.rename(data / 'logs_20220416.csv', data / 'logs_20220416_v2.csv')
