@@ -386,6 +386,11 @@ def test_fixture_task_labels_and_rates_match_the_raw_log(fixture_ingestion, kuai
 # ---- daily log files (logs.day_format) ----
 
 
+# Every time-dependent count on, for the daily tests.
+DAILY_CONFIG = configs.IngestionConfig(num_scenarios=3, scenario_click_features=True,
+                                       item_outcome_features=True)
+
+
 def _daily_dataset(tmp_path, files: dict, name: str = 'data'):
   """The mini dataset in tmp_path/name with its log split into `files` (name -> rows)
   and logs.day_format '%Y%m%d'; the mini spec's time zone is UTC."""
@@ -404,22 +409,6 @@ def _by_day(rows):
   for row in rows:
     days.setdefault(int((row[4] - mini.T0) // mini.DAY_MS), []).append(row)
   return days
-
-
-def test_daily_log_files_are_read_checked_and_reported(tmp_path):
-  by_day = _by_day(mini.DEFAULT_LOGS)
-  spec = _daily_dataset(tmp_path, {f'logs_2022041{5 + d}.csv': rows
-                                   for d, rows in by_day.items()})
-  config = configs.IngestionConfig(num_scenarios=3)
-  summary = mini.run_ingestion(str(tmp_path / 'data'), spec, str(tmp_path / 'out'), config)
-  report.check(summary, config)
-  assert [(d['day'], os.path.basename(d['file']), d['rows'], d['other_day_events'])
-          for d in summary['log_days']] == [
-              ('2022-04-15', 'logs_20220415.csv', 7, 0),
-              ('2022-04-16', 'logs_20220416.csv', 3, 0),
-              ('2022-04-17', 'logs_20220417.csv', 6, 0)]
-  assert summary['events']['kept'] == 14  # as from one file
-  assert 'daily log files: 3, 2022-04-15 .. 2022-04-17 (UTC)' in report.format_text(summary)
 
 
 def test_a_daily_file_with_another_days_event_is_refused_naming_it(tmp_path):
@@ -467,27 +456,34 @@ def _approx_examples(examples):
           for key, example in _by_event(examples).items()}
 
 
-def test_a_new_day_from_the_end_state_equals_ingesting_every_day(tmp_path):
+def test_a_new_day_from_the_end_state_equals_ingesting_every_day(built_release, tmp_path):
+  """Ingesting every day from daily files reports the days; the day after the release
+  ingested alone from its end state gives what ingesting every day gives."""
   import apache_beam as beam
+  from core import dataset_spec as ds
   from ingestion import ingest
   day_start = mini.T0 - mini.T0 % mini.DAY_MS + 2 * mini.DAY_MS  # 2022-04-17T00:00Z
   by_day = _by_day(mini.DEFAULT_LOGS)
-  files = {f'logs_2022041{5 + d}.csv': rows for d, rows in by_day.items()}
   assert len(by_day[2]) == 6 and min(r[4] for r in by_day[2]) >= day_start
-  config = configs.IngestionConfig(num_scenarios=3, scenario_click_features=True,
-                                   item_outcome_features=True)
-  spec = _daily_dataset(tmp_path, files, 'all_days')
-  mini.run_ingestion(str(tmp_path / 'all_days'), spec, str(tmp_path / 'full'), config)
-  _daily_dataset(tmp_path, {n: r for n, r in files.items() if '17' not in n}, 'old_days')
-  before = mini.run_ingestion(str(tmp_path / 'old_days'), spec, str(tmp_path / 'old'), config)
-  previous = ingest.PreviousDays(
-      item_state=str(tmp_path / 'old' / 'item_state' / '*.gz'),
-      user_snapshot=str(tmp_path / 'old' / 'user_snapshot' / '*.gz'),
-      scenarios=tuple(s['value'] for s in before['scenarios']), day_start_ms=day_start)
+  shutil.copytree(built_release / 'data', tmp_path / 'all_days')
+  mini.write_csv(str(tmp_path / 'all_days' / 'logs_20220417.csv'), mini.LOG_HEADER, by_day[2])
+  spec = ds.DatasetSpec.from_yaml(str(tmp_path / 'all_days' / 'spec.yaml'))
+  every = mini.run_ingestion(str(tmp_path / 'all_days'), spec, str(tmp_path / 'full'),
+                             DAILY_CONFIG)
+  report.check(every, DAILY_CONFIG)
+  assert [(d['day'], os.path.basename(d['file']), d['rows'], d['other_day_events'])
+          for d in every['log_days']] == [
+              ('2022-04-15', 'logs_20220415.csv', 7, 0),
+              ('2022-04-16', 'logs_20220416.csv', 3, 0),
+              ('2022-04-17', 'logs_20220417.csv', 6, 0)]
+  assert every['events']['kept'] == 14  # as from one file
+  assert 'daily log files: 3, 2022-04-15 .. 2022-04-17 (UTC)' in report.format_text(every)
+
+  previous = ingest.PreviousDays.of_release(str(built_release / 'release'), day_start)
   beam_args = list(configs.PipelineConfig().beam_pipeline_args)
   # The data directory of every day: only the day from day_start on is read.
   summary = ingest.ingest_and_summarize(
-      lambda: beam.Pipeline(argv=beam_args), spec, str(tmp_path / 'all_days'), config,
+      lambda: beam.Pipeline(argv=beam_args), spec, str(tmp_path / 'all_days'), DAILY_CONFIG,
       ingest.OutputPaths.under(str(tmp_path / 'day')), previous)
   assert [os.path.basename(d['file']) for d in summary['log_days']] == ['logs_20220417.csv']
   full = lambda output, split='': mini.read_output(str(tmp_path / 'full'), output, split)
@@ -510,7 +506,8 @@ def test_a_new_day_from_the_end_state_equals_ingesting_every_day(tmp_path):
   for example in day('examples', 'test'):
     user = example['user_id'][0]
     assert example['history_item_id'] == [
-        e['history_item_id'] for e in mini.read_output(str(tmp_path / 'old'), 'user_snapshot')
+        e['history_item_id'] for e in mini.read_output(str(built_release / 'built'),
+                                                        'user_snapshot')
         if e['user_id'][0] == user][0] if user != 'u4' else example['history_item_id'] == []
 
 
@@ -525,8 +522,7 @@ def built_release(tmp_path_factory):
                                'logs_20220416.csv': by_day[1]})
   (root / 'data' / 'spec.yaml').write_text(mini.SPEC_YAML.replace(
       'timestamp_format: epoch_ms}', 'timestamp_format: epoch_ms, day_format: "%Y%m%d"}'))
-  summary = mini.run_ingestion(str(root / 'data'), spec, str(root / 'built'),
-                               configs.IngestionConfig(num_scenarios=3))
+  summary = mini.run_ingestion(str(root / 'data'), spec, str(root / 'built'), DAILY_CONFIG)
   release = root / 'release'
   release.mkdir()
   for part in ('item_state', 'user_snapshot'):
