@@ -5,7 +5,7 @@ checks that both give that day the same examples, on the bundled KuaiRand-Pure l
                                            [--day 2022-05-04]
 
 1. Splits the bundled log into daily files (the spec's split.timezone, Asia/Shanghai) under
-   OUTPUT_DIR/data/, named log_standard_YYYYMMDD.csv, with logs.day_format '%Y%m%d'.
+   OUTPUT_DIR/days/, named log_standard_YYYYMMDD.csv, with logs.day_format '%Y%m%d'.
 2. Ingests every day before --day at once (as make run's ingestion does): the end state.
 3. Ingests --day alone from that end state (ingest.PreviousDays), then, for reference,
    every day up to --day at once. Prints both wall times and compares --day's training
@@ -132,8 +132,9 @@ def main(argv=None) -> None:
   day_examples = {key(e): e for e in map(example_files.to_python, read('day_alone'))}
   every_examples = {key(e): e for e in map(example_files.to_python, read('every_day'))
                     if e['timestamp'][0] >= start}
-  differ = [k for k in every_examples
-            if k not in day_examples or not _same(day_examples[k], every_examples[k])]
+  differ = [k for k in every_examples.keys() | day_examples.keys()
+            if k not in day_examples or k not in every_examples
+            or not _same(day_examples[k], every_examples[k])]
   print(f'{new_day}: {len(day_examples):,} training examples alone, {len(every_examples):,} '
         f'from every day; {len(differ)} differ'
         + (f' (first: {differ[0]})' if differ else ''))

@@ -11,6 +11,7 @@ and so into the release, which says what it saw.
 
 import datetime
 import os
+import re
 from typing import Mapping, NamedTuple, Sequence
 
 from core import dataset_spec as ds
@@ -28,7 +29,9 @@ class LogDay(NamedTuple):
 def day_of_file(path: str, day_format: str) -> datetime.date:
   """The day in the name of `path`; IngestionError when the name holds none or several."""
   name = os.path.basename(path)
-  matches = list(ds.day_pattern(day_format).finditer(name))
+  # Overlapping: a date right after other digits (log_020220502) is found too.
+  lookahead = re.compile(f'(?=({ds.day_pattern(day_format).pattern}))')
+  matches = list(lookahead.finditer(name))
   days = []
   for match in matches:
     try:

@@ -129,10 +129,33 @@ def ingest_and_summarize(make_pipeline: Callable[[], beam.Pipeline],
       raise IngestionError(f'no daily log file in {data_dir} from '
                            f'{_iso_utc(previous.day_start_ms)} on; nothing new to ingest')
     files = dataclasses.replace(files, logs=tuple(d.path for d in days))
+    _check_state(previous, len(spec.logs.tasks))
   with make_pipeline() as pipeline:
     build_ingestion(pipeline, spec, files, config, outputs, days, previous)
   with tf.io.gfile.GFile(outputs.raw_report) as f:
     return report.summarize(json.load(f), spec, days)
+
+
+def _check_state(previous: PreviousDays, num_tasks: int) -> None:
+  """IngestionError when the end state does not count what this spec's ingestion counts
+  (the scenarios and the ranking tasks), before any Beam work."""
+  for serialized in _first_record(previous.item_state):
+    _, state = records.parse_item_state(serialized)
+    if (len(state.outcomes) != 1 + num_tasks or
+        len(state.clicks) != len(previous.scenarios)):
+      raise IngestionError(
+          f'the end state {previous.item_state} counts {len(state.outcomes) - 1} ranking '
+          f'tasks and {len(state.clicks)} scenarios; this ingestion has {num_tasks} tasks '
+          f'(logs.tasks) and {len(previous.scenarios)} scenarios. The dataset spec changed '
+          f'since it was written: ingest every day again (make run).')
+
+
+def _first_record(pattern: str) -> list[bytes]:
+  """The first serialized record of the GZIP TFRecord files of `pattern`, if any."""
+  for path in sorted(tf.io.gfile.glob(pattern)):
+    for record in tf.data.TFRecordDataset(path, compression_type='GZIP').take(1):
+      return [record.numpy()]
+  return []
 
 
 def _iso_utc(ms: int) -> str:
@@ -203,8 +226,10 @@ def build_ingestion(pipeline: beam.Pipeline, spec: ds.DatasetSpec, files: InputF
     options = dataclasses.replace(options, scenarios=previous.scenarios)
   bounds_side = beam.pvalue.AsSingleton(bounds)
   # "As of the last event": everything up to and including the log's last millisecond.
+  # A new day without any valid event ends where it starts (the refusal comes after).
+  first_ms = previous.day_start_ms if previous is not None else 0
   end_side = beam.pvalue.AsSingleton(
-      max_timestamp | 'End' >> beam.Map(lambda last: (last or 0) + 1))
+      max_timestamp | 'End' >> beam.Map(lambda last: max((last or 0) + 1, first_ms)))
 
   scenarios = (
       events.events

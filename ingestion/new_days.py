@@ -13,7 +13,8 @@ the same examples an ingestion of every day writes for these days (tests).
 Refused, with the file named and nothing written: a day the release has from another
 file (a day twice), a day before the release's last one that it never had (out of
 order), days missing after the release's last day, and a file holding another day's
-events (its partial output is removed). The release is never written to. This is the first step of a daily refresh
+events (the ingestion is written beside its directory and renamed into place only when
+accepted). The release is never written to. This is the first step of a daily refresh
 (issue 26); the warm-started training and the gate after it are not built yet.
 """
 
@@ -56,16 +57,22 @@ def ingest_new_days(config: configs.PipelineConfig, release_dir: str) -> tuple[s
       release_dir, log_days.day_start_ms(new[0].day, spec.split.tzinfo))
   out = os.path.join(config.path(config.output_dir), 'new_days', manifest['version'],
                      f'{new[0].day}_{new[-1].day}')
-  summary = ingest.ingest_and_summarize(
-      lambda: beam.Pipeline(argv=list(config.beam_pipeline_args)), spec, data_dir,
-      config.ingestion, ingest.OutputPaths.under(out), previous)
+  # Written beside `out` and renamed into place when accepted: a refused or failed
+  # ingestion leaves nothing, and an earlier output of the same days stays until then.
+  partial = out + '.partial'
+  shutil.rmtree(partial, ignore_errors=True)
   try:
+    summary = ingest.ingest_and_summarize(
+        lambda: beam.Pipeline(argv=list(config.beam_pipeline_args)), spec, data_dir,
+        config.ingestion, ingest.OutputPaths.under(partial), previous)
     report.check(summary, config.ingestion, whole_log=False)
-  except errors.InputError:
-    shutil.rmtree(out, ignore_errors=True)  # refused: nothing of it is kept
+    with tf.io.gfile.GFile(os.path.join(partial, 'summary.json'), 'w') as f:
+      json.dump(summary, f, indent=2)
+  except BaseException:
+    shutil.rmtree(partial, ignore_errors=True)
     raise
-  with tf.io.gfile.GFile(os.path.join(out, 'summary.json'), 'w') as f:
-    json.dump(summary, f, indent=2)
+  shutil.rmtree(out, ignore_errors=True)
+  os.rename(partial, out)
   return out, summary
 
 

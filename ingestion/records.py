@@ -214,7 +214,7 @@ def histories(events: Sequence[Event], ends_ms: Sequence[Optional[int]],
 class ItemState(NamedTuple):
   """One item's time-dependent counts as of `as_of_ms` (e.g. the end of a day): where
   ItemClicks and ItemOutcomes of the following events start instead of from every
-  earlier event. A count whose ingestion flag is off is empty."""
+  earlier event. Every count is kept, whichever popularity features the ingestion writes."""
   as_of_ms: int
   clicks: tuple[float, ...] = ()  # n_s(as_of) per served scenario
   decayed: tuple[float, ...] = ()  # d_s(as_of) per served scenario

@@ -428,6 +428,12 @@ def test_a_daily_file_with_another_days_event_is_refused_naming_it(tmp_path):
   assert 'logs_20220416.csv' not in message
 
 
+def test_a_day_is_found_after_other_digits_of_a_name():
+  import datetime
+  from ingestion import days
+  assert days.day_of_file('/d/log_020220502.csv', '%Y%m%d') == datetime.date(2022, 5, 2)
+
+
 @pytest.mark.parametrize('names, message', [
     (('logs_20220415.csv', 'logs_20220415b.csv', 'logs_20220416.csv'),
      r'2022-04-15 has 2 log files: .*logs_20220415.csv, .*logs_20220415b.csv'),
@@ -580,6 +586,9 @@ def test_new_days_after_a_release_are_ingested_alone(built_release, tmp_path, ca
     ('nothing', r'no daily log file .* after the last day of release'),
     ('gap', r'logs_20220418.csv: 2022-04-18 does not follow 2022-04-16, the last day of '
             r'release .*; 1 day\(s\) from 2022-04-17 are missing'),
+    ('only_other_day', r'logs_20220417.csv: 1 of 1 rows are not of 2022-04-17'),
+    ('spec_changed', r'counts 0 ranking tasks and 3 scenarios; this ingestion has 1 tasks '
+                     r'\(logs.tasks\) and 3 scenarios. The dataset spec changed'),
 ])
 def test_new_days_refused_name_the_file_and_leave_the_release(built_release, tmp_path,
                                                               change, message):
@@ -596,6 +605,14 @@ def test_new_days_refused_name_the_file_and_leave_the_release(built_release, tmp
       os.remove(data / name)
     mini.write_csv(str(data / 'logs_20220418.csv'), mini.LOG_HEADER,
                    [('u1', 'a', 's1', 1, mini.t(3, 0))])
+  elif change == 'only_other_day':  # no valid event of the day at all
+    mini.write_csv(str(data / 'logs_20220417.csv'), mini.LOG_HEADER,
+                   [('u1', 'a', 's1', 1, mini.t(3, 0))])
+  elif change == 'spec_changed':  # a ranking task added since the release
+    mini.write_csv(str(data / 'logs_20220417.csv'), mini.LOG_HEADER, by_day[2])
+    spec_text = (data / 'spec.yaml').read_text()
+    (data / 'spec.yaml').write_text(spec_text.replace(
+        'timestamp_format: epoch_ms,', 'timestamp_format: epoch_ms, tasks: {click: click},'))
   elif change == 'other_day':
     mini.write_csv(str(data / 'logs_20220417.csv'), mini.LOG_HEADER,
                    by_day[2] + [('u1', 'a', 's1', 1, mini.t(3, 0))])  # an event of 04-18
