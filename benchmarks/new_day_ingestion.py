@@ -32,7 +32,6 @@ import apache_beam as beam
 from core import config as configs
 from core import dataset_spec as ds
 from core import examples as example_files
-from ingestion import days as log_days
 from ingestion import ingest
 
 
@@ -115,7 +114,7 @@ def main(argv=None) -> None:
   previous = ingest.PreviousDays(
       os.path.join(out, 'item_state', '*'), os.path.join(out, 'user_snapshot', '*'),
       tuple(s['value'] for s in before['scenarios']),
-      log_days.day_start_ms(new_day, spec.split.tzinfo))
+      spec.split.day_start_ms(new_day))
   alone, seconds_alone = ingest_timed('day_alone', data_dir('data_day', new_day, new_day),
                                       previous)
   every, seconds_every = ingest_timed('every_day', data_dir('data_every', new_day))

@@ -166,9 +166,13 @@ class SplitSpec:
     last_day = datetime.datetime.fromtimestamp(max_timestamp_ms / 1000, self.tzinfo).date()
     first_test_day = last_day - datetime.timedelta(days=self.test_days - 1)
     first_validation_day = first_test_day - datetime.timedelta(days=self.validation_days)
-    midnight = lambda day: int(datetime.datetime.combine(
-        day, datetime.time(), tzinfo=self.tzinfo).timestamp() * 1000)
-    return SplitBoundaries(midnight(first_validation_day), midnight(first_test_day))
+    return SplitBoundaries(self.day_start_ms(first_validation_day),
+                           self.day_start_ms(first_test_day))
+
+  def day_start_ms(self, day: datetime.date) -> int:
+    """The first millisecond of `day` in this split's time zone, in epoch ms."""
+    return int(datetime.datetime.combine(day, datetime.time(),
+                                         tzinfo=self.tzinfo).timestamp() * 1000)
 
   def _epoch_ms(self, text: str) -> int:
     moment = datetime.datetime.fromisoformat(text)

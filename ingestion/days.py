@@ -81,11 +81,6 @@ def check_days(summary: dict) -> None:
         f'nothing was written to a release.')
 
 
-def day_start_ms(day: datetime.date, tz: datetime.tzinfo) -> int:
-  """The first millisecond of `day` in the time zone `tz`."""
-  return int(datetime.datetime.combine(day, datetime.time(), tzinfo=tz).timestamp() * 1000)
-
-
 def new_days(ingested: Sequence[Mapping], days: Sequence[LogDay],
              where: str) -> tuple[LogDay, ...]:
   """The days of `days` (log_days: in order, none missing) after those `ingested` (the

@@ -38,6 +38,7 @@ from tfx.components.example_gen import write_split
 
 from core import config as configs
 from core import dataset_spec as ds
+from core import examples as example_files
 from core import feature_names as fnames
 from core import layout
 from core import release_format
@@ -123,7 +124,7 @@ def ingest_and_summarize(make_pipeline: Callable[[], beam.Pipeline],
     if not spec.logs.day_format:
       raise IngestionError('ingesting new days alone needs daily log files: set '
                            'logs.day_format in the dataset spec (README, Your own logs)')
-    days = tuple(d for d in days if log_days.day_start_ms(d.day, spec.split.tzinfo)
+    days = tuple(d for d in days if spec.split.day_start_ms(d.day)
                  >= previous.day_start_ms)
     if not days:
       raise IngestionError(f'no daily log file in {data_dir} from '
@@ -139,7 +140,13 @@ def ingest_and_summarize(make_pipeline: Callable[[], beam.Pipeline],
 def _check_state(previous: PreviousDays, num_tasks: int) -> None:
   """IngestionError when the end state does not count what this spec's ingestion counts
   (the scenarios and the ranking tasks), before any Beam work."""
-  for serialized in _first_record(previous.item_state):
+  try:
+    serialized = next(example_files.records(previous.item_state), None)
+  except FileNotFoundError:
+    raise IngestionError(f'no end state at {previous.item_state} (a release published '
+                         f'before releases kept item_state/): ingest every day again '
+                         f'(make run)') from None
+  if serialized is not None:
     _, state = records.parse_item_state(serialized)
     if (len(state.outcomes) != 1 + num_tasks or
         len(state.clicks) != len(previous.scenarios)):
@@ -148,14 +155,6 @@ def _check_state(previous: PreviousDays, num_tasks: int) -> None:
           f'tasks and {len(state.clicks)} scenarios; this ingestion has {num_tasks} tasks '
           f'(logs.tasks) and {len(previous.scenarios)} scenarios. The dataset spec changed '
           f'since it was written: ingest every day again (make run).')
-
-
-def _first_record(pattern: str) -> list[bytes]:
-  """The first serialized record of the GZIP TFRecord files of `pattern`, if any."""
-  for path in sorted(tf.io.gfile.glob(pattern)):
-    for record in tf.data.TFRecordDataset(path, compression_type='GZIP').take(1):
-      return [record.numpy()]
-  return []
 
 
 def _iso_utc(ms: int) -> str:

@@ -54,7 +54,7 @@ def ingest_new_days(config: configs.PipelineConfig, release_dir: str) -> tuple[s
     raise IngestionError(f'no daily log file in {data_dir} after the last day of release '
                             f'{release_dir}; nothing new to ingest')
   previous = ingest.PreviousDays.of_release(
-      release_dir, log_days.day_start_ms(new[0].day, spec.split.tzinfo))
+      release_dir, spec.split.day_start_ms(new[0].day))
   out = os.path.join(config.path(config.output_dir), 'new_days', manifest['version'],
                      f'{new[0].day}_{new[-1].day}')
   # Written beside `out` and renamed into place when accepted: a refused or failed
