@@ -42,7 +42,7 @@ def ingest_new_days(config: configs.PipelineConfig, release_dir: str) -> tuple[s
   spec = ds.DatasetSpec.from_yaml(config.local_path(config.dataset_spec))
   if not spec.logs.day_format:
     raise IngestionError('new days are read from daily log files: set logs.day_format in '
-                            'the dataset spec (README, Your own logs)')
+                         'the dataset spec (README, Your own logs)')
   with tf.io.gfile.GFile(os.path.join(release_dir, release_format.MANIFEST)) as f:
     manifest = json.load(f)
   data_dir = config.path(config.data_dir)
@@ -52,7 +52,7 @@ def ingest_new_days(config: configs.PipelineConfig, release_dir: str) -> tuple[s
                           f'release {release_dir}')
   if not new:
     raise IngestionError(f'no daily log file in {data_dir} after the last day of release '
-                            f'{release_dir}; nothing new to ingest')
+                         f'{release_dir}; nothing new to ingest')
   previous = ingest.PreviousDays.of_release(
       release_dir, spec.split.day_start_ms(new[0].day))
   out = os.path.join(config.path(config.output_dir), 'new_days', manifest['version'],

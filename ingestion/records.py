@@ -216,9 +216,9 @@ class ItemState(NamedTuple):
   ItemClicks and ItemOutcomes of the following events start instead of from every
   earlier event. Every count is kept, whichever popularity features the ingestion writes."""
   as_of_ms: int
-  clicks: tuple[float, ...] = ()  # n_s(as_of) per served scenario
-  decayed: tuple[float, ...] = ()  # d_s(as_of) per served scenario
-  outcomes: tuple[float, ...] = ()  # o(as_of): exposures, then each task's positives
+  clicks: tuple[float, ...]  # n_s(as_of) per served scenario
+  decayed: tuple[float, ...]  # d_s(as_of) per served scenario
+  outcomes: tuple[float, ...]  # o(as_of): exposures, then each task's positives
 
 
 class ScenarioCount(NamedTuple):
