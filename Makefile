@@ -1,6 +1,8 @@
 # Two entry points on a fresh clone (only Python 3.11 needed):
 #   make run   - runs the pipeline on the bundled KuaiRand-Pure data (outputs/ ...)
 #   make test  - runs the test suite: unit tests and one pipeline run on the fixture
+#   make refresh - a daily refresh of the latest release on the logs' newest day
+#                (beyond the paper; README, Daily refresh)
 #   make test-extended - the further pipeline runs on the fixture (paper preset, cache,
 #                a killed trainer, bad input, an anomaly) and every baseline's training
 #                and SavedModel checks; CI runs them after make test
@@ -17,7 +19,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test test-extended experiments rankers venv clean
+.PHONY: run refresh test test-extended experiments rankers venv clean
 
 venv: $(VENV)/.installed
 
@@ -31,6 +33,9 @@ $(VENV)/.installed: requirements.lock
 
 run: venv
 	$(PY) -m pipeline.local_runner $(ARGS)
+
+refresh: venv
+	$(PY) -m pipeline.local_runner --refresh $(ARGS)
 
 test: venv
 	$(PY) -m pytest tests -m "not extended" $(ARGS)

@@ -21,6 +21,7 @@ import yaml
 
 from core import dataset_spec as ds
 from core import errors
+from core import release_format
 from core import feature_names
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -392,6 +393,11 @@ class EvaluationConfig:
   # If set, also not blessed when recall drops by more than this against the previous
   # blessed model on any scenario and K.
   max_drop_vs_blessed: Optional[float] = None
+  # Beyond the paper (a refresh sets it): also not released when, on any scenario and K,
+  # the model is significantly worse than the previous blessed model (or the release a
+  # refresh started from) by more than worse_margin: the upper bound of the paired
+  # difference's interval below -worse_margin.
+  significant_drop_vs_blessed: bool = False
 
   def __post_init__(self):
     if not self.recall_ks or min(self.recall_ks) < 1:
@@ -559,6 +565,32 @@ class IndexConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class RefreshConfig:
+  """A daily refresh (beyond the paper; `make refresh`, pipeline/pipeline.py): the served
+  release's model trained on the newest days instead of a full run.
+
+  With `release` set, the pipeline's splits are the log's newest day (test: the gate) and
+  the day before it (validation), every earlier day training; the teacher and the
+  student start from the release's weights (models/warm_start.py) and train `epochs`
+  epochs at `learning_rate` on the last `window_days` days of their split. The gated model
+  trains on the days before the newest and is published only when it is not significantly
+  worse than per-scenario popularity (the blessing) nor than the release itself on the
+  newest day (paired intervals); the release then serves the same warm start on the days
+  up to the newest (the refit). The ranker is not retrained: the release's is carried.
+  The defaults are experiments/daily_refresh_backtest.py's choice on 05-02 (README).
+  """
+  release: str = ''  # a release directory; '' = a full run. make refresh: releases/latest
+  window_days: int = 7
+  epochs: int = 1
+  learning_rate: float = 1e-4
+
+  def __post_init__(self):
+    if self.window_days < 1 or self.epochs < 1 or self.learning_rate <= 0:
+      raise ConfigError('refresh.window_days and refresh.epochs must be >= 1, '
+                        'refresh.learning_rate > 0')
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
   """Everything a pipeline run needs; paths are relative to the repository root."""
   pipeline_name: str = 'dsmoe-kuairand-pure'  # KFP allows [a-z0-9-]
@@ -585,6 +617,7 @@ class PipelineConfig:
   ranking_evaluation: RankingEvaluationConfig = RankingEvaluationConfig()
   recommend: RecommendConfig = RecommendConfig()
   index: IndexConfig = IndexConfig()
+  refresh: RefreshConfig = RefreshConfig()
 
   def __post_init__(self):
     if {'--runner=FnApiRunner', '--direct_running_mode=multi_processing'} <= set(
@@ -635,6 +668,27 @@ class PipelineConfig:
   def metadata_path(self) -> str:
     return os.path.join(self.path(self.output_dir), 'metadata', self.pipeline_name,
                         'metadata.db')
+
+
+def for_refresh(config: PipelineConfig, release: str = '') -> PipelineConfig:
+  """`config` as a refresh (RefreshConfig) of `release` (default: the latest release under
+  its releases directory): the release's scenarios, the refresh's learning rate, no
+  ranker trained (the release's is carried), no significant drop against the release."""
+  release = release or release_format.latest_release(config.releases_dir)
+  manifest = release and os.path.join(release, release_format.MANIFEST)
+  if not manifest or not os.path.exists(manifest):
+    raise ConfigError(f'no release to refresh: {release or config.releases_dir} holds '
+                      f'none; publish one with make run first')
+  with open(manifest, encoding='utf-8') as f:
+    scenarios = tuple(json.load(f)['scenarios'])
+  return dataclasses.replace(
+      config,
+      refresh=dataclasses.replace(config.refresh, release=os.path.realpath(release)),
+      ingestion=dataclasses.replace(config.ingestion, scenarios=scenarios),
+      training=dataclasses.replace(config.training,
+                                   learning_rate=config.refresh.learning_rate),
+      ranker=dataclasses.replace(config.ranker, enabled=False),
+      evaluation=dataclasses.replace(config.evaluation, significant_drop_vs_blessed=True))
 
 
 PRESETS_DIR = os.path.join(REPO_ROOT, 'presets')

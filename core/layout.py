@@ -37,6 +37,10 @@ USER_TOWER_DIR = 'user_tower'  # SavedModel: raw user features -> embedding
 ITEM_TOWER_DIR = 'item_tower'  # SavedModel: raw item features -> embedding
 FEATURE_SPACE_FILE = 'feature_space.json'  # models/features.py FeatureSpace
 TRAINING_SUMMARY_FILE = 'training_summary.json'
+# Weights and vocabularies (models/warm_start.py), what a refresh warm-starts from: in a
+# model, one directory per tower under it (USER_TOWER_DIR, ITEM_TOWER_DIR); in a teacher
+# artifact, the teacher's.
+WARM_START_DIR = 'warm_start'
 # Signatures of the exported towers (models/export.py).
 USER_SIGNATURE = 'user_embedding'
 USER_EXAMPLES_SIGNATURE = 'user_embedding_examples'
@@ -68,6 +72,12 @@ TRAINER_CLICK_EVENTS = 'click_events_patterns'  # JSON [pattern, ...]: raw train
                                                # (point-in-time negatives)
 TRAINER_FIXED_EPOCHS = 'fixed_epochs'  # JSON {"teacher": n, "student": m}: a refit
 TRAINER_POPULARITY_WEIGHTS = 'popularity_weights'  # JSON {scenario: tau_s}: a refit's
+TRAINER_WARM_START = 'warm_start_dir'  # a model dir or release with WARM_START_DIR: the
+                                       # student starts from its towers (a refresh)
+TRAINER_WARM_START_TEACHER = 'warm_start_teacher_dir'  # a teacher artifact: the teacher
+                                       # starts from its WARM_START_DIR (a refresh)
+TRAINER_WINDOW_DAYS = 'window_days'  # int: train on the anchors of the last N days of
+                                     # the split's days only (a refresh)
 # The training summary's {scenario: tau_s} (model.fitted_popularity_weight), the kept epoch's.
 POPULARITY_WEIGHTS_KEY = 'popularity_weights'
 TRAINER_RECALL_KS = 'recall_ks'  # JSON [k, ...]: the validation Recall@K it reports

@@ -6,6 +6,10 @@
       user_tower/            SavedModel, raw features -> user embedding (models/export.py)
       item_tower/            SavedModel, raw item features -> item embedding
       feature_space.json     the model-input contract
+      warm_start/            the towers' weights and vocabularies (models/warm_start.py):
+                             what a refresh warm-starts the student from
+      teacher/warm_start/    with distillation: the teacher's weights and vocabularies,
+                             what a refresh warm-starts the teacher from
       index/                 ScaNN searcher, item ids, item embeddings, index_manifest.json
       retrieval_model/       TFRS ScaNN SavedModel: raw user features -> top-K ids, scores
       scenario_mapping.json  raw scenario value -> index
@@ -63,6 +67,7 @@ EVALUATION_DIR = 'evaluation'
 RANKER_DIR = 'ranker'
 RANKER_EVALUATION_DIR = 'ranker_evaluation'
 ITEM_CORPUS_DIR = 'item_corpus'
+TEACHER_DIR = 'teacher'  # the teacher's layout.WARM_START_DIR under it
 
 
 class ReleaseError(errors.InputError):

@@ -97,7 +97,9 @@ def variant_directory(output_root: str, config: configs.PipelineConfig, name: st
 
 
 def train(data: RunData, config: configs.PipelineConfig, directory: str,
-          refit_of: Optional[str] = None, teacher: Optional[str] = None) -> str:
+          refit_of: Optional[str] = None, teacher: Optional[str] = None,
+          warm_start_of: Optional[str] = None, warm_start_epochs: int = 1,
+          warm_start_window: str = 'day') -> str:
   """Trains `config`'s teacher and student into `directory` (resumable); the model dir.
 
   With `teacher` (the teacher directory of a model trained here with the same teacher
@@ -109,18 +111,46 @@ def train(data: RunData, config: configs.PipelineConfig, directory: str,
   the validation window's start, as the validation examples' own item features are;
   their point-in-time popularity is as of each anchor's event, which for a validation
   anchor is up to a day after the moment of its own features (the window's start): a
-  small asymmetry the pipeline's refit (split `all`, every event as of itself) has not."""
+  small asymmetry the pipeline's refit (split `all`, every event as of itself) has not.
+
+  With `warm_start_of` (a model dir trained here or a release), a refresh of that model:
+  the student from its towers' weights and the teacher from the teacher artifact's
+  (`teacher`, else the one beside a model trained here; models/warm_start.py), each
+  trained for `warm_start_epochs` on the validation window alone (`warm_start_window`
+  'day': the newest day) or on the train and validation windows ('window': the newest
+  day with the days before it); the negatives' point-in-time popularity counts the clicks
+  of both windows either way (the state the newest day starts from, and its own)."""
   model_dir = os.path.join(directory, 'model')
   if tf.io.gfile.exists(os.path.join(model_dir, layout.TRAINING_SUMMARY_FILE)):
     return model_dir
+  if refit_of and warm_start_of:
+    raise ValueError('a model is either a refit (refit_of) or a warm start (warm_start_of)')
   custom_config = configs.to_custom_config(data.spec, *configs.trainer_sections(config))
   splits = [layout.TRAIN]
-  if refit_of:
-    custom_config[layout.TRAINER_FIXED_EPOCHS] = json.dumps(kept_epochs(refit_of))
-    weights = training_summary(refit_of).get(layout.POPULARITY_WEIGHTS_KEY)
-    if weights is not None:  # the refit serves the evaluated model's tau_s, as the pipeline's
+  train_splits = splits
+  source = warm_start_of or refit_of
+  if source:  # it serves the source's tau_s, as the pipeline's refit does
+    weights = training_summary(source).get(layout.POPULARITY_WEIGHTS_KEY)
+    if weights is not None:
       custom_config[layout.TRAINER_POPULARITY_WEIGHTS] = json.dumps(weights)
-    splits.append(layout.VALIDATION)
+  if warm_start_of:
+    custom_config[layout.TRAINER_WARM_START] = warm_start_of
+    custom_config[layout.TRAINER_FIXED_EPOCHS] = json.dumps(
+        {'teacher': warm_start_epochs, 'student': warm_start_epochs})
+    if config.distillation.enabled:
+      teacher = teacher or os.path.join(os.path.dirname(warm_start_of), 'teacher')
+      if not tf.io.gfile.exists(teacher):
+        raise ValueError(f'no teacher beside {warm_start_of}: pass teacher= (a teacher '
+                         f'artifact) to warm-start a release or a pipeline model')
+      custom_config[layout.TRAINER_WARM_START_TEACHER] = teacher
+      teacher = None
+    splits = [layout.TRAIN, layout.VALIDATION]
+    if warm_start_window not in ('day', 'window'):
+      raise ValueError(f"warm_start_window is 'day' or 'window', got {warm_start_window!r}")
+    train_splits = [layout.VALIDATION] if warm_start_window == 'day' else splits
+  elif refit_of:
+    custom_config[layout.TRAINER_FIXED_EPOCHS] = json.dumps(kept_epochs(refit_of))
+    splits = train_splits = [layout.TRAIN, layout.VALIDATION]
   if teacher and config.distillation.enabled:
     custom_config[layout.TRAINER_TEACHER_INPUT] = teacher
   custom_config.update({
@@ -135,7 +165,8 @@ def train(data: RunData, config: configs.PipelineConfig, directory: str,
       layout.TRAINER_RECALL_KS: json.dumps(config.evaluation.recall_ks),
   })
   trainer.run_fn(fn_args_utils.FnArgs(
-      train_files=[layout.split_pattern(data.transformed_examples, s) for s in splits],
+      train_files=[layout.split_pattern(data.transformed_examples, s)
+                   for s in train_splits],
       eval_files=[layout.split_pattern(data.transformed_examples, layout.VALIDATION)],
       schema_path=os.path.join(data.schema, 'schema.pbtxt'),
       transform_output=data.transform_graph, transform_graph_path=data.transform_graph,

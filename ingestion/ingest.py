@@ -77,10 +77,8 @@ class PreviousDays:
     """The end state a release was built to (its item_state/, user_snapshot/ and
     scenarios) as the start of the day from `day_start_ms`; IngestionError when the
     release already holds events of that moment or later."""
-    with tf.io.gfile.GFile(os.path.join(release_dir, release_format.MANIFEST)) as f:
-      manifest = json.load(f)
-    last_event = manifest['data']['windows']['last_event']
-    last_ms = int(datetime.datetime.fromisoformat(last_event).timestamp() * 1000)
+    manifest = _manifest(release_dir)
+    last_event, last_ms = release_last_event(release_dir)
     if day_start_ms <= last_ms:
       raise IngestionError(
           f'{release_dir} already holds events up to {last_event}; a new day starting '
@@ -89,6 +87,32 @@ class PreviousDays:
     return cls(os.path.join(release_dir, release_format.ITEM_STATE_DIR, '*'),
                os.path.join(release_dir, release_format.USER_SNAPSHOT_DIR, '*'),
                tuple(manifest['scenarios']), day_start_ms)
+
+
+def _manifest(release_dir: str) -> dict:
+  path = os.path.join(release_dir, release_format.MANIFEST)
+  if not tf.io.gfile.exists(path):
+    raise IngestionError(f'{release_dir} is not a release (no {release_format.MANIFEST}); '
+                         f'name a directory under the releases directory')
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def release_last_event(release_dir: str) -> tuple[str, int]:
+  """(ISO time, epoch ms) of the last event a release was built from."""
+  last_event = _manifest(release_dir)['data']['windows']['last_event']
+  return last_event, int(datetime.datetime.fromisoformat(last_event).timestamp() * 1000)
+
+
+def check_newest_day_after(summary: dict, release_dir: str, data_dir: str) -> None:
+  """A refresh of `release_dir` gates on the log's newest day (the test window): refuses,
+  before anything trains, a log whose newest day the release already holds."""
+  last_event, last_ms = release_last_event(release_dir)
+  if summary['test_start_ms'] <= last_ms:
+    raise IngestionError(
+        f'the release {release_dir} already holds events up to {last_event}, and the '
+        f'newest day of the logs in {data_dir} starts {summary["test_start"]}: a refresh '
+        f'needs a day after the release; add that day\'s log file and run it again')
 
 
 @dataclasses.dataclass(frozen=True)

@@ -142,16 +142,34 @@ POINT_IN_TIME_KEYS = (fnames.TIMESTAMP, fnames.RAW_ITEM_ID)
 def anchors(file_pattern: str, tft_output: tft.TFTransformOutput,
             space: features.FeatureSpace, config: configs.TrainingConfig,
             num_shards: int = 1, shard_index: int = 0,
-            point_in_time: bool = False) -> tf.data.Dataset:
+            point_in_time: bool = False, since_ms: Optional[int] = None) -> tf.data.Dataset:
   """The training examples every batch starts from: clicks (and, with
   exposure_negatives, exposures without a click), single examples; of one shard of the
   records with `num_shards` > 1 (transformed_examples). With `point_in_time`, each also
-  carries POINT_IN_TIME_KEYS (for training_batches' `items`)."""
+  carries POINT_IN_TIME_KEYS (for training_batches' `items`). With `since_ms`, only the
+  examples of that moment or later (a refresh's window)."""
+  extra = POINT_IN_TIME_KEYS if point_in_time else ()
+  if since_ms is not None and fnames.TIMESTAMP not in extra:
+    extra += (fnames.TIMESTAMP,)
   examples = transformed_examples(file_pattern, tft_output, space, num_shards, shard_index,
-                                  POINT_IN_TIME_KEYS if point_in_time else ())
+                                  extra)
+  if since_ms is not None:
+    examples = examples.filter(lambda x: x[fnames.TIMESTAMP] >= since_ms)
+    if not point_in_time:
+      examples = examples.map(lambda x: {k: v for k, v in x.items()
+                                         if k != fnames.TIMESTAMP})
   if not config.exposure_negatives:
     examples = examples.filter(lambda x: x[fnames.LABEL] > 0)
   return examples
+
+
+def last_timestamp_ms(file_pattern: str, tft_output: tft.TFTransformOutput,
+                      space: features.FeatureSpace) -> int:
+  """The latest event time (epoch ms) of the transformed examples of `file_pattern`."""
+  stamps = transformed_examples(file_pattern, tft_output, space, extra=(fnames.TIMESTAMP,))
+  return int(stamps.reduce(tf.constant(0, tf.int64),
+                           lambda latest, x: tf.maximum(latest, tf.reduce_max(
+                               tf.cast(x[fnames.TIMESTAMP], tf.int64)))))
 
 
 def item_click_counts(anchor_examples: tf.data.Dataset,

@@ -72,7 +72,11 @@ def popularity_transform(clicks: tf.Tensor) -> tf.Tensor:
 def vocabulary_sizes(tft_output: tft.TFTransformOutput, spec: ds.DatasetSpec,
                      num_oov_buckets: int) -> dict[str, int]:
   """Feature name -> number of ids (vocabulary + OOV buckets), for FeatureSpace.build."""
-  names = [fnames.USER_ID, fnames.ITEM_ID] + [f.name for f in spec.users.features +
-                                              spec.items.features if not f.is_numeric]
   return {name: tft_output.vocabulary_size_by_name(name) + num_oov_buckets
-          for name in names}
+          for name in vocabulary_names(spec)}
+
+
+def vocabulary_names(spec: ds.DatasetSpec) -> list[str]:
+  """The features with a vocabulary: user and item ids, every categorical field."""
+  return [fnames.USER_ID, fnames.ITEM_ID] + [f.name for f in spec.users.features +
+                                             spec.items.features if not f.is_numeric]

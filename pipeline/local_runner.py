@@ -1,6 +1,8 @@
 """Runs the pipeline locally: LocalDagRunner, SQLite ML Metadata, Beam FnApiRunner.
 
     python -m pipeline.local_runner [--preset paper] [--config my.yaml] [--set key.sub=value ...]
+    python -m pipeline.local_runner --refresh [...]   # make refresh: the latest release
+                                                      # trained on the newest day
 
 `make run` calls this on the bundled KuaiRand-Pure data. Everything is written under the
 config's output_dir (default ./outputs): pipeline_root/ (artifacts), metadata/ (MLMD),
@@ -106,15 +108,24 @@ def main(argv=None) -> int:
                       'beyond the DSMOE paper off)')
   parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                       help='override one config value, e.g. training.epochs=10')
+  parser.add_argument('--refresh', nargs='?', const='latest', default='',
+                      metavar='RELEASE',
+                      help='a daily refresh (beyond the paper, core/config.py '
+                      'RefreshConfig) of RELEASE (default: the latest release) on the '
+                      'logs\' newest day, instead of a full run')
   parser.add_argument('--verbose', action='store_true', help='show TFX and Beam logs')
   args = parser.parse_args(argv)
   started = time.time()
   try:
     config = configs.load_config(args.config, args.set, args.preset)
+    if args.refresh:
+      config = configs.for_refresh(config, '' if args.refresh == 'latest' else args.refresh)
     log_path = configure_logging(os.path.join(config.path(config.output_dir), 'logs'),
                                   args.verbose)
     print(f'pipeline {config.pipeline_name}: data {config.path(config.data_dir)}, '
-          f'outputs {config.path(config.output_dir)}, log {log_path}', flush=True)
+          f'outputs {config.path(config.output_dir)}, log {log_path}'
+          + (f', a refresh of {config.refresh.release}' if args.refresh else ''),
+          flush=True)
     run(config)
   except errors.InputError as e:  # fix your input or config: no traceback
     print(f'\nerror: {e}', file=sys.stderr)

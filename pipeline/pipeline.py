@@ -31,11 +31,19 @@
                                    the ranker when it is blessed (with the item corpus
                                    and recommend.json for two-stage serving)
 
+A refresh (config.refresh.release, core/config.for_refresh; `make refresh`) is the same
+graph with the splits moved to the logs' newest day (test: the gate; the day before it,
+validation), both trainers warm-started from the release (the refit_trainer too, on
+every day's window, instead of the kept epochs), the release imported as the model the
+comparison checks (a significant drop on any scenario stops the release) and no ranker
+trained (the ReleasePusher carries the release's).
+
 Only wiring lives here: configuration comes from core/config.py, the dataset's columns
 from its dataset spec, and each component's logic from components/ and the libraries below
 them.
 """
 
+import dataclasses
 import os
 from typing import Optional
 
@@ -83,12 +91,17 @@ def create_pipeline(
   """The pipeline of `config`; with `data_only`, only ingestion, validation and the
   Transform on the train window (what experiments/ trains its variants on)."""
   spec = ds.DatasetSpec.from_yaml(config.local_path(config.dataset_spec))
+  refresh = config.refresh.release  # a refresh of that release (core/config.for_refresh)
+  if refresh:  # the newest day is the gate; the day before it, validation
+    spec = dataclasses.replace(spec, split=ds.SplitSpec(
+        validation_days=1, test_days=1, timezone=spec.split.timezone))
   if config.ranker.enabled:
     config.recommend.scenario_blend(spec.logs.task_names)  # ConfigError: a task not in the spec
     config.ranking_evaluation.gain_tasks_of(spec.logs.task_names)  # the same
   example_gen = InteractionExampleGen(data_dir=config.path(config.data_dir),
                                       dataset_spec=spec,
-                                      ingestion_config=config.ingestion)
+                                      ingestion_config=config.ingestion,
+                                      after_release=refresh)
   left_out = config.ingestion.derived_features_left_out
   events_checks = _validation(
       example_gen.outputs['examples'], config, config.events_schema,
@@ -106,7 +119,8 @@ def create_pipeline(
   components = [example_gen, *events_checks, *corpus_checks, transform]
   if data_only:
     return _pipeline(config, components, metadata_connection_config)
-  teacher_source, teacher = _teacher_source(config.distillation)
+  teacher_source, teacher = (None, None) if refresh else _teacher_source(
+      config.distillation)
   trainer = DistillationTrainer(
       examples=transform.outputs['transformed_examples'],
       transform_graph=transform.outputs['transform_graph'],
@@ -117,7 +131,11 @@ def create_pipeline(
       code_fingerprint=fingerprint, teacher=teacher,
       raw_examples=example_gen.outputs['examples'])
 
-  previous_blessed = tfx.dsl.Resolver(
+  # The model a new one is compared with: the latest blessed one, or the release a
+  # refresh started from (what is served).
+  previous_blessed = tfx.dsl.Importer(
+      source_uri=refresh, artifact_type=tfx.types.standard_artifacts.Model,
+  ).with_id('served_release_importer') if refresh else tfx.dsl.Resolver(
       strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
       model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
       model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
@@ -133,7 +151,7 @@ def create_pipeline(
       examples=example_gen.outputs['examples'],
       item_corpus=example_gen.outputs['item_corpus'],
       config=config.evaluation,
-      baseline_model=previous_blessed.outputs['model'])
+      baseline_model=previous_blessed.outputs['result' if refresh else 'model'])
 
   ranker_fingerprint = code_fingerprint(packages=RANKER_CODE_PACKAGES)
   ranking = _ranking_stage(example_gen, transform, schema, spec, config, ranker_fingerprint)
@@ -173,7 +191,9 @@ def create_pipeline(
         scenario_mapping=example_gen.outputs['scenario_mapping'],
         run_fn=RUN_FN, dataset_spec=spec, config=config,
         code_fingerprint=fingerprint, raw_examples=example_gen.outputs['examples'],
-        schedule_model=trainer.outputs['model']).with_id('refit_trainer')
+        # A refresh's refit is its own warm start from the release, on every day.
+        schedule_model=None if refresh else trainer.outputs['model'],
+        every_day=True).with_id('refit_trainer')
     index = IndexBuilder(model=refit.outputs['model'],
                          item_corpus=example_gen.outputs['item_corpus'],
                          examples=example_gen.outputs['examples'], config=config.index)
@@ -188,7 +208,9 @@ def create_pipeline(
         item_corpus=example_gen.outputs['item_corpus'],
         ingestion_report=example_gen.outputs['report'],
         releases_dir=config.releases_dir, pipeline_name=config.pipeline_name,
-        dataset=spec.name, recommend=config.recommend, **ranker_outputs)
+        dataset=spec.name, recommend=config.recommend,
+        teacher=refit.outputs['teacher_model'] if config.distillation.enabled else None,
+        refresh_of=refresh, **ranker_outputs)
 
   components += [teacher_source] if teacher_source else []
   components += [trainer, previous_blessed, evaluator, comparison, *ranking, refit_transform,

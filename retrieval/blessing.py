@@ -40,10 +40,22 @@ def bless(result: dict, config: configs.EvaluationConfig) -> tuple[bool, list[st
 
 def regressions(comparison: dict, config: configs.EvaluationConfig) -> list[str]:
   """With max_drop_vs_blessed set, the scenarios and K where the model's recall falls more
-  than that below the previous blessed model's (evaluation.compare's result)."""
-  if config.max_drop_vs_blessed is None or not comparison.get('recall'):
+  than that below the previous blessed model's; with significant_drop_vs_blessed, those
+  where the interval of the paired difference lies below -worse_margin
+  (evaluation.compare's result)."""
+  if not comparison.get('recall'):
     return []
   reasons = []
+  if config.significant_drop_vs_blessed:
+    change = comparison['intervals'][evaluation.CHANGE]
+    for scenario in sorted(change):
+      for k, interval in change[scenario].items():
+        if interval['upper'] < -config.worse_margin:
+          reasons.append(f'scenario {scenario}: recall@{k} is significantly below the '
+                         f'blessed model\'s: difference {_interval(interval)} lies below '
+                         f'-{config.worse_margin}')
+  if config.max_drop_vs_blessed is None:
+    return reasons
   model = comparison['recall'][evaluation.MODEL]
   previous = comparison['recall'][evaluation.PREVIOUS]
   for scenario in sorted(s for s in model if s != 'all'):

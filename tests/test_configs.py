@@ -87,3 +87,25 @@ def test_paper_preset_turns_off_everything_beyond_the_paper():
 def test_popularity_features_must_be_known_and_written(overrides, message):
   with pytest.raises(configs.ConfigError, match=message):
     configs.load_config('', overrides)
+
+
+def test_a_refresh_serves_the_release_scenarios_and_retrains_no_ranker(tmp_path):
+  """for_refresh: the latest release of the output dir (resolved), its scenarios, the
+  refresh's learning rate, no ranker trained, a significant drop against the release
+  refused; without a release, a clear error."""
+  import json
+  import os
+  config = configs.load_config('', [f'output_dir={tmp_path}'])
+  with pytest.raises(configs.ConfigError, match='no release to refresh.*make run first'):
+    configs.for_refresh(config)
+  release = tmp_path / 'releases' / 'v1'
+  release.mkdir(parents=True)
+  (release / 'manifest.json').write_text(json.dumps({'scenarios': ['1', '4', '2', '6']}))
+  (tmp_path / 'releases' / 'LATEST').write_text('v1')
+  refresh = configs.for_refresh(config)
+  assert refresh.refresh.release == os.path.realpath(release)
+  assert refresh.ingestion.scenarios == ('1', '4', '2', '6')
+  assert refresh.training.learning_rate == 1e-4 != config.training.learning_rate
+  assert not refresh.ranker.enabled and config.ranker.enabled
+  assert refresh.evaluation.significant_drop_vs_blessed
+  assert configs.for_refresh(config, str(release)) == refresh

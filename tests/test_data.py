@@ -91,3 +91,23 @@ def test_the_logit_offset_is_subtracted_in_the_loss_only():
   assert losses.training_logits(logits, {}).numpy().tolist() == [1.0, 2.0]
   shifted = losses.training_logits(logits, {losses.LOGIT_OFFSET: tf.constant([0.5, -1.0])})
   np.testing.assert_allclose(shifted.numpy(), [0.5, 3.0])
+
+
+def test_a_window_keeps_the_clicks_from_its_first_moment_on(setup):
+  """anchors(since_ms=...): the clicks of that moment or later, counted here from the raw
+  events; last_timestamp_ms is the latest event's time."""
+  transformed, tft_output, space, _ = setup
+  config = configs.TrainingConfig()
+  raw = [tf.train.Example.FromString(r) for r in
+         tf.data.TFRecordDataset(tf.io.gfile.glob(transformed.raw_train), 'GZIP')
+         .as_numpy_iterator()]
+  stamps = np.array([e.features.feature['timestamp'].int64_list.value[0] for e in raw])
+  clicks = np.array([e.features.feature['label'].int64_list.value[0] for e in raw]) > 0
+  assert data.last_timestamp_ms(transformed.train, tft_output, space) == stamps.max()
+  since = int(np.median(stamps[clicks]))
+  kept = list(data.anchors(transformed.train, tft_output, space, config, since_ms=since))
+  assert len(kept) == int((clicks & (stamps >= since)).sum()) > 0
+  assert len(kept) < int(clicks.sum())
+  assert 'timestamp' not in kept[0]  # the window's key does not become a model input
+  every = list(data.anchors(transformed.train, tft_output, space, config))
+  assert len(every) == int(clicks.sum())

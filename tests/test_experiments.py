@@ -241,3 +241,25 @@ def test_candidate_examples_take_every_item_feature_from_the_candidate():
   # The query item's tag is not left on a candidate that has none.
   assert 'tag' not in second.features.feature
   assert list(first.features.feature['tag'].bytes_list.value) == [b't3']
+
+
+def test_daily_backtest_scores_one_local_day_of_a_split(tmp_path, capsys):
+  """A day's events: from its first millisecond in the split's time zone, up to the
+  next day's first, in a file of their own."""
+  import tensorflow as tf
+  from core import dataset_spec as ds
+  from experiments import daily_refresh_backtest
+  split = ds.SplitSpec(validation_days=1, test_days=2, timezone='Asia/Shanghai')
+  start = 1_651_507_200_000  # 2022-05-03T00:00+08:00
+  moments = [start - 1, start, start + 86_399_999, start + 86_400_000]
+  with tf.io.TFRecordWriter(str(tmp_path / 'split.gz'), 'GZIP') as writer:
+    for moment in moments:
+      writer.write(tf.train.Example(features=tf.train.Features(feature={
+          'timestamp': tf.train.Feature(int64_list=tf.train.Int64List(value=[moment]))
+      })).SerializeToString())
+  path = daily_refresh_backtest._day_events(str(tmp_path / 'split.gz'), str(tmp_path),
+                                            '2022-05-03', split)
+  kept = [tf.train.Example.FromString(r.numpy()).features.feature['timestamp']
+          .int64_list.value[0] for r in tf.data.TFRecordDataset(path, 'GZIP')]
+  assert kept == moments[1:3]
+  assert '2 of the 4 events' in capsys.readouterr().out

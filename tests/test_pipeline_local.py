@@ -192,7 +192,8 @@ def test_release_is_complete_consistent_and_servable(first_run):
   assert checksums == manifest['files']  # every file as written, nothing missing
   for part in ('user_tower', 'item_tower', 'retrieval_model', 'index/scann',
                'index/item_ids.txt', 'scenario_mapping.json', 'evaluation/metrics.json',
-               'feature_space.json', 'user_snapshot_arrays/user_ids.npy'):
+               'feature_space.json', 'user_snapshot_arrays/user_ids.npy',
+               'warm_start/user_tower/weights.npz', 'warm_start/item_tower/weights.json'):
     assert os.path.exists(os.path.join(path, part)), part
   assert not [p for p in os.listdir(releases) if p.startswith('.')]  # no staging left
   # The index answers like exact search on the released embeddings, mostly.
@@ -242,6 +243,35 @@ def test_release_is_complete_consistent_and_servable(first_run):
   figure = os.path.join(first_run, 'case_study.png')
   assert case_study.main(['--release', path, '--output', figure]) == 0
   assert os.path.getsize(figure) > 10_000
+
+
+def test_a_student_warm_started_from_the_release_keeps_every_known_id(
+    first_run, small_setup, tmp_path):
+  """The release's tower weights start a student on other vocabularies (the train
+  window's, a subset of the refit's every day): each id the two share keeps its row; the
+  teacher starts from the teacher artifact's weights."""
+  import tensorflow_transform as tft
+  from experiments import harness
+  config = configs.load_config('', pipeline_args(small_setup, first_run)[1::2])
+  data = harness.RunData.latest(config)
+  teacher = _one(os.path.join(_root(first_run), 'DistillationTrainer', 'teacher_model', '*'))
+  model = harness.train(data, config, str(tmp_path), teacher=teacher,
+                        warm_start_of=os.path.join(first_run, 'releases', 'latest'))
+  summary = harness.training_summary(model)
+  assert summary['student']['epochs_run'] == 1 and summary['refit'] is False
+  assert summary['warm_start']['from'].endswith('latest')
+  now = tft.TFTransformOutput(data.transform_graph)
+  before = tft.TFTransformOutput(_one(os.path.join(_root(first_run), 'refit_transform',
+                                                   'transform_graph', '*')))
+  for tower, name in (('user_tower', 'user_id'), ('item_tower', 'item_id')):
+    new, old = set(now.vocabulary_by_name(name)), set(before.vocabulary_by_name(name))
+    expected = {'kept': len(new & old), 'new': len(new - old)}
+    assert summary['warm_start']['ids'][tower][name] == expected
+    assert len(new - old) == 0 < len(old - new)  # later days' ids are not in the train window
+  # The teacher (the evaluated run's, on the train window's vocabularies) keeps them all.
+  teacher_ids = summary['warm_start_teacher']['ids']['teacher']
+  assert teacher_ids['user_id'] == {'kept': len(now.vocabulary_by_name('user_id')),
+                                    'new': 0}
 
 
 def test_ranker_is_trained_evaluated_blessed_and_released(first_run):
@@ -550,3 +580,88 @@ def test_paper_preset_runs_end_to_end_without_what_is_beyond_the_paper(first_run
   tower = tf.saved_model.load(os.path.join(release, 'item_tower'))
   inputs = tower.signatures[layout.ITEM_SIGNATURE].structured_input_signature[1]
   assert 'scenario_clicks' not in inputs and 'item_id' in inputs
+
+
+def _with_next_day(tmp_path) -> str:
+  """The fixture's data with a new day: its last day's events again, a day later, in a
+  file of their own (a day's log arriving)."""
+  data = tmp_path / 'with_next_day'
+  shutil.copytree(FIXTURE_DIR, data)
+  header, *rows = (data / 'log_standard_fixture.csv').read_text().splitlines()
+  columns = header.split(',')
+  time_ms, date = columns.index('time_ms'), columns.index('date')
+  last_day = max(row.split(',')[date] for row in rows)
+  shifted = []
+  for row in rows:
+    values = row.split(',')
+    if values[date] == last_day:
+      values[time_ms] = str(int(values[time_ms]) + 86_400_000)
+      values[date] = str(int(last_day) + 1)
+      shifted.append(','.join(values))
+  (data / 'log_standard_fixture_next.csv').write_text('\n'.join([header, *shifted]) + '\n')
+  return str(data)
+
+
+@pytest.mark.extended
+def test_refresh_warm_starts_the_release_gates_it_on_the_new_day_and_publishes(
+    first_run, capsys, tmp_path, small_setup):
+  """make refresh: the latest release trained on the logs' newest day, gated against the
+  release on that day and published with the release's ranker; logs without a day after
+  the release are refused and publish nothing."""
+  outputs = str(tmp_path / 'outputs')
+  shutil.copytree(first_run, outputs, symlinks=True)
+  releases = os.path.join(outputs, 'releases')
+  served = release_format.latest_release(releases)
+  with open(os.path.join(served, 'manifest.json')) as f:
+    served_manifest = json.load(f)
+  assert os.path.exists(os.path.join(served, 'teacher', 'warm_start', 'weights.npz'))
+
+  before = sorted(os.listdir(releases))
+  def refresh(data_dir, extra=()):
+    code = local_runner.main(pipeline_args(small_setup, outputs, data_dir, extra) +
+                             ['--refresh'])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+  code, _, err = refresh(FIXTURE_DIR)  # no day after the release in the fixture
+  assert code == 1 and 'a refresh needs a day after the release' in err, err
+  assert 'Traceback' not in err
+  assert sorted(os.listdir(releases)) == before
+
+  code, out, err = refresh(_with_next_day(tmp_path), BLESS_ANY)
+  assert code == 0, out + err
+  assert f'a refresh of {os.path.realpath(served)}' in out
+  states = _states(outputs)
+  assert 'RankerTrainer' not in states and 'SystemEvaluator' not in states
+  gen = os.path.join(_root(outputs), 'InteractionExampleGen')
+  with open(sorted(glob.glob(os.path.join(gen, 'report', '*', 'summary.json')),
+                   key=os.path.getmtime)[-1]) as f:
+    summary = json.load(f)
+  assert (summary['validation_start'], summary['test_start']) == (
+      '2022-05-04T00:00:00+08:00', '2022-05-05T00:00:00+08:00')  # the new day is the gate
+  release = re.search(r'^release: (\S+)', out, re.M).group(1)
+  with open(os.path.join(release, 'manifest.json')) as f:
+    manifest = json.load(f)
+  assert manifest['refresh_of'] == os.path.basename(os.path.realpath(served))
+  assert manifest['scenarios'] == served_manifest['scenarios']
+  assert manifest['ranker']['carried_from'] == os.path.basename(os.path.realpath(served))
+  assert os.path.exists(os.path.join(release, 'ranker', 'saved_model.pb'))
+  assert os.path.exists(os.path.join(release, 'teacher', 'warm_start', 'weights.npz'))
+  with open(os.path.join(release, 'training_summary.json')) as f:
+    trained = json.load(f)
+  # One epoch from the release's weights on the window's days up to the new one.
+  assert trained['student']['epochs_run'] == 1 and trained['refit'] is False
+  assert trained['warm_start']['from'] == os.path.realpath(served)
+  assert trained['warm_start_teacher']['from'] == os.path.join(os.path.realpath(served),
+                                                               'teacher')
+  assert trained['window']['last_day'] == '2022-05-05' and trained['window']['days'] == 7
+  with open(os.path.join(served, 'training_summary.json')) as f:
+    assert trained.get('popularity_weights') == json.load(f).get('popularity_weights')
+  # The gate: the model trained before the new day against the served release, on it.
+  comparison = sorted(glob.glob(os.path.join(_root(outputs), 'BlessedModelComparison',
+                                             'comparison', '*', 'comparison.json')),
+                      key=os.path.getmtime)[-1]
+  with open(comparison) as f:
+    compared = json.load(f)
+  assert compared['baseline']['uri'] == os.path.realpath(served)
+  assert set(compared['queries']) <= set(served_manifest['scenarios'])

@@ -93,6 +93,30 @@ def test_refused_when_overall_is_not_significantly_better():
                             configs.EvaluationConfig(overall_min_gain=0.01))[0]
 
 
+def test_a_significant_drop_against_the_blessed_model_is_a_regression_when_asked():
+  """significant_drop_vs_blessed (a refresh): the paired interval's upper bound below
+  -worse_margin on a scenario or overall; a point drop whose interval reaches 0 is not."""
+  def interval(point, lower, upper):
+    return {'point': point, 'lower': lower, 'upper': upper}
+  comparison = {
+      'recall': {'model': {'a': {'50': 0.30}}, 'previous_blessed': {'a': {'50': 0.40}}},
+      'intervals': {rev.CHANGE: {
+          'a': {'50': interval(-0.10, -0.15, -0.05)},
+          'b': {'50': interval(-0.10, -0.30, +0.02)},
+          'all': {'50': interval(-0.02, -0.03, -0.01)}}}}
+  assert blessing.regressions(comparison, configs.EvaluationConfig()) == []
+  reasons = blessing.regressions(comparison, configs.EvaluationConfig(
+      significant_drop_vs_blessed=True))
+  assert reasons == [
+      "scenario a: recall@50 is significantly below the blessed model's: difference "
+      '-0.1000 [-0.1500, -0.0500] lies below -0.0',
+      "scenario all: recall@50 is significantly below the blessed model's: difference "
+      '-0.0200 [-0.0300, -0.0100] lies below -0.0']
+  # A margin the drops stay inside: no regression.
+  assert blessing.regressions(comparison, configs.EvaluationConfig(
+      significant_drop_vs_blessed=True, worse_margin=0.05)) == []
+
+
 def test_regression_against_the_blessed_model():
   comparison = {'recall': {'model': {'a': {'50': 0.30}, 'all': {'50': 0.30}},
                            'previous_blessed': {'a': {'50': 0.40}, 'all': {'50': 0.40}}}}

@@ -16,6 +16,14 @@
 A refit (custom_config TRAINER_FIXED_EPOCHS: the model a release serves, trained on every
 day) trains exactly the epochs an earlier run kept, with no validation.
 
+Every model artifact keeps its towers' weights and vocabularies (models/warm_start.py,
+layout.WARM_START_DIR; releases carry them), and every teacher artifact its own. A
+refresh on the newest days: with TRAINER_WARM_START (a model dir or a release) the
+student starts from those weights, and with TRAINER_WARM_START_TEACHER (a teacher dir)
+the teacher, every id the two vocabularies share keeping its row; each trains the fixed
+epochs given, with TRAINER_WINDOW_DAYS on the anchors of the last N days of its split
+only (the point-in-time clicks still count every day).
+
 Both phases checkpoint every epoch with BackupAndRestore under a directory keyed by the
 Trainer's inputs and configuration, so a killed Trainer rerun on the same inputs resumes
 where it stopped (early stopping's state included); a finished teacher is kept there until
@@ -32,6 +40,8 @@ clicks, scenario weights) and in-batch negatives are each worker's own shard's.
 """
 
 import dataclasses
+import datetime
+import functools
 import json
 import logging
 import os
@@ -57,6 +67,7 @@ from models import features
 from models import item_clicks
 from models import losses
 from models import preprocessing
+from models import warm_start
 from retrieval import evaluation
 from training import callbacks
 from training import distribution
@@ -79,6 +90,12 @@ class _Setup:
   space: features.FeatureSpace
   tft_output: tft.TFTransformOutput
   ingestion: configs.IngestionConfig  # the recent clicks' half-life
+  num_oov_buckets: int  # after each vocabulary (warm start remaps rows by token)
+
+  @functools.cached_property
+  def vocabularies(self) -> dict[str, list[str]]:
+    """Feature -> tokens in id order (models/warm_start.py), read once."""
+    return warm_start.vocabularies(self.tft_output, self.spec)
 
 
 def _setup(fn_args) -> _Setup:
@@ -98,7 +115,8 @@ def _setup(fn_args) -> _Setup:
   return _Setup(spec, model, configs.from_custom_config(config, configs.DistillationConfig),
                 ranker, configs.from_custom_config(config, configs.TrainingConfig),
                 space, tft_output,
-                configs.from_custom_config(config, configs.IngestionConfig))
+                configs.from_custom_config(config, configs.IngestionConfig),
+                transform.num_oov_buckets)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,6 +217,7 @@ def load_teacher(directory: str, setup: _Setup):
 
 def _save_teacher(teacher, setup: _Setup, directory: str, summary: Optional[dict]) -> None:
   teacher.save_weights(os.path.join(directory, layout.TEACHER_WEIGHTS))
+  _save_weights(teacher, setup, os.path.join(directory, layout.WARM_START_DIR))
   with tf.io.gfile.GFile(os.path.join(directory, layout.TEACHER_CONFIG_FILE), 'w') as f:
     json.dump(_teacher_config(setup), f)
   with tf.io.gfile.GFile(os.path.join(directory, layout.TEACHER_SUMMARY_FILE), 'w') as f:
@@ -215,8 +234,8 @@ def _teacher_summary(directory: str) -> Optional[dict]:
 
 def _batches(strategy: tf.distribute.Strategy, pattern: str, setup: _Setup, corpus: dict,
              shuffle: bool, repeat: bool, count: bool,
-             items: Optional[item_clicks.PointInTimeItems] = None
-             ) -> tuple[Any, Optional[int]]:
+             items: Optional[item_clicks.PointInTimeItems] = None,
+             since_ms: Optional[int] = None) -> tuple[Any, Optional[int]]:
   """(batches of `pattern`'s anchors, distributed by `strategy`; with `count`, the anchors
   this worker reads). Each worker reads its shard of the records (one input pipeline per
   worker) in batches of training.batch_size / replicas and draws its negatives from
@@ -228,7 +247,7 @@ def _batches(strategy: tf.distribute.Strategy, pattern: str, setup: _Setup, corp
   def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
     anchors = data.anchors(pattern, setup.tft_output, setup.space, training,
                            context.num_input_pipelines, context.input_pipeline_id,
-                           point_in_time=items is not None)
+                           point_in_time=items is not None, since_ms=since_ms)
     if count:
       anchors = anchors.cache()  # read once: counted here, trained on below
       counted.append(int(anchors.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1)))
@@ -243,19 +262,38 @@ def _batches(strategy: tf.distribute.Strategy, pattern: str, setup: _Setup, corp
 
 
 def _training_input(strategy: tf.distribute.Strategy, pattern: str, setup: _Setup,
-                    corpus: dict, items: Optional[item_clicks.PointInTimeItems]) -> _Input:
+                    corpus: dict, items: Optional[item_clicks.PointInTimeItems],
+                    since_ms: Optional[int] = None) -> _Input:
   """With a strategy ('mirrored', 'multi_worker_mirrored'), each replica's batches repeat
   and an epoch is as many global batches as the whole data fill, so that every replica
-  takes the same steps; by default, one pass over the data."""
+  takes the same steps; by default, one pass over the data. With `since_ms`, the anchors
+  of that moment or later only."""
   training = setup.training
   distributed = training.strategy != 'default'
   batches, anchors = _batches(strategy, pattern, setup, corpus, shuffle=True,
-                              repeat=distributed, count=True, items=items)
+                              repeat=distributed, count=True, items=items,
+                              since_ms=since_ms)
   per_worker = distribution.per_worker(strategy, anchors)
   total = sum(per_worker)
   steps = max(1, -(-total // training.batch_size)) if distributed else None
   return _Input(batches, total * (1 + training.negative_ratio + training.in_batch_negatives),
                 steps, per_worker)
+
+
+def _window(config: dict, setup: _Setup, pattern) -> Optional[dict]:
+  """A refresh's training window (TRAINER_WINDOW_DAYS): the last N calendar days (the
+  dataset spec's time zone) of the training split's events, or None (every day)."""
+  if not config.get(layout.TRAINER_WINDOW_DAYS):
+    return None
+  days = int(config[layout.TRAINER_WINDOW_DAYS])
+  split = setup.spec.split
+  last_ms = data.last_timestamp_ms(pattern, setup.tft_output, setup.space)
+  last_day = datetime.datetime.fromtimestamp(last_ms / 1000, split.tzinfo).date()
+  first_day = last_day - datetime.timedelta(days=days - 1)
+  log.info('training window: the %d days %s .. %s (%s)', days, first_day, last_day,
+           split.timezone)
+  return {'days': days, 'first_day': first_day.isoformat(),
+          'last_day': last_day.isoformat(), 'from_ms': split.day_start_ms(first_day)}
 
 
 def _point_in_time_items(config: dict, setup: _Setup, corpus_ids: tf.Tensor
@@ -317,21 +355,28 @@ def _run(fn_args, strategy: tf.distribute.Strategy, outputs: distribution.Worker
   corpus_ids, corpus = data.corpus_item_features(config[layout.TRAINER_ITEM_CORPUS],
                                                  setup.tft_output, setup.space)
   items, clicks = _point_in_time_items(config, setup, corpus_ids)
-  train = _training_input(strategy, fn_args.train_files, setup, corpus, items)
+  window = _window(config, setup, fn_args.train_files)
+  train = _training_input(strategy, fn_args.train_files, setup, corpus, items,
+                          window and window['from_ms'])
   anchors = sum(train.anchors_per_worker)
+  warm = bool(config.get(layout.TRAINER_WARM_START))
   workers = len(train.anchors_per_worker)
   log.info('training on %s anchors%s (+%d random and %d in-batch negatives each, %s rows '
            'per epoch), item corpus of %s%s', f'{anchors:,}',
            f' ({workers} workers: {train.anchors_per_worker})' if workers > 1 else '',
            training.negative_ratio, training.in_batch_negatives, f'{train.rows:,}',
            f'{int(corpus[fnames.ITEM_ID].shape[0]):,}',
-           f'; refit with the epochs kept before: {fixed}' if fixed else '')
+           (f'; {"warm start" if warm else "refit"} with the fixed epochs {fixed}'
+            if fixed else ''))
   validation = None if fixed else _validation_input(strategy, fn_args.eval_files, setup,
                                                     corpus)
-  summary = {'anchors': anchors, 'rows_per_epoch': train.rows, 'refit': bool(fixed),
+  summary = {'anchors': anchors, 'rows_per_epoch': train.rows,
+             'refit': bool(fixed) and not warm,
              'seed': training.seed}
   if clicks:
     summary['point_in_time_clicks'] = clicks
+  if window:
+    summary['window'] = window
   if workers > 1:
     summary['anchors_per_worker'] = train.anchors_per_worker
 
@@ -343,8 +388,13 @@ def _run(fn_args, strategy: tf.distribute.Strategy, outputs: distribution.Worker
     student = build.build_student(setup.model, setup.space, teacher,
                                   setup.distillation.weight, training.loss)
     student.compile(_optimizer(training))
-    # Build: for the validation functions, and for a refit's tau_s.
+    # Build: for the validation functions, a warm start and a refit's tau_s.
     student(_features_batch(setup.space))
+    if config.get(layout.TRAINER_WARM_START):
+      source = config[layout.TRAINER_WARM_START]
+      summary['warm_start'] = {'from': source, 'ids': _warm_start(
+          setup, [(name, tower, os.path.join(source, layout.WARM_START_DIR, name))
+                  for name, tower in _towers(student)])}
   before = []
   if not fixed:
     before.append(callbacks.ValidationRecall(
@@ -384,6 +434,8 @@ def _run(fn_args, strategy: tf.distribute.Strategy, outputs: distribution.Worker
   # Every worker exports (a save may read variables across workers); only the chief's
   # copy is kept.
   model_dir = outputs.path(fn_args.serving_model_dir)
+  for name, tower in _towers(student):  # what a refresh warm-starts from
+    _save_weights(tower, setup, os.path.join(model_dir, layout.WARM_START_DIR, name))
   export.export_towers(student.user_tower, student.item_tower, setup.tft_output,
                        setup.space, model_dir)
   summary['seconds'] = time.perf_counter() - started
@@ -395,6 +447,30 @@ def _run(fn_args, strategy: tf.distribute.Strategy, outputs: distribution.Worker
   log.info('trained and exported in %.0f s (epochs kept: %s)', summary['seconds'],
            ', '.join(f'{phase} {summary[phase]["epoch_kept"]}'
                      for phase in ('teacher', 'student') if summary.get(phase)))
+
+
+def _towers(student) -> tuple:
+  return ((layout.USER_TOWER_DIR, student.user_tower),
+          (layout.ITEM_TOWER_DIR, student.item_tower))
+
+
+def _save_weights(model, setup: _Setup, directory: str) -> None:
+  warm_start.save(model, setup.vocabularies, setup.num_oov_buckets, setup.space.scenarios,
+                  directory)
+
+
+def _warm_start(setup: _Setup, models: list) -> dict:
+  """Each (name, model, directory): the model's weights from warm_start.save's files in
+  the directory (models/warm_start.py): known ids keep their embeddings, new ones their
+  initial rows. Returns {name: {vocabulary: {kept, new}}}."""
+  counts = {}
+  for name, model, directory in models:
+    counts[name] = warm_start.restore(model, setup.vocabularies, setup.num_oov_buckets,
+                                      setup.space.scenarios, directory)
+    log.info('warm start of the %s from %s: %s', name, directory, '; '.join(
+        f'{vocabulary} {c["kept"]:,} ids kept, {c["new"]:,} new'
+        for vocabulary, c in counts[name].items()))
+  return counts
 
 
 def _teacher_phase(fn_args, setup: _Setup, train: _Input, validation, backup_root: str,
@@ -414,6 +490,10 @@ def _teacher_phase(fn_args, setup: _Setup, train: _Input, validation, backup_roo
     summary['teacher'] = _teacher_summary(finished)
   else:
     teacher = _build_teacher(setup)
+    warm = config.get(layout.TRAINER_WARM_START_TEACHER)
+    if warm:  # a refresh: the previous teacher's weights, then the fixed epochs
+      summary['warm_start_teacher'] = {'from': warm, 'ids': _warm_start(
+          setup, [('teacher', teacher, os.path.join(warm, layout.WARM_START_DIR))])}
     teacher.compile(_optimizer(setup.training),
                     loss=losses.per_example_binary_cross_entropy,
                     metrics=[tf.keras.metrics.AUC(from_logits=True, name='auc')])

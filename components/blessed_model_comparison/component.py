@@ -2,10 +2,11 @@
 
 Inputs: the trained model, the raw examples (the test split's queries), the raw item
 corpus (its test split) and, optionally, the previous blessed model (TFX's
-LatestBlessedModelStrategy). Output: a ModelComparison artifact (comparison.json,
-summary.txt): recall per scenario of both on the same test queries, intervals of the
-paired difference, and the regressions beyond evaluation.max_drop_vs_blessed, which stop
-the ReleasePusher. Kept apart from the RecallEvaluator so that its blessing, on which the
+LatestBlessedModelStrategy; in a refresh, the release it started from, imported).
+Output: a ModelComparison artifact (comparison.json, summary.txt): recall per scenario of
+both on the same test queries, intervals of the paired difference, and the regressions
+(beyond evaluation.max_drop_vs_blessed; with evaluation.significant_drop_vs_blessed,
+significantly below it), which stop the ReleasePusher. Kept apart from the RecallEvaluator so that its blessing, on which the
 refit depends, does not change when only the previous blessed model does.
 """
 

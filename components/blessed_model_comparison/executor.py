@@ -31,7 +31,7 @@ class Executor(base_executor.BaseExecutor):
       corpus = artifact_utils.get_single_uri(input_dict['item_corpus'])
       comparison = evaluation.compare(
           path_utils.serving_model_path(model.uri),
-          path_utils.serving_model_path(baselines[0].uri),
+          _towers_dir(baselines[0].uri),
           layout.split_pattern(examples, layout.TEST),
           layout.split_pattern(corpus, layout.TEST), config)
       comparison['baseline'] = {'uri': baselines[0].uri, 'id': baselines[0].id}
@@ -43,3 +43,10 @@ class Executor(base_executor.BaseExecutor):
     with tf.io.gfile.GFile(os.path.join(out, layout.COMPARISON_SUMMARY_FILE), 'w') as f:
       f.write(text + '\n')
     logging.info('%s', text)
+
+
+def _towers_dir(uri: str) -> str:
+  """A Model artifact's exported towers: its serving directory, or the artifact itself
+  (a release, which holds the towers at its top; a refresh's baseline)."""
+  serving = path_utils.serving_model_path(uri)
+  return serving if tf.io.gfile.exists(serving) else uri

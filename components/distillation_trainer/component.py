@@ -9,6 +9,7 @@ training sections of the config through custom_config (core/config.py).
 """
 
 import json
+import os
 from typing import Optional
 
 from tfx.dsl.components.base import base_component
@@ -26,6 +27,7 @@ from components.distillation_trainer import executor
 from core import config as configs
 from core import dataset_spec as ds
 from core import layout
+from core import release_format
 from models import build
 
 
@@ -65,6 +67,9 @@ class DistillationTrainer(base_component.BaseComponent):
       the end of the training window), up to the configured epochs;
     schedule_model given (a refit): trains on every day (split 'all', items as of the last
       event) exactly the epochs that model kept, without validation.
+  With config.refresh.release (a refresh, core/config.py RefreshConfig), the teacher and
+  the student start from that release's weights and train refresh.epochs without
+  validation, on the train split or, with `every_day`, on split 'all'.
   Refuses a config that names an unregistered student or teacher (models/build.py) when
   the pipeline is defined, before anything runs. With training.vertex.enabled it runs as a
   Vertex AI CustomJob of training.vertex.workers replicas (executor.VertexExecutor).
@@ -77,7 +82,8 @@ class DistillationTrainer(base_component.BaseComponent):
                run_fn: str, dataset_spec: ds.DatasetSpec, config: configs.PipelineConfig,
                code_fingerprint: str, raw_examples: channel.BaseChannel,
                teacher: Optional[channel.BaseChannel] = None,
-               schedule_model: Optional[channel.BaseChannel] = None):
+               schedule_model: Optional[channel.BaseChannel] = None,
+               every_day: bool = False):
     build.check(config.model, config.distillation)
     custom_config = configs.to_custom_config(
         dataset_spec, *configs.trainer_sections(config), code_fingerprint=code_fingerprint)
@@ -87,7 +93,8 @@ class DistillationTrainer(base_component.BaseComponent):
     vertex = config.training.vertex
     if vertex.enabled:
       custom_config.update(vertex_job(vertex))
-    refit = schedule_model is not None
+    custom_config.update(warm_start_config(config))
+    refit = schedule_model is not None or every_day
     train, evaluate = (layout.ALL, layout.ALL) if refit else (layout.TRAIN,
                                                               layout.VALIDATION)
     super().__init__(spec=DistillationTrainerSpec(
@@ -103,6 +110,22 @@ class DistillationTrainer(base_component.BaseComponent):
         teacher_model=channel.Channel(type=artifacts.TeacherModel)),
         custom_executor_spec=executor_spec.ExecutorClassSpec(executor.VertexExecutor)
         if vertex.enabled else None)
+
+
+def warm_start_config(config: configs.PipelineConfig) -> dict[str, str]:
+  """The custom_config of a refresh (training/trainer.py): the release's towers and
+  teacher to start from (layout.WARM_START_DIR under each), the epochs and the window."""
+  refresh = config.refresh
+  if not refresh.release:
+    return {}
+  result = {layout.TRAINER_WARM_START: refresh.release,
+            layout.TRAINER_FIXED_EPOCHS: json.dumps(
+                {'teacher': refresh.epochs, 'student': refresh.epochs}),
+            layout.TRAINER_WINDOW_DAYS: str(refresh.window_days)}
+  if config.distillation.enabled:
+    result[layout.TRAINER_WARM_START_TEACHER] = os.path.join(
+        refresh.release, release_format.TEACHER_DIR)
+  return result
 
 
 def vertex_job(vertex: configs.VertexTrainingConfig) -> dict:

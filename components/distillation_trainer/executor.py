@@ -11,12 +11,14 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from core import layout
+from core import release_format
 
 
 class Executor(trainer_executor.GenericExecutor):
   """Passes the item corpus, scenario mapping, teacher, the training split's raw events,
-  the validation events or the epochs to train (a refit) and a resumable backup directory to run_fn through
-  fn_args.custom_config (keys in core/layout.py)."""
+  the validation events or the epochs to train (a refit), a refresh's tau_s (the
+  release's) and a resumable backup directory to run_fn through fn_args.custom_config
+  (keys in core/layout.py)."""
 
   def _GetFnArgs(self, input_dict, output_dict, exec_properties):
     fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)
@@ -41,6 +43,18 @@ class Executor(trainer_executor.GenericExecutor):
       if layout.POPULARITY_WEIGHTS_KEY in summary:  # the same tau_s as the evaluated model
         config[layout.TRAINER_POPULARITY_WEIGHTS] = json.dumps(
             summary[layout.POPULARITY_WEIGHTS_KEY])
+    release = config.get(layout.TRAINER_WARM_START)
+    if release:  # a refresh: the served release's tau_s, as its refit has
+      summary = _training_summary(release)
+      if layout.POPULARITY_WEIGHTS_KEY in summary:
+        config[layout.TRAINER_POPULARITY_WEIGHTS] = json.dumps(
+            summary[layout.POPULARITY_WEIGHTS_KEY])
+      teacher = config.get(layout.TRAINER_WARM_START_TEACHER)
+      if teacher and not tf.io.gfile.exists(os.path.join(teacher, layout.WARM_START_DIR)):
+        raise release_format.ReleaseError(
+            f'the release {release} carries no teacher weights ({teacher}/'
+            f'{layout.WARM_START_DIR}; releases made before refreshes existed do not): '
+            f'publish one with make run, then refresh it')
     config[layout.TRAINER_SCENARIO_MAPPING] = artifact_utils.get_single_uri(
         input_dict['scenario_mapping'])
     teachers = input_dict.get('teacher') or []

@@ -40,6 +40,8 @@ class InteractionExampleGenSpec(component_spec.ComponentSpec):
       'input_config': component_spec.ExecutionParameter(type=example_gen_pb2.Input),
       'dataset_spec': component_spec.ExecutionParameter(type=str),  # DatasetSpec JSON
       'ingestion_config': component_spec.ExecutionParameter(type=str),  # IngestionConfig
+      # A refresh: the release it starts from; the logs' newest day must come after it.
+      'after_release': component_spec.ExecutionParameter(type=str, optional=True),
   }
   INPUTS = {}
   OUTPUTS = {
@@ -53,14 +55,15 @@ class InteractionExampleGenSpec(component_spec.ComponentSpec):
 
 
 class InteractionExampleGen(base_component.BaseComponent):
-  """Joins, sequences, splits and writes a dataset described by a DatasetSpec."""
+  """Joins, sequences, splits and writes a dataset described by a DatasetSpec; with
+  `after_release` (a refresh), refuses logs whose newest day that release already holds."""
 
   SPEC_CLASS = InteractionExampleGenSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
   DRIVER_CLASS = driver.FileBasedDriver
 
   def __init__(self, data_dir: str, dataset_spec: ds.DatasetSpec,
-               ingestion_config: configs.IngestionConfig):
+               ingestion_config: configs.IngestionConfig, after_release: str = ''):
     input_config = example_gen_pb2.Input(splits=[
         example_gen_pb2.Input.Split(name='logs', pattern=dataset_spec.logs.path),
         example_gen_pb2.Input.Split(name='users', pattern=dataset_spec.users.path),
@@ -71,6 +74,7 @@ class InteractionExampleGen(base_component.BaseComponent):
         input_config=input_config,
         dataset_spec=dataset_spec.to_json(),
         ingestion_config=configs.section_to_json(ingestion_config),
+        after_release=after_release,
         examples=channel.Channel(type=standard_artifacts.Examples),
         item_corpus=channel.Channel(type=standard_artifacts.Examples),
         user_snapshot=channel.Channel(type=standard_artifacts.Examples),

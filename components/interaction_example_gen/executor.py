@@ -56,6 +56,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       f.write(text + '\n')
     logging.info('%s', text)
     report.check(summary, config)
+    if exec_properties.get('after_release'):
+      ingest.check_newest_day_after(summary, exec_properties['after_release'],
+                                    exec_properties['input_base'])
 
     selected_by = (
         'the list in ingestion.scenarios' if config.scenarios else

@@ -11,7 +11,10 @@ blessing and evaluation: a blessed ranker goes into the release as `ranker/` (wi
 retrieval release: the latest release's ranker is carried over, or, with none, the release
 has no ranker, and the manifest says why. With a ranker, the release also holds the item
 corpus as of the last event (`item_corpus/`, the candidates' item features) and
-recommend.json (the blend of the recommend config over the ranker's tasks). Output: a
+recommend.json (the blend of the recommend config over the ranker's tasks). With the
+served model's teacher, its weights go in too (`teacher/warm_start/`, what a refresh
+starts the teacher from). A refresh (`refresh_of`: the release it started from) trains no
+ranker and carries that release's, and the manifest names the release. Output: a
 standard PushedModel artifact (custom properties pushed, pushed_version,
 pushed_destination). The release format is core/release_format.py.
 """
@@ -33,6 +36,9 @@ class ReleasePusherSpec(component_spec.ComponentSpec):
       'pipeline_name': component_spec.ExecutionParameter(type=str),
       'dataset': component_spec.ExecutionParameter(type=str),
       'recommend_config': component_spec.ExecutionParameter(type=str),  # JSON
+      # A refresh: the release it started from (the manifest says so; with no ranker
+      # trained, that release's ranker is carried).
+      'refresh_of': component_spec.ExecutionParameter(type=str, optional=True),
   }
   INPUTS = {
       'model': component_spec.ChannelParameter(type=standard_artifacts.Model),
@@ -48,6 +54,9 @@ class ReleasePusherSpec(component_spec.ComponentSpec):
       'item_state': component_spec.ChannelParameter(type=standard_artifacts.Examples),
       'item_corpus': component_spec.ChannelParameter(type=standard_artifacts.Examples),
       'ingestion_report': component_spec.ChannelParameter(type=artifacts.IngestionReport),
+      # The served model's teacher (distillation): its warm_start/ goes into the release.
+      'teacher': component_spec.ChannelParameter(type=artifacts.TeacherModel,
+                                                 optional=True),
       'ranker': component_spec.ChannelParameter(type=artifacts.RankerModel, optional=True),
       'ranker_blessing': component_spec.ChannelParameter(type=artifacts.RankerBlessing,
                                                          optional=True),
@@ -67,12 +76,13 @@ class ReleasePusher(base_component.BaseComponent):
                scenario_mapping, user_snapshot, item_state, item_corpus, ingestion_report,
                releases_dir: str, pipeline_name: str, dataset: str,
                recommend: configs.RecommendConfig, ranker=None, ranker_blessing=None,
-               ranker_evaluation=None):
+               ranker_evaluation=None, teacher=None, refresh_of: str = ''):
     if len({ranker is None, ranker_blessing is None, ranker_evaluation is None}) > 1:
       raise ValueError('ReleasePusher takes the ranker with its blessing and evaluation, '
                        'all three or none')
     super().__init__(spec=ReleasePusherSpec(
         ranker=ranker, ranker_blessing=ranker_blessing, ranker_evaluation=ranker_evaluation,
+        teacher=teacher, refresh_of=refresh_of,
         model=model, evaluated_model=evaluated_model, model_blessing=model_blessing,
         evaluation=evaluation, comparison=comparison, index=index,
         scenario_mapping=scenario_mapping,

@@ -53,7 +53,9 @@ class Executor(base_executor.BaseExecutor):
       raise release_format.ReleaseError(
           f'the index in {index} was built by model {index_manifest["model_fingerprint"]}'
           f', not by the blessed model {fingerprint}')
-    ranker_parts, ranker_manifest = _ranker(input_dict, exec_properties['releases_dir'])
+    refresh_of = exec_properties.get('refresh_of') or ''
+    ranker_parts, ranker_manifest = _ranker(input_dict, exec_properties['releases_dir'],
+                                            refresh_of)
     if ranker_parts:
       ranker_parts.update(_recommend_parts(input_dict, exec_properties, ranker_manifest,
                                            pushed.uri))
@@ -75,7 +77,7 @@ class Executor(base_executor.BaseExecutor):
 
     parts = {name: os.path.join(model_dir, name) for name in (
         layout.USER_TOWER_DIR, layout.ITEM_TOWER_DIR, layout.FEATURE_SPACE_FILE,
-        layout.TRAINING_SUMMARY_FILE)}
+        layout.TRAINING_SUMMARY_FILE, layout.WARM_START_DIR)}
     parts.update({
         layout.RETRIEVAL_MODEL_DIR: os.path.join(index, layout.RETRIEVAL_MODEL_DIR),
         layout.SCENARIO_MAPPING_FILE: os.path.join(mapping_dir,
@@ -86,6 +88,10 @@ class Executor(base_executor.BaseExecutor):
         release_format.EVALUATION_DIR: evaluation,
     })
     parts.update(ranker_parts)
+    teachers = input_dict.get('teacher') or []
+    if teachers and tf.io.gfile.exists(os.path.join(teachers[0].uri, layout.WARM_START_DIR)):
+      parts[os.path.join(release_format.TEACHER_DIR, layout.WARM_START_DIR)] = os.path.join(
+          teachers[0].uri, layout.WARM_START_DIR)
     for name in layout.INDEX_FILES:
       parts[os.path.join(release_format.INDEX_DIR, name)] = os.path.join(index, name)
     mapping = scenario_mapping.ScenarioMapping.load(mapping_dir)
@@ -118,6 +124,8 @@ class Executor(base_executor.BaseExecutor):
         'ks': metrics['ks'],
         'ranker': ranker_manifest,
     }
+    if refresh_of:
+      manifest['refresh_of'] = os.path.basename(os.path.normpath(refresh_of))
     # The snapshot as arrays (serving opens them in milliseconds), written locally with
     # np.save, then copied into the release with the other parts.
     scratch = tempfile.mkdtemp(prefix='user_snapshot_arrays_')
@@ -166,13 +174,16 @@ def data_account(ingestion: dict, served: dict, evaluated: dict) -> dict:
   }
 
 
-def _ranker(input_dict, releases_dir: str) -> tuple[dict[str, str], dict]:
+def _ranker(input_dict, releases_dir: str, refresh_of: str) -> tuple[dict[str, str], dict]:
   """(the release parts of the ranker, its manifest entry).
 
   A blessed ranker goes in. One that is not blessed stays out; the latest release's
   ranker, if it has one, is carried over instead (a retrieval refresh must not take away
-  the ranker being served), and the entry says which ranker was refused and why."""
+  the ranker being served), and the entry says which ranker was refused and why. A
+  refresh trains none and carries the ranker of the release it refreshed."""
   rankers = input_dict.get('ranker') or []
+  if not rankers and refresh_of:
+    return _carried_ranker(refresh_of, None)
   if not rankers:
     return {}, {'included': False, 'reason': 'the pipeline trained no ranker '
                                               '(ranker.enabled is false)'}
@@ -197,20 +208,33 @@ def _ranker(input_dict, releases_dir: str) -> tuple[dict[str, str], dict]:
             release_format.RANKER_EVALUATION_DIR: evaluation_dir}, dict(entry, included=True)
   refused = {'fingerprint': entry['fingerprint'],
              'reason': 'not blessed: ' + '; '.join(evaluation['blessing']['reasons'])}
-  latest = release_format.latest_release(releases_dir)
-  manifest = latest and os.path.join(latest, release_format.MANIFEST)
+  parts, carried = _carried_ranker(release_format.latest_release(releases_dir), refused)
+  if parts:
+    return parts, carried
+  logging.warning('the release leaves the ranker out: %s', refused['reason'])
+  return {}, dict(entry, included=False, reason=refused['reason'])
+
+
+def _carried_ranker(release: Optional[str], refused: Optional[dict]
+                    ) -> tuple[dict[str, str], dict]:
+  """The ranker parts and manifest entry of `release`'s ranker, carried into the new
+  release (`refused`: why the new ranker is not served; None: a refresh trained none);
+  ({}, an entry saying there is none) when that release serves no ranker."""
+  manifest = release and os.path.join(release, release_format.MANIFEST)
   served = {}
   if manifest and tf.io.gfile.exists(manifest):
     with tf.io.gfile.GFile(manifest) as f:
       served = json.load(f).get('ranker') or {}
-  if served.get('included'):
-    logging.warning('the new ranker is not blessed; the release keeps the ranker of %s',
-                    latest)
-    return ({name: os.path.join(latest, name) for name in (
-        release_format.RANKER_DIR, release_format.RANKER_EVALUATION_DIR)},
-            dict(served, carried_from=os.path.basename(latest), refused=refused))
-  logging.warning('the release leaves the ranker out: %s', refused['reason'])
-  return {}, dict(entry, included=False, reason=refused['reason'])
+  if not served.get('included'):
+    return {}, {'included': False, 'reason': 'a refresh trains no ranker, and the release '
+                                              'it refreshed has none'}
+  logging.warning('the release keeps the ranker of %s (%s)', release,
+                  refused['reason'] if refused else 'a refresh trains no ranker')
+  entry = dict(served, carried_from=os.path.basename(os.path.normpath(release)))
+  if refused:
+    entry['refused'] = refused
+  return ({name: os.path.join(release, name) for name in (
+      release_format.RANKER_DIR, release_format.RANKER_EVALUATION_DIR)}, entry)
 
 
 def _recommend_parts(input_dict, exec_properties, ranker_manifest: dict,
