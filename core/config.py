@@ -17,12 +17,14 @@ import os
 import typing
 from typing import Any, Mapping, Optional, Sequence, Union
 
+import tensorflow as tf
 import yaml
 
 from core import dataset_spec as ds
 from core import errors
-from core import release_format
 from core import feature_names
+from core import layout
+from core import release_format
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -676,14 +678,21 @@ def for_refresh(config: PipelineConfig, release: str = '') -> PipelineConfig:
   ranker trained (the release's is carried), no significant drop against the release."""
   release = release or release_format.latest_release(config.releases_dir)
   manifest = release and os.path.join(release, release_format.MANIFEST)
-  if not manifest or not os.path.exists(manifest):
+  if not manifest or not tf.io.gfile.exists(manifest):
     raise ConfigError(f'no release to refresh: {release or config.releases_dir} holds '
                       f'none; publish one with make run first')
-  with open(manifest, encoding='utf-8') as f:
+  for tower in (layout.USER_TOWER_DIR, layout.ITEM_TOWER_DIR):
+    if not tf.io.gfile.exists(os.path.join(release, layout.WARM_START_DIR, tower)):
+      raise ConfigError(f'the release {release} carries no {layout.WARM_START_DIR}/{tower} '
+                        f'(releases made before refreshes existed do not): publish one '
+                        f'with make run, then refresh it')
+  with tf.io.gfile.GFile(manifest) as f:
     scenarios = tuple(json.load(f)['scenarios'])
+  if '://' not in release:  # releases/latest: the version it names, not the link
+    release = os.path.realpath(release)
   return dataclasses.replace(
       config,
-      refresh=dataclasses.replace(config.refresh, release=os.path.realpath(release)),
+      refresh=dataclasses.replace(config.refresh, release=release),
       ingestion=dataclasses.replace(config.ingestion, scenarios=scenarios),
       training=dataclasses.replace(config.training,
                                    learning_rate=config.refresh.learning_rate),
@@ -723,7 +732,9 @@ def load_config(yaml_path: str = '', overrides: Sequence[str] = (),
       if not isinstance(node, dict):
         raise ConfigError(f'override {override!r}: {part!r} is not a section')
     node[leaf] = yaml.safe_load(value)
-  return from_dict(PipelineConfig, raw)
+  config = from_dict(PipelineConfig, raw)
+  # refresh.release set in a file or an override: the whole refresh, as --refresh makes it.
+  return for_refresh(config, config.refresh.release) if config.refresh.release else config
 
 
 def _read_yaml(path: str) -> dict:

@@ -33,8 +33,9 @@
 
 A refresh (config.refresh.release, core/config.for_refresh; `make refresh`) is the same
 graph with the splits moved to the logs' newest day (test: the gate; the day before it,
-validation), both trainers warm-started from the release (the refit_trainer too, on
-every day's window, instead of the kept epochs), the release imported as the model the
+validation), both trainers warm-started from the release (the DistillationTrainer on the
+window of every day before the newest, with the Transform's vocabularies of those days;
+the refit_trainer on the window up to the newest, instead of the kept epochs), the release imported as the model the
 comparison checks (a significant drop on any scenario stops the release) and no ranker
 trained (the ReleasePusher carries the release's).
 
@@ -114,7 +115,10 @@ def create_pipeline(
   gates = (events_checks[-1], corpus_checks[-1])  # nothing trains on data that failed
   fingerprint = code_fingerprint()
 
-  transform = _transform(example_gen, schema, spec, config, fingerprint, layout.TRAIN,
+  # The evaluated model's vocabularies: the train window's (a refresh's gated model trains
+  # on the validation day too, every day before the newest).
+  analyze = (layout.TRAIN, layout.VALIDATION) if refresh else (layout.TRAIN,)
+  transform = _transform(example_gen, schema, spec, config, fingerprint, analyze,
                          (layout.TRAIN, layout.VALIDATION), gates)
   components = [example_gen, *events_checks, *corpus_checks, transform]
   if data_only:
@@ -168,8 +172,9 @@ def create_pipeline(
 
   with tfx.dsl.Cond(
       evaluator.outputs['blessing'].future()[0].custom_property('blessed') == 1):
-    refit_transform = _transform(example_gen, schema, spec, config, fingerprint, layout.ALL,
-                                 (layout.ALL,), gates).with_id('refit_transform')
+    refit_transform = _transform(example_gen, schema, spec, config, fingerprint,
+                                 (layout.ALL,), (layout.ALL,), gates).with_id(
+                                     'refit_transform')
     # The ranker too is refit on every day for the epochs it kept, with the refit
     # Transform's vocabularies (users and items of the last days); its blessing and
     # evaluation stay the evaluated ranker's.
@@ -247,15 +252,15 @@ def _validation(examples, config: configs.PipelineConfig, schema_file: str,
 
 
 def _transform(example_gen, schema, spec: ds.DatasetSpec, config: configs.PipelineConfig,
-               fingerprint: str, analyze: str, splits: tuple[str, ...], gates):
-  """tf.Transform (models/preprocessing.py) with vocabularies of the `analyze` split."""
+               fingerprint: str, analyze: tuple[str, ...], splits: tuple[str, ...], gates):
+  """tf.Transform (models/preprocessing.py) with vocabularies of the `analyze` splits."""
   transform = tfx.components.Transform(
       examples=example_gen.outputs['examples'],
       schema=schema.outputs['schema'],
       preprocessing_fn=PREPROCESSING_FN,
       custom_config=configs.to_custom_config(spec, config.transform,
                                              code_fingerprint=fingerprint),
-      splits_config=tfx.proto.SplitsConfig(analyze=[analyze], transform=list(splits)),
+      splits_config=tfx.proto.SplitsConfig(analyze=list(analyze), transform=list(splits)),
       disable_statistics=True)
   for gate in gates:
     transform.add_upstream_node(gate)

@@ -102,6 +102,10 @@ def test_a_refresh_serves_the_release_scenarios_and_retrains_no_ranker(tmp_path)
   release.mkdir(parents=True)
   (release / 'manifest.json').write_text(json.dumps({'scenarios': ['1', '4', '2', '6']}))
   (tmp_path / 'releases' / 'LATEST').write_text('v1')
+  with pytest.raises(configs.ConfigError, match='carries no warm_start/user_tower'):
+    configs.for_refresh(config)  # a release made before refreshes existed
+  for tower in ('user_tower', 'item_tower'):
+    (release / 'warm_start' / tower).mkdir(parents=True)
   refresh = configs.for_refresh(config)
   assert refresh.refresh.release == os.path.realpath(release)
   assert refresh.ingestion.scenarios == ('1', '4', '2', '6')
@@ -109,3 +113,6 @@ def test_a_refresh_serves_the_release_scenarios_and_retrains_no_ranker(tmp_path)
   assert not refresh.ranker.enabled and config.ranker.enabled
   assert refresh.evaluation.significant_drop_vs_blessed
   assert configs.for_refresh(config, str(release)) == refresh
+  # refresh.release in a file or an override makes the same refresh as --refresh.
+  assert configs.load_config('', [f'output_dir={tmp_path}',
+                                  f'refresh.release={release}']) == refresh

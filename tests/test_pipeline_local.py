@@ -657,6 +657,14 @@ def test_refresh_warm_starts_the_release_gates_it_on_the_new_day_and_publishes(
   assert trained['window']['last_day'] == '2022-05-05' and trained['window']['days'] == 7
   with open(os.path.join(served, 'training_summary.json')) as f:
     assert trained.get('popularity_weights') == json.load(f).get('popularity_weights')
+  assert manifest['data']['served_model']['trained_on'].startswith('a warm start from')
+  # The gated model: the same warm start on every day before the new one.
+  with open(sorted(glob.glob(os.path.join(
+      _root(outputs), 'DistillationTrainer', 'model', '*', 'Format-Serving',
+      'training_summary.json')), key=os.path.getmtime)[-1]) as f:
+    gated = json.load(f)
+  assert gated['window']['last_day'] == '2022-05-04' and gated['refit'] is False
+  assert gated['warm_start']['from'] == os.path.realpath(served)
   # The gate: the model trained before the new day against the served release, on it.
   comparison = sorted(glob.glob(os.path.join(_root(outputs), 'BlessedModelComparison',
                                              'comparison', '*', 'comparison.json')),

@@ -69,7 +69,8 @@ class DistillationTrainer(base_component.BaseComponent):
       event) exactly the epochs that model kept, without validation.
   With config.refresh.release (a refresh, core/config.py RefreshConfig), the teacher and
   the student start from that release's weights and train refresh.epochs without
-  validation, on the train split or, with `every_day`, on split 'all'.
+  validation: on the train and validation splits (every day before the newest, items as
+  of the newest day's start) or, with `every_day`, on split 'all'.
   Refuses a config that names an unregistered student or teacher (models/build.py) when
   the pipeline is defined, before anything runs. With training.vertex.enabled it runs as a
   Vertex AI CustomJob of training.vertex.workers replicas (executor.VertexExecutor).
@@ -94,17 +95,21 @@ class DistillationTrainer(base_component.BaseComponent):
     if vertex.enabled:
       custom_config.update(vertex_job(vertex))
     custom_config.update(warm_start_config(config))
-    refit = schedule_model is not None or every_day
-    train, evaluate = (layout.ALL, layout.ALL) if refit else (layout.TRAIN,
-                                                              layout.VALIDATION)
+    if schedule_model is not None or every_day:  # a refit: every day, items as of the end
+      train, evaluate, corpus = [layout.ALL], layout.ALL, layout.ALL
+    elif config.refresh.release:  # a refresh's gated model: every day before the newest
+      train, evaluate, corpus = [layout.TRAIN, layout.VALIDATION], layout.VALIDATION, \
+          layout.TEST
+    else:
+      train, evaluate, corpus = [layout.TRAIN], layout.VALIDATION, layout.TRAIN
     super().__init__(spec=DistillationTrainerSpec(
         examples=examples, transform_graph=transform_graph, schema=schema,
         item_corpus=item_corpus, scenario_mapping=scenario_mapping, teacher=teacher,
         raw_examples=raw_examples, schedule_model=schedule_model,
         run_fn=run_fn, custom_config=json.dumps(custom_config),
-        train_args=trainer_pb2.TrainArgs(splits=[train]),
+        train_args=trainer_pb2.TrainArgs(splits=train),
         eval_args=trainer_pb2.EvalArgs(splits=[evaluate]),
-        item_corpus_split=layout.ALL if refit else layout.TRAIN,
+        item_corpus_split=corpus,
         model=channel.Channel(type=standard_artifacts.Model),
         model_run=channel.Channel(type=standard_artifacts.ModelRun),
         teacher_model=channel.Channel(type=artifacts.TeacherModel)),

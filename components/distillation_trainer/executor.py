@@ -7,8 +7,11 @@ import os
 import tensorflow as tf
 from tfx.components.trainer import executor as trainer_executor
 from tfx.extensions.google_cloud_ai_platform.trainer import executor as cloud_executor
+from tfx.proto import trainer_pb2
 from tfx.types import artifact_utils
+from tfx.types import standard_component_specs
 from tfx.utils import path_utils
+from tfx.utils import proto_utils
 
 from core import layout
 from core import release_format
@@ -27,10 +30,13 @@ class Executor(trainer_executor.GenericExecutor):
     config[layout.TRAINER_ITEM_CORPUS] = layout.split_pattern(
         corpus, exec_properties['item_corpus_split'])
     raw = artifact_utils.get_single_uri(input_dict['raw_examples'])
-    # The training split's raw events (item_corpus_split names it: train, or all for a
-    # refit): their clicks give the negatives their point-in-time popularity.
+    # The training splits' raw events: their clicks give the negatives their point-in-time
+    # popularity.
+    train_args = trainer_pb2.TrainArgs()
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.TRAIN_ARGS_KEY],
+                              train_args)
     config[layout.TRAINER_CLICK_EVENTS] = json.dumps(
-        [layout.split_pattern(raw, exec_properties['item_corpus_split'])])
+        [layout.split_pattern(raw, split) for split in train_args.splits])
     schedule = input_dict.get('schedule_model') or []
     if not schedule:
       config[layout.TRAINER_VALIDATION_EVENTS] = layout.split_pattern(raw, layout.VALIDATION)

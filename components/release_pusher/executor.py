@@ -158,13 +158,15 @@ def data_account(ingestion: dict, served: dict, evaluated: dict) -> dict:
                        for d in ingestion['log_days']]} if ingestion.get('log_days') else {}
   return {**days,
       'served_model': {
-          'trained_on': f'every event up to {ingestion["last_event"]} (train, validation '
-                        f'and test windows)',
+          'trained_on': _warm_start_account(served) or (
+              f'every event up to {ingestion["last_event"]} (train, validation and test '
+              f'windows)'),
           'epochs': epochs(served), 'anchors': served['anchors']},
       'features_as_of': ingestion['last_event'],
       'evaluated_model': {
-          'trained_on': f'the train window, before {ingestion["validation_start"]}; '
-                        f'stopped on the validation window',
+          'trained_on': _warm_start_account(evaluated) or (
+              f'the train window, before {ingestion["validation_start"]}; stopped on the '
+              f'validation window'),
           'epochs': epochs(evaluated), 'anchors': evaluated['anchors'],
           'tested_on': f'the test window, from {ingestion["test_start"]} to '
                        f'{ingestion["last_event"]}, features as of its start'},
@@ -172,6 +174,18 @@ def data_account(ingestion: dict, served: dict, evaluated: dict) -> dict:
                   'test_start': ingestion['test_start'],
                   'last_event': ingestion['last_event']},
   }
+
+
+def _warm_start_account(summary: dict) -> str:
+  """A refresh's model (its training summary has warm_start): what it started from and
+  the days it trained on; '' for any other model."""
+  if 'warm_start' not in summary:
+    return ''
+  window = summary.get('window')
+  days = (f'the days {window["first_day"]} .. {window["last_day"]}' if window else
+          'every day of its split')
+  return (f'a warm start from {os.path.basename(os.path.normpath(summary["warm_start"]["from"]))}'
+          f', trained on {days}')
 
 
 def _ranker(input_dict, releases_dir: str, refresh_of: str) -> tuple[dict[str, str], dict]:
