@@ -442,6 +442,26 @@ def test_ranker_refused_keeps_the_served_ranker_and_a_changed_previous_is_not_co
   assert 'predicts the tasks' in changed['previous_blessed_note']
 
 
+def test_compare_releases_scores_two_models_on_the_same_test_queries(first_run, capsys):
+  """experiments.compare_releases: the evaluated model's recall is the RecallEvaluator's
+  on the same split, the release (its refit) beside it, the paired differences."""
+  from experiments import compare_releases
+  gen = os.path.join(_root(first_run), 'InteractionExampleGen')
+  evaluated = _one(os.path.join(_root(first_run), 'DistillationTrainer', 'model', '*',
+                                'Format-Serving'))
+  release = release_format.latest_release(os.path.join(first_run, 'releases'))
+  assert compare_releases.main([
+      evaluated, release, '--examples', _one(os.path.join(gen, 'examples', '*')),
+      '--corpus', _one(os.path.join(gen, 'item_corpus', '*'))]) == 0
+  out = capsys.readouterr().out
+  assert out.startswith(f'{evaluated}\nagainst {release}\n')
+  with open(os.path.join(_one(os.path.join(_root(first_run), 'RecallEvaluator',
+                                           'evaluation', '*')), 'metrics.json')) as f:
+    evaluator = json.load(f)['recall']['model']['all']
+  overall = re.search(r'^ +all +(\S+) +(\S+) +', out, re.M)
+  assert float(overall.group(1)) == pytest.approx(evaluator['50'], abs=5e-5)
+
+
 def _not_cached(output_dir):
   """Components of the latest run that executed. Resolvers resolve on every run (in no
   time); they are not components that can be cached."""

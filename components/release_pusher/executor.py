@@ -188,7 +188,8 @@ def _warm_start_account(summary: dict) -> str:
           f', trained on {days}')
 
 
-def _ranker(input_dict, releases_dir: str, refresh_of: str) -> tuple[dict[str, str], dict]:
+def _ranker(input_dict, releases_dir: str,
+            refresh_of: str = '') -> tuple[dict[str, str], dict]:
   """(the release parts of the ranker, its manifest entry).
 
   A blessed ranker goes in. One that is not blessed stays out; the latest release's
