@@ -672,6 +672,41 @@ class PipelineConfig:
                         'metadata.db')
 
 
+def weight_settings(model: ModelConfig, distillation: DistillationConfig,
+                    ingestion: IngestionConfig, ranker: RankerConfig) -> dict:
+  """The settings a retrieval model's weights are made by, as JSON values: the model
+  section, the teacher's architecture and the item and user features the ingestion
+  writes. The Trainer writes them into training_summary.json (WEIGHT_SETTINGS_KEY); a
+  refresh warm-starts the release's weights, so it must use the same ones."""
+  teacher = {'enabled': distillation.enabled}
+  if distillation.enabled:
+    teacher.update(teacher=distillation.teacher, cross_layers=distillation.cross_layers,
+                   cross_projection_dim=distillation.cross_projection_dim)
+    if distillation.teacher in RANKERS:
+      teacher['ranker'] = ranker.architecture()
+  return json.loads(json.dumps({
+      'model': dataclasses.asdict(model), 'distillation': teacher,
+      'ingestion': {'history_length': ingestion.history_length,
+                    'scenario_click_features': ingestion.scenario_click_features,
+                    'recent_click_features': ingestion.recent_click_features}}))
+
+
+WEIGHT_SETTINGS_KEY = 'weight_settings'
+
+
+def _settings_differences(saved: Mapping, now: Mapping, prefix: str = '') -> list[str]:
+  """'key: saved -> now' for every leaf of two weight_settings dicts that differs."""
+  differences = []
+  for key in sorted(set(saved) | set(now)):
+    a, b = saved.get(key), now.get(key)
+    if isinstance(a, dict) and isinstance(b, dict):
+      differences += _settings_differences(a, b, f'{prefix}{key}.')
+    elif a != b:
+      differences.append(f'{prefix}{key}: {json.dumps(a)} in the release, '
+                         f'{json.dumps(b)} now')
+  return differences
+
+
 def for_refresh(config: PipelineConfig, release: str = '') -> PipelineConfig:
   """`config` as a refresh (RefreshConfig) of `release` (default: the latest release under
   its releases directory): the release's scenarios, the refresh's learning rate, no
@@ -688,6 +723,18 @@ def for_refresh(config: PipelineConfig, release: str = '') -> PipelineConfig:
                         f'with make run, then refresh it')
   with tf.io.gfile.GFile(manifest) as f:
     scenarios = tuple(json.load(f)['scenarios'])
+  summary = os.path.join(release, layout.TRAINING_SUMMARY_FILE)
+  if tf.io.gfile.exists(summary):
+    with tf.io.gfile.GFile(summary) as f:
+      saved = json.load(f).get(WEIGHT_SETTINGS_KEY)
+    differences = saved and _settings_differences(saved, weight_settings(
+        config.model, config.distillation, config.ingestion, config.ranker))
+    if differences:
+      raise ConfigError(
+          f'the release {release} was trained with other model settings than this '
+          f'refresh ({"; ".join(differences)}): refresh with the preset, YAML file and '
+          f'--set overrides the release was made with, or publish a new release with '
+          f'make run')
   if '://' not in release:  # releases/latest: the version it names, not the link
     release = os.path.realpath(release)
   return dataclasses.replace(

@@ -116,3 +116,36 @@ def test_a_refresh_serves_the_release_scenarios_and_retrains_no_ranker(tmp_path)
   # refresh.release in a file or an override makes the same refresh as --refresh.
   assert configs.load_config('', [f'output_dir={tmp_path}',
                                   f'refresh.release={release}']) == refresh
+
+
+def test_a_refresh_keeps_the_weight_settings_of_the_release(tmp_path):
+  """A release trained with other model settings (the paper preset's, an ablation's) is
+  refused up front, naming each setting that differs; the same settings pass."""
+  import json
+  paper = configs.load_config('', [f'output_dir={tmp_path}'], preset='paper')
+  release = tmp_path / 'releases' / 'v1'
+  for tower in ('user_tower', 'item_tower'):
+    (release / 'warm_start' / tower).mkdir(parents=True)
+  (release / 'manifest.json').write_text(json.dumps({'scenarios': ['1', '4']}))
+  (tmp_path / 'releases' / 'LATEST').write_text('v1')
+  saved = configs.weight_settings(paper.model, paper.distillation, paper.ingestion,
+                                  paper.ranker)
+  # What training/trainer.py writes, through JSON: tuples are lists.
+  assert saved['model']['hidden_units'] == list(paper.model.hidden_units)
+  (release / 'training_summary.json').write_text(json.dumps({'weight_settings': saved}))
+  assert configs.for_refresh(paper).refresh.release.endswith('v1')
+  default = configs.load_config('', [f'output_dir={tmp_path}'])
+  with pytest.raises(configs.ConfigError) as refused:
+    configs.for_refresh(default)
+  message = str(refused.value)
+  assert 'model.popularity_features: [] in the release, ["scenario_clicks", ' in message
+  assert 'model.scenario_popularity_prior: false in the release, true now' in message
+  assert 'refresh with the preset, YAML file and --set overrides' in message
+  ablation = configs.load_config('', [f'output_dir={tmp_path}', 'model.use_sap=false'],
+                                 preset='paper')
+  with pytest.raises(configs.ConfigError, match=r'model\.use_sap: true in the release, '
+                     r'false now'):
+    configs.for_refresh(ablation)
+  # A setting the weights do not depend on may change.
+  assert configs.for_refresh(configs.load_config(
+      '', [f'output_dir={tmp_path}', 'distillation.weight=0.5'], preset='paper'))

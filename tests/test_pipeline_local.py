@@ -624,14 +624,15 @@ def _with_next_day(tmp_path) -> str:
 
 @pytest.mark.extended
 def test_refresh_warm_starts_the_release_gates_it_on_the_new_day_and_publishes(
-    first_run, capsys, tmp_path, small_setup):
-  """make refresh: the latest release trained on the logs' newest day, gated against the
-  release on that day and published with the release's ranker; logs without a day after
-  the release are refused and publish nothing."""
+    fixture_pipeline_run, capsys, tmp_path, small_setup):
+  """make refresh: a release trained on the logs' newest day, gated against the release on
+  that day and published with the release's ranker; logs without a day after the release
+  are refused and publish nothing. The release is the first run's (the latest one of the
+  shared outputs may be the paper preset's, which a default refresh refuses: test_configs)."""
   outputs = str(tmp_path / 'outputs')
-  shutil.copytree(first_run, outputs, symlinks=True)
+  shutil.copytree(fixture_pipeline_run.output_dir, outputs, symlinks=True)
   releases = os.path.join(outputs, 'releases')
-  served = release_format.latest_release(releases)
+  served = fixture_pipeline_run.release
   with open(os.path.join(served, 'manifest.json')) as f:
     served_manifest = json.load(f)
   assert os.path.exists(os.path.join(served, 'teacher', 'warm_start', 'weights.npz'))
@@ -639,7 +640,7 @@ def test_refresh_warm_starts_the_release_gates_it_on_the_new_day_and_publishes(
   before = sorted(os.listdir(releases))
   def refresh(data_dir, extra=()):
     code = local_runner.main(pipeline_args(small_setup, outputs, data_dir, extra) +
-                             ['--refresh'])
+                             ['--refresh', served])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 

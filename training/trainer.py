@@ -11,7 +11,8 @@
        Evaluator's code on the raw validation split), best epoch kept
     3. export: user and item towers with raw-feature signatures (models/export.py),
        the teacher (weights + raw-feature signature) as its own artifact, and
-       training_summary.json (epochs run and kept, validation metrics, throughput)
+       training_summary.json (epochs run and kept, validation metrics, throughput, the
+       weight settings a refresh must keep)
 
 A refit (custom_config TRAINER_FIXED_EPOCHS: the model a release serves, trained on every
 day) trains exactly the epochs an earlier run kept, with no validation.
@@ -372,7 +373,10 @@ def _run(fn_args, strategy: tf.distribute.Strategy, outputs: distribution.Worker
                                                     corpus)
   summary = {'anchors': anchors, 'rows_per_epoch': train.rows,
              'refit': bool(fixed) and not warm,
-             'seed': training.seed}
+             'seed': training.seed,
+             # What a refresh of this model must keep (core/config.py for_refresh).
+             configs.WEIGHT_SETTINGS_KEY: configs.weight_settings(
+                 setup.model, setup.distillation, setup.ingestion, setup.ranker)}
   if clicks:
     summary['point_in_time_clicks'] = clicks
   if window:
