@@ -133,9 +133,20 @@ class SplitBoundaries(NamedTuple):
   """The two boundaries of a time split, in epoch ms:
 
       train  <  validation_start  <=  validation  <  test_start  <=  test
+
+  and, for a refresh (ingestion window_days), where its training examples start: the train
+  events before window_start_ms are written to split history only (0: none are).
   """
   validation_start_ms: int
   test_start_ms: int
+  window_start_ms: int = 0
+
+  def with_window(self, days: int, split: 'SplitSpec') -> 'SplitBoundaries':
+    """These boundaries with the window of the `days` calendar days (of `split`'s time
+    zone) before the test window's start."""
+    first = datetime.datetime.fromtimestamp(self.test_start_ms / 1000, split.tzinfo).date()
+    return self._replace(window_start_ms=split.day_start_ms(
+        first - datetime.timedelta(days=days)))
 
 
 @dataclasses.dataclass(frozen=True)

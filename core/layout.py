@@ -22,7 +22,19 @@ VALIDATION = 'validation'
 TEST = 'test'
 ALL = 'all'
 EXAMPLE_SPLITS = (TRAIN, VALIDATION, TEST, ALL)
+# A refresh's events before its training window (ingestion window_days): each written once,
+# as of its own moment (what TRAIN and ALL would both hold), for what needs every earlier
+# day: the vocabularies, the popularity baselines and the negatives' point-in-time clicks.
+# No model trains on it, so no Transform transforms it.
+HISTORY = 'history'
 CORPUS_SPLITS = (TRAIN, TEST, ALL)
+
+
+def with_history(splits, split_names) -> list[str]:
+  """`splits` (of events before some moment) and, when the Examples artifact's
+  `split_names` (decoded) hold it, HISTORY: the events before them all."""
+  return ([HISTORY] if HISTORY in split_names else []) + list(splits)
+
 USERS = 'users'  # user_snapshot: every user's features and history as of the last event
 ITEMS = 'items'  # item_state: every item's counts as of the last event (ingestion/records.py)
 

@@ -6,6 +6,7 @@ TABLES = ('logs', 'users', 'items')
 
 CORPUS_ITEMS = 'corpus/items'
 SNAPSHOT_USERS = 'snapshot/users'
+HISTORY_EVENTS = 'history/events'  # a refresh's train events before its window (HISTORY)
 USERS_WITHOUT_FEATURES = 'users_without_features'
 EVENTS_WITH_DEFAULT_USER_FEATURES = 'events_with_default_user_features'
 ITEMS_WITHOUT_FEATURES = 'items_without_features'

@@ -117,17 +117,19 @@ def check_newest_day_after(summary: dict, release_dir: str, data_dir: str) -> No
 
 @dataclasses.dataclass(frozen=True)
 class OutputPaths:
-  examples: Mapping[str, str]  # split (layout.EXAMPLE_SPLITS) -> directory
+  examples: Mapping[str, str]  # split (layout.EXAMPLE_SPLITS [+ HISTORY]) -> directory
   item_corpus: Mapping[str, str]  # split (layout.CORPUS_SPLITS) -> directory
   user_snapshot: str  # directory
   raw_report: str  # JSON file
   item_state: str  # directory: every item's counts as of the last event (records.ItemState)
 
   @classmethod
-  def under(cls, directory: str) -> 'OutputPaths':
+  def under(cls, directory: str, history: bool = False) -> 'OutputPaths':
     """Every output in its own subdirectory of `directory` (outside a TFX pipeline):
-    examples/<split>, item_corpus/<split>, user_snapshot, raw_report.json, item_state."""
-    return cls({s: os.path.join(directory, 'examples', s) for s in layout.EXAMPLE_SPLITS},
+    examples/<split> (with `history`, also layout.HISTORY), item_corpus/<split>,
+    user_snapshot, raw_report.json, item_state."""
+    splits = layout.EXAMPLE_SPLITS + ((layout.HISTORY,) if history else ())
+    return cls({s: os.path.join(directory, 'examples', s) for s in splits},
                {s: os.path.join(directory, 'item_corpus', s) for s in layout.CORPUS_SPLITS},
                os.path.join(directory, 'user_snapshot'),
                os.path.join(directory, layout.INGESTION_RAW_REPORT),
@@ -137,10 +139,12 @@ class OutputPaths:
 def ingest_and_summarize(make_pipeline: Callable[[], beam.Pipeline],
                          spec: ds.DatasetSpec, data_dir: str,
                          config: configs.IngestionConfig, outputs: OutputPaths,
-                         previous: Optional[PreviousDays] = None) -> dict:
+                         previous: Optional[PreviousDays] = None,
+                         window_days: int = 0) -> dict:
   """Checks the input files, runs the Beam ingestion and returns its summary
   (report.summarize); the pipeline's executor and the TFDS builder both run this. With
-  `previous`, the log files are new days only (see build_ingestion)."""
+  `previous`, the log files are new days only; with `window_days`, the training examples
+  are those of the last days only (see build_ingestion)."""
   files = find_input_files(spec, data_dir)
   days = (log_days.log_days(files.logs, spec.logs.day_format) if spec.logs.day_format
           else ())
@@ -156,7 +160,7 @@ def ingest_and_summarize(make_pipeline: Callable[[], beam.Pipeline],
     files = dataclasses.replace(files, logs=tuple(d.path for d in days))
     _check_state(previous, len(spec.logs.tasks))
   with make_pipeline() as pipeline:
-    build_ingestion(pipeline, spec, files, config, outputs, days, previous)
+    build_ingestion(pipeline, spec, files, config, outputs, days, previous, window_days)
   with tf.io.gfile.GFile(outputs.raw_report) as f:
     return report.summarize(json.load(f), spec, days)
 
@@ -213,7 +217,7 @@ def _table_columns(table: str, spec: ds.FeatureTableSpec) -> dict:
 def build_ingestion(pipeline: beam.Pipeline, spec: ds.DatasetSpec, files: InputFiles,
                     options: configs.IngestionConfig, outputs: OutputPaths,
                     days: Sequence[log_days.LogDay] = (),
-                    previous: Optional[PreviousDays] = None) -> None:
+                    previous: Optional[PreviousDays] = None, window_days: int = 0) -> None:
   """Adds the whole ingestion, writes included, to `pipeline`; with `days` (daily log
   files), every event is checked against its file's day and counted per file.
 
@@ -223,7 +227,15 @@ def build_ingestion(pipeline: beam.Pipeline, spec: ds.DatasetSpec, files: InputF
   the previous ones. The new events are the test window (features as of the day's start)
   and, as training examples, `all` (as of each event); the train and validation splits
   are empty. The item state, corpus `all` and snapshot are as of the new last event, as
-  an ingestion of every day would write them (tests/test_ingestion.py)."""
+  an ingestion of every day would write them (tests/test_ingestion.py).
+
+  With `window_days` (a refresh, which trains on its last days only; outputs.examples
+  must name layout.HISTORY), the train events before the `window_days` calendar days
+  before the test window are written once, to HISTORY, instead of to train and all
+  (where they would be the same example twice): every count, history and time-dependent
+  feature is the same, only fewer examples are written (and transformed later)."""
+  if window_days and (previous is not None or layout.HISTORY not in outputs.examples):
+    raise ValueError('window_days needs every day ingested and a HISTORY output split')
   log_rows = _read(pipeline, 'Logs', 'logs', files.logs, spec.logs.columns)
   user_rows = _read(pipeline, 'Users', 'users', files.users, spec.users.columns)
   item_rows = _read(pipeline, 'Items', 'items', files.items, spec.items.columns)
@@ -247,6 +259,9 @@ def build_ingestion(pipeline: beam.Pipeline, spec: ds.DatasetSpec, files: InputF
     bounds = pipeline | 'SplitBoundaries' >> beam.Create(
         [ds.SplitBoundaries(previous.day_start_ms, previous.day_start_ms)])
     options = dataclasses.replace(options, scenarios=previous.scenarios)
+  if window_days:
+    bounds = bounds | 'TrainingWindow' >> beam.Map(
+        lambda b: b.with_window(window_days, spec.split))
   bounds_side = beam.pvalue.AsSingleton(bounds)
   # "As of the last event": everything up to and including the log's last millisecond.
   # A new day without any valid event ends where it starts (the refusal comes after).
@@ -293,10 +308,10 @@ def build_ingestion(pipeline: beam.Pipeline, spec: ds.DatasetSpec, files: InputF
           _BuildUserExamples(spec.users, options.history_length, spec.logs.task_names),
           bounds_side,
           scenarios_side).with_outputs(_BAD, _COUNT, layout.USERS,
-                                       *layout.EXAMPLE_SPLITS[1:],
+                                       *layout.EXAMPLE_SPLITS[1:], layout.HISTORY,
                                        main=layout.EXAMPLE_SPLITS[0]))
 
-  for split in layout.EXAMPLE_SPLITS:
+  for split in outputs.examples:
     _ = examples[split] | f'Write-examples-{split}' >> write_split.WriteSplit(
         outputs.examples[split], None)
   for split, tag in zip(layout.CORPUS_SPLITS, _corpus_tags()):
@@ -546,7 +561,11 @@ class _BuildUserExamples(beam.DoFn):
       tally[counts.positives(split, event.scenario)] += event.label
       for task, value in zip(self._task_names, event.tasks):
         tally[counts.task_positives(split, event.scenario, task)] += value
-      for tag, item_bytes, history in zip((split, layout.ALL), views, histories):
+      tags = (split, layout.ALL)
+      if event.timestamp_ms < bounds.window_start_ms:  # before a refresh's window
+        tally[counts.HISTORY_EVENTS] += 1
+        tags = (layout.HISTORY,)  # its train view (the same as its view in all), once
+      for tag, item_bytes, history in zip(tags, views, histories):
         example = records.event_example(event, history, user_features,
                                         tf.train.Features.FromString(item_bytes),
                                         self._task_names)
@@ -583,5 +602,6 @@ def _raw_report(_, totals: dict, bad_rows: list, scenarios: list,
       'scenarios': [s._asdict() for s in scenarios],
       'validation_start_ms': bounds.validation_start_ms,
       'test_start_ms': bounds.test_start_ms,
+      'window_start_ms': bounds.window_start_ms,
       'max_timestamp_ms': max_timestamp_ms,
   })

@@ -78,6 +78,10 @@ def summarize(raw: dict, spec: ds.DatasetSpec,
       'missing_values': {table: prefixed(keys.missing_value(table, ''))
                          for table in ('users', 'items')},
       'timezone': spec.split.timezone,
+      # A refresh (window_days): the train events before its window, in split history.
+      'history': ({'before': _iso(raw['window_start_ms'], tz),
+                   'events': count(keys.HISTORY_EVENTS)}
+                  if raw.get('window_start_ms') else None),
       'log_days': [{'day': d.day.isoformat(), 'file': d.path,
                     'rows': count(keys.day_rows(d.path)),
                     'other_day_events': count(keys.other_day_events(d.path))}
@@ -160,6 +164,10 @@ def format_text(summary: dict) -> str:
       f'({defaults[keys.EVENTS_WITH_DEFAULT_ITEM_FEATURES]:,} events) had no feature row; '
       f'empty cells filled: users {missing["users"]:,}, items {missing["items"]:,}',
   ]
+  if summary.get('history'):
+    lines.append(f'  a refresh\'s window: the {summary["history"]["events"]:,} train events '
+                 f'before {summary["history"]["before"]} are in split history only '
+                 f'(vocabularies, popularity, clicks; no model trains on them)')
   if summary.get('log_days'):
     days = summary['log_days']
     lines.append(f'  daily log files: {len(days)}, {days[0]["day"]} .. {days[-1]["day"]} '

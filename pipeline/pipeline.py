@@ -102,13 +102,15 @@ def create_pipeline(
   example_gen = InteractionExampleGen(data_dir=config.path(config.data_dir),
                                       dataset_spec=spec,
                                       ingestion_config=config.ingestion,
-                                      after_release=refresh)
+                                      after_release=refresh,
+                                      window_days=config.refresh.window_days if refresh else 0)
   left_out = config.ingestion.derived_features_left_out
+  # A refresh's history split holds days that the run which ingested them validated.
   events_checks = _validation(
       example_gen.outputs['examples'], config, config.events_schema,
       left_out + schemas.task_labels_left_out(
           schemas.read(config.local_path(config.events_schema)), spec.logs.task_names,
-          config.events_schema), 'events')
+          config.events_schema), 'events', (layout.HISTORY,) if refresh else ())
   corpus_checks = _validation(example_gen.outputs['item_corpus'], config,
                               config.item_corpus_schema, left_out, 'item_corpus')
   schema = events_checks[1]
@@ -116,8 +118,9 @@ def create_pipeline(
   fingerprint = code_fingerprint()
 
   # The evaluated model's vocabularies: the train window's (a refresh's gated model trains
-  # on the validation day too, every day before the newest).
-  analyze = (layout.TRAIN, layout.VALIDATION) if refresh else (layout.TRAIN,)
+  # on the validation day too, every day before the newest; the days before its window
+  # are in split history).
+  analyze = (layout.HISTORY, layout.TRAIN, layout.VALIDATION) if refresh else (layout.TRAIN,)
   transform = _transform(example_gen, schema, spec, config, fingerprint, analyze,
                          (layout.TRAIN, layout.VALIDATION), gates)
   components = [example_gen, *events_checks, *corpus_checks, transform]
@@ -173,7 +176,8 @@ def create_pipeline(
   with tfx.dsl.Cond(
       evaluator.outputs['blessing'].future()[0].custom_property('blessed') == 1):
     refit_transform = _transform(example_gen, schema, spec, config, fingerprint,
-                                 (layout.ALL,), (layout.ALL,), gates).with_id(
+                                 ((layout.HISTORY,) if refresh else ()) + (layout.ALL,),
+                                 (layout.ALL,), gates).with_id(
                                      'refit_transform')
     # The ranker too is refit on every day for the epochs it kept, with the refit
     # Transform's vocabularies (users and items of the last days); its blessing and
@@ -235,10 +239,12 @@ def _pipeline(config: configs.PipelineConfig, components: list,
 
 
 def _validation(examples, config: configs.PipelineConfig, schema_file: str,
-                left_out: tuple[str, ...], name: str) -> list:
-  """Statistics, the curated schema, anomalies, and a gate that fails on any anomaly."""
-  statistics = tfx.components.StatisticsGen(examples=examples).with_id(
-      f'{name}_statistics')
+                left_out: tuple[str, ...], name: str,
+                exclude_splits: tuple[str, ...] = ()) -> list:
+  """Statistics (but of `exclude_splits`), the curated schema, anomalies, and a gate that
+  fails on any anomaly."""
+  statistics = tfx.components.StatisticsGen(
+      examples=examples, exclude_splits=list(exclude_splits)).with_id(f'{name}_statistics')
   schema = CuratedSchemaGen(
       schema_file=config.path(schema_file), leave_out=','.join(left_out),
       schema_sha256=file_sha256(config.local_path(schema_file))).with_id(f'{name}_schema')

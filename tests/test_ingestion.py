@@ -200,6 +200,46 @@ def test_history_length_is_capped(tmp_path):
   assert events[('u1', 'a', mini.t(2, 5), 1)]['history_item_id'] == ['d', 'c']
 
 
+def test_a_refresh_window_writes_earlier_train_events_once_to_history(ingested, tmp_path):
+  """window_days (a refresh): the train events before the window's first day go to split
+  history only, each the same example as in an ingestion without a window; train and all
+  keep the window's; every count, corpus and snapshot is unchanged."""
+  import apache_beam as beam
+  from ingestion import ingest
+  spec = mini.write_dataset(str(tmp_path / 'data'), mini.DEFAULT_LOGS)
+  out = str(tmp_path / 'out')
+  beam_args = list(configs.PipelineConfig().beam_pipeline_args)
+  summary = ingest.ingest_and_summarize(
+      lambda: beam.Pipeline(argv=beam_args), spec, str(tmp_path / 'data'),
+      configs.IngestionConfig(num_scenarios=3), ingest.OutputPaths.under(out, history=True),
+      window_days=1)
+  window_start = mini.TEST_START - mini.TEST_START % mini.DAY_MS - mini.DAY_MS  # 04-16 UTC
+  read = lambda split: _by_event(mini.read_output(out, 'examples', split))
+  history, train = read('history'), read('train')
+  assert history and train
+  assert all(key[2] < window_start for key in history)
+  assert all(key[2] >= window_start for key in train)
+  assert {**history, **train} == _events(ingested, 'train')  # the same examples
+  assert read('all') == {key: e for key, e in _events(ingested, 'all').items()
+                         if key[2] >= window_start}
+  for split in ('validation', 'test'):
+    assert read(split) == _events(ingested, split)
+  assert summary['history'] == {'before': '2022-04-16T00:00:00+00:00',
+                                'events': len(history)}
+  assert ingested.summary['history'] is None
+  assert {k: v for k, v in summary.items() if k != 'history'} == {
+      k: v for k, v in ingested.summary.items() if k != 'history'}
+  assert 'train events before 2022-04-16T00:00:00+00:00 are in split history' in (
+      report.format_text(summary))
+  assert {e['item_id'][0]: e for e in mini.read_output(out, 'item_corpus', 'all')} == (
+      ingested.corpus['all'])
+  with pytest.raises(ValueError, match='HISTORY output split'):
+    ingest.ingest_and_summarize(
+        lambda: beam.Pipeline(argv=beam_args), spec, str(tmp_path / 'data'),
+        configs.IngestionConfig(num_scenarios=3),
+        ingest.OutputPaths.under(str(tmp_path / 'no_history')), window_days=1)
+
+
 def test_item_corpus_has_every_item_in_every_split(ingested):
   for items in ingested.corpus.values():
     assert sorted(items) == ['a', 'b', 'c', 'd', 'x']  # x: only in the log

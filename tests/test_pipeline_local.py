@@ -660,6 +660,10 @@ def test_refresh_warm_starts_the_release_gates_it_on_the_new_day_and_publishes(
     summary = json.load(f)
   assert (summary['validation_start'], summary['test_start']) == (
       '2022-05-04T00:00:00+08:00', '2022-05-05T00:00:00+08:00')  # the new day is the gate
+  # Only the window's days are training examples; the days before it, split history.
+  assert summary['history']['before'] == '2022-04-28T00:00:00+08:00'
+  assert summary['history']['events'] > 0 and os.listdir(sorted(
+      glob.glob(os.path.join(gen, 'examples', '*', 'Split-history')), key=os.path.getmtime)[-1])
   release = re.search(r'^release: (\S+)', out, re.M).group(1)
   with open(os.path.join(release, 'manifest.json')) as f:
     manifest = json.load(f)

@@ -29,14 +29,16 @@ class Executor(trainer_executor.GenericExecutor):
     config = dict(fn_args.custom_config or {})
     config[layout.TRAINER_ITEM_CORPUS] = layout.split_pattern(
         corpus, exec_properties['item_corpus_split'])
-    raw = artifact_utils.get_single_uri(input_dict['raw_examples'])
-    # The training splits' raw events: their clicks give the negatives their point-in-time
-    # popularity.
+    raw_examples = artifact_utils.get_single_instance(input_dict['raw_examples'])
+    raw = raw_examples.uri
+    # The training splits' raw events (and a refresh's days before its window): their
+    # clicks give the negatives their point-in-time popularity.
     train_args = trainer_pb2.TrainArgs()
     proto_utils.json_to_proto(exec_properties[standard_component_specs.TRAIN_ARGS_KEY],
                               train_args)
     config[layout.TRAINER_CLICK_EVENTS] = json.dumps(
-        [layout.split_pattern(raw, split) for split in train_args.splits])
+        [layout.split_pattern(raw, split) for split in layout.with_history(
+            train_args.splits, artifact_utils.decode_split_names(raw_examples.split_names))])
     schedule = input_dict.get('schedule_model') or []
     if not schedule:
       config[layout.TRAINER_VALIDATION_EVENTS] = layout.split_pattern(raw, layout.VALIDATION)

@@ -42,6 +42,8 @@ class InteractionExampleGenSpec(component_spec.ComponentSpec):
       'ingestion_config': component_spec.ExecutionParameter(type=str),  # IngestionConfig
       # A refresh: the release it starts from; the logs' newest day must come after it.
       'after_release': component_spec.ExecutionParameter(type=str, optional=True),
+      # A refresh: training examples of its last days only (ingest.build_ingestion).
+      'window_days': component_spec.ExecutionParameter(type=int, optional=True),
   }
   INPUTS = {}
   OUTPUTS = {
@@ -56,14 +58,17 @@ class InteractionExampleGenSpec(component_spec.ComponentSpec):
 
 class InteractionExampleGen(base_component.BaseComponent):
   """Joins, sequences, splits and writes a dataset described by a DatasetSpec; with
-  `after_release` (a refresh), refuses logs whose newest day that release already holds."""
+  `after_release` (a refresh), refuses logs whose newest day that release already holds;
+  with `window_days` (a refresh's), writes the train events before the last `window_days`
+  days before the test window to split history only (layout.HISTORY)."""
 
   SPEC_CLASS = InteractionExampleGenSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
   DRIVER_CLASS = driver.FileBasedDriver
 
   def __init__(self, data_dir: str, dataset_spec: ds.DatasetSpec,
-               ingestion_config: configs.IngestionConfig, after_release: str = ''):
+               ingestion_config: configs.IngestionConfig, after_release: str = '',
+               window_days: int = 0):
     input_config = example_gen_pb2.Input(splits=[
         example_gen_pb2.Input.Split(name='logs', pattern=dataset_spec.logs.path),
         example_gen_pb2.Input.Split(name='users', pattern=dataset_spec.users.path),
@@ -75,6 +80,7 @@ class InteractionExampleGen(base_component.BaseComponent):
         dataset_spec=dataset_spec.to_json(),
         ingestion_config=configs.section_to_json(ingestion_config),
         after_release=after_release,
+        window_days=window_days,
         examples=channel.Channel(type=standard_artifacts.Examples),
         item_corpus=channel.Channel(type=standard_artifacts.Examples),
         user_snapshot=channel.Channel(type=standard_artifacts.Examples),

@@ -33,20 +33,22 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     report_artifact = artifact_utils.get_single_instance(output_dict['report'])
     mapping_artifact = artifact_utils.get_single_instance(output_dict['scenario_mapping'])
 
-    examples.split_names = artifact_utils.encode_split_names(list(layout.EXAMPLE_SPLITS))
+    window_days = exec_properties.get('window_days') or 0
+    splits = layout.EXAMPLE_SPLITS + ((layout.HISTORY,) if window_days else ())
+    examples.split_names = artifact_utils.encode_split_names(list(splits))
     corpus.split_names = artifact_utils.encode_split_names(list(layout.CORPUS_SPLITS))
     snapshot.split_names = artifact_utils.encode_split_names([layout.USERS])
     item_state.split_names = artifact_utils.encode_split_names([layout.ITEMS])
     outputs = ingest.OutputPaths(
-        examples={s: artifact_utils.get_split_uri([examples], s)
-                  for s in layout.EXAMPLE_SPLITS},
+        examples={s: artifact_utils.get_split_uri([examples], s) for s in splits},
         item_corpus={s: artifact_utils.get_split_uri([corpus], s)
                      for s in layout.CORPUS_SPLITS},
         user_snapshot=artifact_utils.get_split_uri([snapshot], layout.USERS),
         raw_report=os.path.join(report_artifact.uri, layout.INGESTION_RAW_REPORT),
         item_state=artifact_utils.get_split_uri([item_state], layout.ITEMS))
     summary = ingest.ingest_and_summarize(self._make_beam_pipeline, spec,
-                                          exec_properties['input_base'], config, outputs)
+                                          exec_properties['input_base'], config, outputs,
+                                          window_days=window_days)
     text = report.format_text(summary)
     with tf.io.gfile.GFile(os.path.join(report_artifact.uri,
                                         layout.INGESTION_SUMMARY_JSON), 'w') as f:

@@ -30,8 +30,9 @@ class Executor(base_executor.BaseExecutor):
     previous = [m for m in input_dict.get('baseline_model') or [] if m.id != model.id]
     result = evaluation.evaluate_exported(
         path_utils.serving_model_path(model.uri),
-        [layout.split_pattern(examples.uri, split)
-         for split in (layout.TRAIN, layout.VALIDATION)],
+        [layout.split_pattern(examples.uri, split) for split in layout.with_history(
+            (layout.TRAIN, layout.VALIDATION),
+            artifact_utils.decode_split_names(examples.split_names))],
         layout.split_pattern(examples.uri, layout.TEST), config,
         path_utils.serving_model_path(previous[0].uri) if previous else None)
     blessed, reasons, untested = blessing.bless(result, config)

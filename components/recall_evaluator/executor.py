@@ -35,8 +35,9 @@ class Executor(base_executor.BaseExecutor):
 
     result = evaluation.evaluate(
         path_utils.serving_model_path(model.uri),
-        [layout.split_pattern(examples.uri, split)
-         for split in (layout.TRAIN, layout.VALIDATION)],
+        [layout.split_pattern(examples.uri, split) for split in layout.with_history(
+            (layout.TRAIN, layout.VALIDATION),
+            artifact_utils.decode_split_names(examples.split_names))],
         layout.split_pattern(examples.uri, layout.TEST),
         layout.split_pattern(corpus.uri, layout.TEST), config, teacher_dir)
     blessed, reasons = blessing.bless(result, config)
