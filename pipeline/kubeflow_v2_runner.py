@@ -2,6 +2,10 @@
 
     python -m pipeline.kubeflow_v2_runner --config kubeflow.yaml \
         --image REGISTRY/dsmoe-pipeline:TAG --output dsmoe_pipeline.json
+    python -m pipeline.kubeflow_v2_runner ... --refresh    # a refresh of the latest release
+
+A refresh names its release when it is compiled (read from the releases directory's
+LATEST then), so a daily refresh compiles and submits each day (README, Daily refresh).
 
 The config must point data_dir and output_dir at storage the cluster reads (gs://, s3://)
 and usually sets beam_pipeline_args for a distributed runner; see BUILD.md. Components run
@@ -77,9 +81,15 @@ def main(argv=None) -> int:
   parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE')
   parser.add_argument('--image', required=True, help='the image built from the Dockerfile')
   parser.add_argument('--output', default='dsmoe_pipeline.json')
+  parser.add_argument('--refresh', nargs='?', const='latest', default='',
+                      metavar='RELEASE',
+                      help='a daily refresh (core/config.py RefreshConfig) of RELEASE '
+                      '(default: the latest release now) instead of a full run')
   args = parser.parse_args(argv)
   try:
     config = configs.load_config(args.config, args.set, args.preset)
+    if args.refresh:
+      config = configs.for_refresh(config, '' if args.refresh == 'latest' else args.refresh)
     print(compile_pipeline(config, args.image, args.output))
   except errors.InputError as e:
     print(f'error: {e}', file=sys.stderr)

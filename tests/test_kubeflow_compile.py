@@ -151,3 +151,30 @@ def test_each_blessed_model_resolver_queries_its_own_types(tmp_path):
   assert query('model', 'model-blessing', 'model_blessing').startswith(
       'schema_title="tfx.ModelBlessing" AND')
   assert query('model', 'model', 'model').startswith('schema_title="tfx.Model" AND')
+
+
+def test_a_refresh_compiles_with_the_latest_release_named(tmp_path):
+  """--refresh: the release that is latest when compiling is the comparison's baseline
+  (an Importer), the warm start and the ingestion's refusal; no ranker is trained."""
+  outputs = tmp_path / 'outputs'
+  release = outputs / 'releases' / 'v7'
+  for tower in ('user_tower', 'item_tower'):
+    (release / 'warm_start' / tower).mkdir(parents=True)
+  (release / 'manifest.json').write_text(json.dumps({'scenarios': ['1', '4', '2', '6']}))
+  (outputs / 'releases' / 'LATEST').write_text('v7')
+  path = str(tmp_path / 'refresh.json')
+  assert kubeflow_v2_runner.main(['--image', 'registry.example/dsmoe:1.0', '--output', path,
+                                  '--set', 'data_dir=gs://bucket/kuairand',
+                                  '--set', f'output_dir={outputs}', '--refresh']) == 0
+  with open(path) as f:
+    tasks = json.load(f)['pipelineSpec']['root']['dag']['tasks']
+  assert 'served_release_importer' in tasks and 'RankerTrainer' not in tasks
+  assert _producer(tasks, 'BlessedModelComparison', 'artifacts',
+                   'baseline_model') == 'served_release_importer'
+  constant = lambda task, name: tasks[task]['inputs']['parameters'][name][
+      'runtimeValue']['constantValue']
+  assert constant('InteractionExampleGen', 'after_release')['stringValue'] == str(release)
+  trainer = json.loads(constant('DistillationTrainer', 'custom_config')['stringValue'])
+  assert str(release) in trainer.values()
+  assert kubeflow_v2_runner.main(['--image', 'x', '--output', path, '--set',
+                                  f'output_dir={tmp_path / "none"}', '--refresh']) == 1
