@@ -712,8 +712,8 @@ def for_refresh(config: PipelineConfig, release: str = '') -> PipelineConfig:
   its releases directory): the release's scenarios, the refresh's learning rate, no
   ranker trained (the release's is carried), no significant drop against the release."""
   release = release or release_format.latest_release(config.releases_dir)
-  manifest = release and os.path.join(release, release_format.MANIFEST)
-  if not manifest or not tf.io.gfile.exists(manifest):
+  manifest = release_format.read_manifest(release)
+  if manifest is None:
     raise ConfigError(f'no release to refresh: {release or config.releases_dir} holds '
                       f'none; publish one with make run first')
   for tower in (layout.USER_TOWER_DIR, layout.ITEM_TOWER_DIR):
@@ -721,8 +721,7 @@ def for_refresh(config: PipelineConfig, release: str = '') -> PipelineConfig:
       raise ConfigError(f'the release {release} carries no {layout.WARM_START_DIR}/{tower} '
                         f'(releases made before refreshes existed do not): publish one '
                         f'with make run, then refresh it')
-  with tf.io.gfile.GFile(manifest) as f:
-    scenarios = tuple(json.load(f)['scenarios'])
+  scenarios = tuple(manifest['scenarios'])
   summary = os.path.join(release, layout.TRAINING_SUMMARY_FILE)
   if tf.io.gfile.exists(summary):
     with tf.io.gfile.GFile(summary) as f:

@@ -120,6 +120,16 @@ def publish(releases_dir: str, version: str, parts: dict[str, str],
   return final
 
 
+def read_manifest(release_dir: Optional[str]) -> Optional[dict]:
+  """The manifest of the release in `release_dir`; None when there is no release there
+  (no directory given, or no manifest.json: the callers say what that means for them)."""
+  path = release_dir and os.path.join(release_dir, MANIFEST)
+  if not path or not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
 def latest_release(releases_dir: str) -> Optional[str]:
   """The directory the LATEST file of `releases_dir` names, if there is one."""
   latest = os.path.join(releases_dir, LATEST_FILE)

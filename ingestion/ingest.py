@@ -77,7 +77,7 @@ class PreviousDays:
     """The end state a release was built to (its item_state/, user_snapshot/ and
     scenarios) as the start of the day from `day_start_ms`; IngestionError when the
     release already holds events of that moment or later."""
-    manifest = _manifest(release_dir)
+    manifest = release_manifest(release_dir)
     last_event, last_ms = release_last_event(release_dir)
     if day_start_ms <= last_ms:
       raise IngestionError(
@@ -89,18 +89,18 @@ class PreviousDays:
                tuple(manifest['scenarios']), day_start_ms)
 
 
-def _manifest(release_dir: str) -> dict:
-  path = os.path.join(release_dir, release_format.MANIFEST)
-  if not tf.io.gfile.exists(path):
+def release_manifest(release_dir: str) -> dict:
+  """The manifest of the release in `release_dir`; an IngestionError when it is none."""
+  manifest = release_format.read_manifest(release_dir)
+  if manifest is None:
     raise IngestionError(f'{release_dir} is not a release (no {release_format.MANIFEST}); '
                          f'name a directory under the releases directory')
-  with tf.io.gfile.GFile(path) as f:
-    return json.load(f)
+  return manifest
 
 
 def release_last_event(release_dir: str) -> tuple[str, int]:
   """(ISO time, epoch ms) of the last event a release was built from."""
-  last_event = _manifest(release_dir)['data']['windows']['last_event']
+  last_event = release_manifest(release_dir)['data']['windows']['last_event']
   return last_event, int(datetime.datetime.fromisoformat(last_event).timestamp() * 1000)
 
 

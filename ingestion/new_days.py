@@ -43,8 +43,7 @@ def ingest_new_days(config: configs.PipelineConfig, release_dir: str) -> tuple[s
   if not spec.logs.day_format:
     raise IngestionError('new days are read from daily log files: set logs.day_format in '
                          'the dataset spec (README, Your own logs)')
-  with tf.io.gfile.GFile(os.path.join(release_dir, release_format.MANIFEST)) as f:
-    manifest = json.load(f)
+  manifest = ingest.release_manifest(release_dir)
   data_dir = config.path(config.data_dir)
   files = ingest.find_input_files(spec, data_dir)
   new = log_days.new_days(manifest['data'].get('log_days', ()),

@@ -235,11 +235,7 @@ def _carried_ranker(release: Optional[str], refused: Optional[dict]
   """The ranker parts and manifest entry of `release`'s ranker, carried into the new
   release (`refused`: why the new ranker is not served; None: a refresh trained none);
   ({}, an entry saying there is none) when that release serves no ranker."""
-  manifest = release and os.path.join(release, release_format.MANIFEST)
-  served = {}
-  if manifest and tf.io.gfile.exists(manifest):
-    with tf.io.gfile.GFile(manifest) as f:
-      served = json.load(f).get('ranker') or {}
+  served = (release_format.read_manifest(release) or {}).get('ranker') or {}
   if not served.get('included'):
     return {}, {'included': False, 'reason': 'a refresh trains no ranker, and the release '
                                               'it refreshed has none'}
@@ -283,11 +279,9 @@ def _latest_release_of(releases_dir: str, fingerprint: str,
   """The latest release's directory if it holds the model `fingerprint` and the same
   ranker (or, both, none), else ''."""
   path = release_format.latest_release(releases_dir)
-  manifest = path and os.path.join(path, release_format.MANIFEST)
-  if not manifest or not tf.io.gfile.exists(manifest):
+  released = release_format.read_manifest(path)
+  if released is None:
     return ''
-  with tf.io.gfile.GFile(manifest) as f:
-    released = json.load(f)
   ranker = released.get('ranker') or {}
   same_ranker = (ranker.get('fingerprint') if ranker.get('included') else None) == (
       ranker_fingerprint)
