@@ -503,8 +503,11 @@ class _AttachItemFeatures(beam.DoFn):
     for event in events:
       num_events += 1
       split = records.split_of(event.timestamp_ms, bounds)
-      views = tuple(features_bytes + popularity(
-          records.as_of_ms(event.timestamp_ms, view, bounds)) for view in (split, layout.ALL))
+      as_of = records.as_of_ms(event.timestamp_ms, split, bounds)
+      own = features_bytes + popularity(event.timestamp_ms)  # its view in ALL
+      # A training event's own view is its view in ALL (both as of the event): once.
+      views = (own if as_of == event.timestamp_ms else features_bytes + popularity(as_of),
+               own)
       yield event.user_id, (event, views)
     if row is None:
       yield beam.pvalue.TaggedOutput(_COUNT, (counts.ITEMS_WITHOUT_FEATURES, 1))
